@@ -1,0 +1,1 @@
+"""The `velocity` command: a thin shell composing each package's own CLI."""

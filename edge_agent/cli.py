@@ -1,0 +1,117 @@
+"""`velocity edge …`: pair a device with a hub and run its agent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from core.errors import VelocityError
+from core.settings import load_settings
+from edge_agent import device
+from edge_agent.local_api import create_local_app
+from edge_agent.service import EdgeAgent
+from edge_agent.settings import EdgeSettings
+
+app = typer.Typer(help="The device agent: offline-first replica, local API, sync.",
+                  no_args_is_help=True)
+console = Console()
+DataOpt = Annotated[Path | None, typer.Option(
+    help="Device data folder [env VELOCITY_EDGE_DATA_DIR].")]
+
+
+def _settings(data_dir: Path | None, **more: object) -> EdgeSettings:
+    overrides = {k: v for k, v in {"data_dir": data_dir, **more}.items() if v is not None}
+    return load_settings(EdgeSettings, **overrides)
+
+
+def _fail(exc: VelocityError) -> None:
+    console.print(f"[red]error:[/] {exc.message}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def pair(
+    hub: Annotated[str, typer.Option(help="Hub URL, e.g. http://hub.local:8000")],
+    code: Annotated[str, typer.Option(help="One-time pairing code from an admin")],
+    name: Annotated[str, typer.Option(help="A name for this device")] = socket.gethostname(),
+    data_dir: DataOpt = None,
+) -> None:
+    """Pair this device with a hub using a one-time code."""
+    settings = _settings(data_dir)
+    try:
+        pairing = asyncio.run(device.pair(settings.data_dir, hub, code, name))
+    except VelocityError as exc:
+        _fail(exc)
+    console.print(f"[green]paired[/] as device {pairing.device_id} of user {pairing.user_id}")
+
+
+@app.command()
+def run(
+    data_dir: DataOpt = None,
+    api_port: Annotated[int | None, typer.Option(
+        help="Loopback port of the local API [env VELOCITY_EDGE_API_PORT].")] = None,
+) -> None:
+    """Run the agent: bootstrap with a progress bar, then sync and serve the local API."""
+    settings = _settings(data_dir, api_port=api_port)
+
+    async def main() -> None:
+        async with EdgeAgent(settings) as agent:
+            assert agent.sync is not None
+            with Progress(TextColumn("sync"), BarColumn(), MofNCompleteColumn(),
+                          TextColumn("records"), TimeRemainingColumn(), console=console,
+                          transient=True) as bar:
+                task = bar.add_task("sync", total=None)
+                start = agent.replica.document_count
+                while not agent.sync.caught_up.is_set():
+                    if agent.sync.stopped_reason:
+                        break
+                    incoming = agent.sync.incoming  # known once the hub has welcomed us
+                    bar.update(task, total=incoming or None,
+                               completed=agent.replica.document_count - start)
+                    await asyncio.sleep(0.2)
+            if agent.sync.stopped_reason:
+                console.print(f"[red]sync stopped:[/] {agent.sync.stopped_reason}")
+            status = await agent.status()
+            console.print(f"online={status['online']} records={agent.replica.document_count} "
+                          f"pending={status['pending_updates']}")
+            config = uvicorn.Config(create_local_app(agent), host=settings.api_host,
+                                    port=settings.api_port, log_level="warning")
+            console.print(f"local API on http://{settings.api_host}:{settings.api_port} "
+                          f"(token in {settings.data_dir / 'local.token'})")
+            await uvicorn.Server(config).serve()
+
+    try:
+        asyncio.run(main())
+    except VelocityError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        console.print("agent stopped")
+
+
+@app.command()
+def status(data_dir: DataOpt = None) -> None:
+    """Show this device's replica: pending updates, cursor, refusals (works offline)."""
+    settings = _settings(data_dir)
+
+    async def main() -> dict[str, object]:
+        async with EdgeAgent(settings, sync=False) as agent:
+            return await agent.status()
+
+    try:
+        console.print_json(json.dumps(asyncio.run(main())))
+    except VelocityError as exc:
+        _fail(exc)

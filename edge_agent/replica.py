@@ -1,0 +1,478 @@
+"""The device's durable replica on SQLite (aiosqlite, WAL, synchronous=FULL).
+
+On disk: sealed document states (current and hub-confirmed), the sealed outbox of local updates,
+the pull cursor and refusals. The projection tables (same DDL as the hub) live in SQLite's TEMP
+schema in memory and are rebuilt from the documents at start: they are derived, and keeping them
+in memory keeps client names off the disk. One SQLite transaction covers a local write: document,
+outbox and projection together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, suppress
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+
+from core.errors import NotFound, RecordInvalid, VelocityError
+from core.ids import make_guid, new_id, split_guid
+from edge_agent.crypto import Sealer
+from schema import Collection, collection, to_row
+from schema.ddl import column_types
+from schema.models import Record
+from sync.record import RecordDoc
+
+_EDGE_DDL = """
+CREATE TABLE IF NOT EXISTS edge_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS edge_documents (
+    guid TEXT PRIMARY KEY, collection TEXT NOT NULL, state BLOB NOT NULL, confirmed BLOB
+);
+CREATE TABLE IF NOT EXISTS edge_outbox (
+    position INTEGER PRIMARY KEY AUTOINCREMENT, update_id TEXT NOT NULL UNIQUE,
+    guid TEXT NOT NULL, data BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+CREATE TABLE IF NOT EXISTS edge_refusals (
+    update_id TEXT PRIMARY KEY, guid TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
+    at TEXT NOT NULL DEFAULT (datetime('now'))
+);
+"""
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for one pull batch (bounded by the hub's batch
+    size). A batch allocates thousands of small containers (documents, their content, rows);
+    collections triggered in the middle of it cost about a third of bootstrap time."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+_SAVE_SQL = (
+    "INSERT INTO edge_documents (guid, collection, state, confirmed) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (guid) DO UPDATE SET state = excluded.state, confirmed = "
+    "COALESCE(excluded.confirmed, edge_documents.confirmed)")
+"""Store a document's sealed state (and its confirmed state, when given)."""
+
+
+def _projection_ddl() -> str:
+    sql = resources.files("schema.sql").joinpath("sqlite_0001_projection.sql").read_text()
+    sql = sql.replace("CREATE TABLE IF NOT EXISTS ", "CREATE TEMP TABLE IF NOT EXISTS ")
+    return sql.replace("CREATE INDEX IF NOT EXISTS ", "CREATE INDEX IF NOT EXISTS temp.")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    update_id: str
+    guid: str
+    data: bytes
+
+
+class Replica:
+    """Documents, outbox, cursor and projection of one device."""
+
+    def __init__(self, path: Path, sealer: Sealer, client_id: int) -> None:
+        self.path = path
+        self._sealer = sealer
+        self.client_id = client_id
+        self._db: aiosqlite.Connection | None = None
+        self._docs: dict[str, RecordDoc] = {}
+        self._tx_lock = asyncio.Lock()  # one connection: transactions take turns
+        self.invalid: dict[str, str] = {}
+        """Documents that do not project (guid → problem); kept, never shown as records."""
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("replica is not open; use `async with Replica(...)`")
+        return self._db
+
+    async def __aenter__(self) -> Replica:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await self.db.execute("PRAGMA journal_mode=WAL")
+            await self.db.execute("PRAGMA synchronous=FULL")
+            await self.db.execute("PRAGMA temp_store=MEMORY")
+            await self.db.executescript(_EDGE_DDL)
+            await self.db.executescript(_projection_ddl())
+            await self._load()
+        except BaseException:
+            await self.db.close()
+            self._db = None
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def _load(self) -> None:
+        """Open every document and rebuild the in-memory projection, one table at a time."""
+        await self.db.execute("BEGIN")
+        async with self.db.execute("SELECT guid, state FROM edge_documents") as cur:
+            async for guid, blob in cur:
+                coll_name, record_id = split_guid(guid)
+                self._docs[guid] = RecordDoc(collection(coll_name), record_id,
+                                             client_id=self.client_id,
+                                             state=self._sealer.open(blob, guid))
+        await self._project_many(self._docs.values())
+        await self.db.execute("COMMIT")
+
+    # --- meta -----------------------------------------------------------------------------
+
+    async def get_meta(self, key: str, default: str | None = None) -> str | None:
+        async with self.db.execute("SELECT value FROM edge_meta WHERE key = ?", (key,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else default
+
+    async def set_meta(self, key: str, value: str) -> None:
+        await self.db.execute(
+            "INSERT INTO edge_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+            "value = excluded.value", (key, value),
+        )
+
+    async def cursor(self) -> int:
+        return int(await self.get_meta("cursor", "0") or 0)
+
+    # --- documents --------------------------------------------------------------------------
+
+    @property
+    def document_count(self) -> int:
+        return sum(1 for _ in self.documents())
+
+    def documents(self) -> Iterator[RecordDoc]:
+        """Every non-empty document on the device."""
+        return (d for d in self._docs.values() if not d.is_empty)
+
+    def document(self, guid: str) -> RecordDoc:
+        coll_name, record_id = split_guid(guid)
+        doc = self._docs.get(guid)
+        if doc is None:
+            doc = RecordDoc(collection(coll_name), record_id, client_id=self.client_id)
+            self._docs[guid] = doc
+        return doc
+
+    def record(self, coll_name: str, record_id: str) -> Record:
+        doc = self._docs.get(make_guid(coll_name, record_id))
+        if doc is None or doc.is_empty:
+            raise NotFound(f"no {coll_name} record {record_id} on this device")
+        return doc.project()
+
+    async def _save(self, doc: RecordDoc) -> None:
+        state = self._sealer.seal(doc.encode_state(), doc.guid)
+        await self.db.execute(_SAVE_SQL, (doc.guid, doc.collection.name, state, None))
+
+    async def _confirmed(self, guid: str) -> bytes | None:
+        async with self.db.execute("SELECT confirmed FROM edge_documents WHERE guid = ?",
+                                   (guid,)) as cur:
+            row = await cur.fetchone()
+        return self._sealer.open(row[0], guid) if row and row[0] is not None else None
+
+    async def _project(self, doc: RecordDoc) -> None:
+        await self._project_many([doc])
+
+    async def _project_many(self, docs: Iterable[RecordDoc]) -> None:
+        """Refresh the projection rows of ``docs``, one statement per table."""
+        rows: dict[str, tuple[Collection, list[dict[str, Any]]]] = {}
+        for doc in docs:
+            row = self._projection_row(doc)
+            if row is not None:
+                rows.setdefault(doc.collection.name, (doc.collection, []))[1].append(row)
+        for coll, coll_rows in rows.values():
+            await _upsert_many(self.db, coll, coll_rows)
+
+    def _projection_row(self, doc: RecordDoc) -> dict[str, Any] | None:
+        """The document's projection row, or None (and noted in ``invalid``) when it does not
+        validate."""
+        try:
+            row = to_row(doc.project())
+        except RecordInvalid as exc:
+            self.invalid[doc.guid] = exc.message
+            return None
+        self.invalid.pop(doc.guid, None)
+        return row
+
+    # --- local writes -----------------------------------------------------------------------
+
+    async def write(self, coll_name: str, record_id: str, values: dict[str, Any]) -> Record:
+        """One local change, durable on return: document, outbox and projection in one
+        transaction. The network is never involved."""
+        guid = make_guid(coll_name, record_id)
+        async with self._transaction() as dirty:
+            dirty.add(guid)
+            doc = self.document(guid)  # inside: a failed pull may have reloaded it
+            update = doc.write(values)  # validates first; raises before touching anything
+            await self._save(doc)
+            await self.db.execute(
+                "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",
+                (new_id(), guid, self._sealer.seal(update, guid)),
+            )
+            await self._project(doc)
+        return doc.project()
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[set[str]]:
+        """One ``BEGIN IMMEDIATE … COMMIT`` at a time (local writes and pulls run concurrently
+        on one connection). The caller adds to the yielded set the guids whose
+        in-memory documents it changes; on any failure, cancellation included, the transaction
+        is rolled back and those documents are reloaded from disk, so memory always equals
+        what is committed."""
+        dirty: set[str] = set()
+        async with self._tx_lock:
+            try:
+                await self.db.execute("BEGIN IMMEDIATE")
+                yield dirty
+                await self.db.execute("COMMIT")
+            except BaseException:
+                # Nothing may be open: BEGIN never ran, or COMMIT ran before a cancellation.
+                with suppress(sqlite3.OperationalError):
+                    await self.db.execute("ROLLBACK")
+                await self._reload(dirty)
+                raise
+
+    # --- sync -------------------------------------------------------------------------------
+
+    async def outbox(self, limit: int) -> list[OutboxEntry]:
+        async with self.db.execute(
+            "SELECT update_id, guid, data FROM edge_outbox ORDER BY position LIMIT ?", (limit,)
+        ) as cur:
+            rows = await cur.fetchall()
+        return [OutboxEntry(u, g, self._sealer.open(d, g)) for u, g, d in rows]
+
+    async def pending_count(self) -> int:
+        async with self.db.execute("SELECT count(*) FROM edge_outbox") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def apply_pulled(self, items: Iterable[tuple[str, bytes, bool]], cursor: int, *,
+                           removed: Sequence[str] = ()) -> int:
+        """Apply a pull batch of (guid, data, is_snapshot) and advance the cursor in one
+        transaction; returns the number of documents touched.
+
+        A hub snapshot of a document this device does not hold yet is loaded directly (it is
+        self-contained and is also the confirmed state). A document that fails to apply is
+        reported in ``invalid``; it never blocks the rest of the batch. Documents in
+        ``removed`` left this device's scope (reassigned to another broker): they are dropped
+        with their unsent changes, and the person is told (a refusal with reason
+        ``left_scope``).
+        """
+        with _collector_paused():
+            return await self._apply_pulled(list(items), cursor, removed)
+
+    async def _apply_pulled(self, batch: list[tuple[str, bytes, bool]], cursor: int,
+                            removed: Sequence[str]) -> int:
+        touched: dict[str, RecordDoc] = {}
+        confirmed: dict[str, bytes] = {}
+        states: dict[str, bytes] = {}  # a snapshot just loaded is already its own state
+        async with self._transaction() as dirty:
+            held = await self._confirmed_many({g for g, _, _ in batch if g in self._docs})
+            for guid, data, snapshot in batch:
+                dirty.add(guid)
+                doc = self._docs.get(guid)
+                if snapshot and (doc is None or doc.is_empty) and guid not in confirmed:
+                    coll_name, record_id = split_guid(guid)
+                    try:
+                        doc = RecordDoc(collection(coll_name), record_id,
+                                        client_id=self.client_id, state=data)
+                    except VelocityError as exc:
+                        self.invalid[guid] = exc.message
+                        continue
+                    self._docs[guid] = doc
+                    confirmed[guid] = states[guid] = data
+                    touched[guid] = doc
+                    continue
+                doc = self.document(guid)
+                try:
+                    doc.apply(data, in_order=True)  # the hub log, in sequence
+                except VelocityError as exc:
+                    self.invalid[guid] = exc.message
+                    continue
+                base = confirmed.get(guid, held.get(guid))
+                conf = RecordDoc(doc.collection, doc.record_id, state=base or None)
+                conf.apply(data, in_order=True)
+                confirmed[guid] = conf.encode_state()
+                states.pop(guid, None)
+                touched[guid] = doc
+            await self._save_many([(doc, states.get(guid) or doc.encode_state(), confirmed[guid])
+                                   for guid, doc in touched.items()])
+            for guid in removed:
+                dirty.add(guid)
+                await self._drop(guid)
+            await self.set_meta("cursor", str(cursor))
+        return len(touched)
+
+    async def _drop(self, guid: str) -> None:
+        """Forget a document that left this device's scope, with its unsent changes."""
+        doc = self._docs.pop(guid, None)
+        self.invalid.pop(guid, None)
+        async with self.db.execute("SELECT update_id FROM edge_outbox WHERE guid = ?",
+                                   (guid,)) as cur:
+            unsent = [row[0] for row in await cur.fetchall()]
+        await self.db.execute("DELETE FROM edge_outbox WHERE guid = ?", (guid,))
+        await self.db.execute("DELETE FROM edge_documents WHERE guid = ?", (guid,))
+        coll_name, record_id = split_guid(guid)
+        await self.db.execute(f"DELETE FROM temp.{collection(coll_name).table} WHERE id = ?",
+                              (record_id,))
+        if doc is not None and unsent:
+            await self.db.executemany(
+                "INSERT OR REPLACE INTO edge_refusals (update_id, guid, reason, message) "
+                "VALUES (?, ?, 'left_scope', ?)",
+                [(u, guid, "reassigned to another broker: this device no longer holds it, "
+                  "and its unsent changes were not kept") for u in unsent])
+
+    async def _confirmed_many(self, guids: set[str]) -> dict[str, bytes]:
+        """Confirmed states of ``guids`` (those that have one), read in chunks."""
+        out: dict[str, bytes] = {}
+        ordered = sorted(guids)
+        for i in range(0, len(ordered), 500):
+            chunk = ordered[i:i + 500]
+            async with self.db.execute(
+                f"SELECT guid, confirmed FROM edge_documents WHERE guid IN "
+                f"({','.join('?' * len(chunk))}) AND confirmed IS NOT NULL", chunk,
+            ) as cur:
+                for guid, blob in await cur.fetchall():
+                    out[guid] = self._sealer.open(blob, guid)
+        return out
+
+    async def _save_many(self, saves: Sequence[tuple[RecordDoc, bytes, bytes]]) -> None:
+        """Store documents (document, state, confirmed state) and refresh their projection
+        rows, one statement per table for the whole batch."""
+        await self.db.executemany(_SAVE_SQL, [
+            (doc.guid, doc.collection.name, self._sealer.seal(state, doc.guid),
+             self._sealer.seal(conf, doc.guid)) for doc, state, conf in saves])
+        await self._project_many(doc for doc, _, _ in saves)
+
+    async def _reload(self, guids: Iterable[str]) -> None:
+        """Replace the in-memory documents of ``guids`` with what is on disk."""
+        for guid in guids:
+            self._docs.pop(guid, None)
+            async with self.db.execute("SELECT state FROM edge_documents WHERE guid = ?",
+                                       (guid,)) as cur:
+                row = await cur.fetchone()
+            if row:
+                coll_name, record_id = split_guid(guid)
+                self._docs[guid] = RecordDoc(collection(coll_name), record_id,
+                                             client_id=self.client_id,
+                                             state=self._sealer.open(row[0], guid))
+
+    async def acknowledge(self, update_ids: Sequence[str]) -> None:
+        """The hub committed these: fold them into confirmed state and drop them from the outbox.
+        """
+        if not update_ids:
+            return
+        marks = ",".join("?" * len(update_ids))
+        async with self._transaction():
+            async with self.db.execute(
+                f"SELECT guid, data FROM edge_outbox WHERE update_id IN ({marks}) "
+                "ORDER BY position", tuple(update_ids),
+            ) as cur:
+                rows = await cur.fetchall()
+            confirmed: dict[str, RecordDoc] = {}
+            for guid, data in rows:
+                if guid not in confirmed:
+                    coll_name, record_id = split_guid(guid)
+                    base = await self._confirmed(guid)
+                    confirmed[guid] = RecordDoc(collection(coll_name), record_id,
+                                                state=base or None)
+                confirmed[guid].apply(self._sealer.open(data, guid), in_order=True)
+            for guid, conf in confirmed.items():
+                await self.db.execute("UPDATE edge_documents SET confirmed = ? WHERE guid = ?",
+                                      (self._sealer.seal(conf.encode_state(), guid), guid))
+            await self.db.execute(f"DELETE FROM edge_outbox WHERE update_id IN ({marks})",
+                                  tuple(update_ids))
+
+    async def refuse(self, update_id: str, guid: str, reason: str, message: str) -> None:
+        """Drop a refused update: rebuild its document from confirmed state plus the changes of
+        the outbox entries that remain for it, re-made as new updates; keep the refusal."""
+        async with self._transaction() as dirty:
+            async with self.db.execute(
+                "SELECT update_id, data FROM edge_outbox WHERE guid = ? ORDER BY position",
+                (guid,),
+            ) as cur:
+                entries = [(u, self._sealer.open(d, guid)) for u, d in await cur.fetchall()]
+            if update_id not in {u for u, _ in entries}:
+                return
+            dirty.add(guid)
+            coll_name, record_id = split_guid(guid)
+            coll = collection(coll_name)
+            confirmed = await self._confirmed(guid)
+            rebuilt = RecordDoc(coll, record_id, client_id=self.client_id, state=confirmed)
+            replay = RecordDoc(coll, record_id, state=confirmed)  # the original chain
+            await self.db.execute("DELETE FROM edge_outbox WHERE guid = ?", (guid,))
+            for uid, data in entries:
+                before = replay.content()
+                replay.apply(data)
+                if uid == update_id:
+                    continue
+                changed = _changed_fields(coll, before, replay.content())
+                if changed:
+                    try:
+                        update = rebuilt.write(changed)
+                    except RecordInvalid:
+                        continue
+                    await self.db.execute(
+                        "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",
+                        (new_id(), guid, self._sealer.seal(update, guid)),
+                    )
+            self._docs[guid] = rebuilt
+            await self._save(rebuilt)
+            if rebuilt.is_empty:
+                await self.db.execute(f"DELETE FROM temp.{coll.table} WHERE id = ?", (record_id,))
+                await self.db.execute("DELETE FROM edge_documents WHERE guid = ?", (guid,))
+            else:
+                await self._project(rebuilt)
+            await self.db.execute(
+                "INSERT OR REPLACE INTO edge_refusals (update_id, guid, reason, message) "
+                "VALUES (?, ?, ?, ?)", (update_id, guid, reason, message),
+            )
+
+    async def refusals(self) -> list[dict[str, str]]:
+        async with self.db.execute(
+            "SELECT update_id, guid, reason, message, at FROM edge_refusals ORDER BY at DESC"
+        ) as cur:
+            rows = await cur.fetchall()
+        keys = ("update_id", "guid", "reason", "message", "at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    # --- queries ----------------------------------------------------------------------------
+
+    async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Read the in-memory projection (SQL written by this package, never by a caller)."""
+        async with self.db.execute(sql, tuple(params)) as cur:
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+
+
+def _changed_fields(coll: Collection, before: dict[str, Any], after: dict[str, Any]
+                    ) -> dict[str, Any]:
+    return {k: after.get(k) for k in coll.kinds if before.get(k) != after.get(k)}
+
+
+async def _upsert_many(db: aiosqlite.Connection, coll: Collection,
+                       rows: Sequence[dict[str, Any]]) -> None:
+    types = column_types(coll)
+    cols = list(types)
+    await db.executemany(
+        f"INSERT OR REPLACE INTO temp.{coll.table} ({', '.join(cols)}) "
+        f"VALUES ({', '.join('?' * len(cols))})",
+        [[json.dumps(row.get(c)) if types[c] == "json" else row.get(c) for c in cols]
+         for row in rows],
+    )

@@ -1,0 +1,106 @@
+"""The edge agent as one `async with` service: replica, sync client, local writes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from contextlib import AsyncExitStack
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from core.errors import ConfigError
+from core.ids import new_id
+from edge_agent.crypto import Sealer
+from edge_agent.device import Pairing, load_or_create_key, load_pairing
+from edge_agent.replica import Replica
+from edge_agent.sentinel import KioskSentinel
+from edge_agent.settings import EdgeSettings
+from edge_agent.sync_client import SyncClient
+from schema.models import Record
+
+TOKEN_FILE = "local.token"
+
+
+def local_token(data_dir: Path) -> str:
+    """The token local apps present to the loopback API (created once, owner-only)."""
+    path = data_dir / TOKEN_FILE
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+class EdgeAgent:
+    """Everything a device runs; writes are local and never wait for the network."""
+
+    def __init__(self, settings: EdgeSettings, *, sync: bool = True) -> None:
+        self.settings = settings
+        self._sync_enabled = sync
+        self._stack = AsyncExitStack()
+        self.sync: SyncClient | None = None
+        self.sentinel: KioskSentinel | None = None
+
+    async def __aenter__(self) -> EdgeAgent:
+        data_dir = self.settings.data_dir
+        self.pairing: Pairing = load_pairing(data_dir)
+        key = load_or_create_key(data_dir)
+        self.token = local_token(data_dir)
+        try:
+            self.replica = await self._stack.enter_async_context(
+                Replica(data_dir / "replica.db", Sealer(key.to_bytes()), self.pairing.client_id)
+            )
+            if self._sync_enabled:
+                self.sync = await self._stack.enter_async_context(SyncClient(
+                    self.replica, self.pairing, key, batch=self.settings.push_batch,
+                    backoff_cap_s=self.settings.backoff_cap_s,
+                ))
+            if self.settings.sentinel or (self.settings.sentinel is None
+                                          and self.pairing.kind == "kiosk"):
+                try:
+                    from perception.settings import load_sentinel_settings
+                except ImportError as exc:
+                    raise ConfigError(
+                        "Sentinel needs the kiosk extra (pip install -e '.[kiosk]'), or set "
+                        "VELOCITY_EDGE_SENTINEL=false on this device") from exc
+                self.sentinel = await self._stack.enter_async_context(KioskSentinel(
+                    self.replica, self.write, self.pairing.tenant_id, self.pairing.user_id,
+                    load_sentinel_settings()))
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def write(self, collection: str, record_id: str | None, values: dict[str, Any]
+                    ) -> Record:
+        """Create (no id) or change a record locally; durable when this returns."""
+        if record_id is None:
+            record_id = new_id()
+            values = {"tenant_id": self.pairing.tenant_id, "owner_id": self.pairing.user_id,
+                      **values}
+        record = await self.replica.write(collection, record_id, values)
+        if self.sync is not None:
+            self.sync.poke()
+        return record
+
+    async def status(self) -> dict[str, Any]:
+        sync = self.sync
+        return {
+            "device_id": self.pairing.device_id,
+            "hub": self.pairing.hub_url,
+            "online": bool(sync and sync.online),
+            "pending_updates": await self.replica.pending_count(),
+            "cursor": await self.replica.cursor(),
+            "last_sync": sync.last_sync.isoformat() if sync and sync.last_sync else None,
+            "last_error": sync.last_error if sync else None,
+            "stopped": sync.stopped_reason if sync else None,
+            "refusals": await self.replica.refusals(),
+            "invalid_documents": dict(self.replica.invalid),
+        }

@@ -1,0 +1,21 @@
+"""Edge agent settings from ``VELOCITY_EDGE_…`` variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EdgeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VELOCITY_EDGE_", extra="ignore")
+
+    data_dir: Path = Path("var/edge")
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8765, ge=0, lt=65536)
+    push_batch: int = Field(200, gt=0, le=1000)
+    backoff_cap_s: float = Field(60.0, gt=0)
+    sentinel: bool | None = Field(None, description="Run Sentinel perception; unset means "
+                                  "'when paired as a kiosk'. Its own settings are "
+                                  "VELOCITY_SENTINEL_… variables.")

@@ -1,0 +1,44 @@
+"""The one place `VelocityError` families become HTTP statuses; internals never leak."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from core.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    NotFound,
+    PermissionDenied,
+    ProtocolError,
+    RecordInvalid,
+    VelocityError,
+)
+
+_STATUS: list[tuple[type[VelocityError], int]] = [
+    (PermissionDenied, 403),
+    (AuthError, 401),
+    (NotFound, 404),
+    (Conflict, 409),
+    (RecordInvalid, 422),
+    (ProtocolError, 400),
+    (ConfigError, 500),
+]
+
+
+def status_for(error: VelocityError) -> int:
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(VelocityError)
+    async def _handle(_request: Request, exc: VelocityError) -> JSONResponse:
+        body: dict[str, object] = {"error": exc.code, "detail": exc.message}
+        if isinstance(exc, RecordInvalid) and exc.problems:
+            body["problems"] = exc.problems
+        headers = {"WWW-Authenticate": "Bearer"} if status_for(exc) == 401 else None
+        return JSONResponse(body, status_code=status_for(exc), headers=headers)

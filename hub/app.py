@@ -1,0 +1,37 @@
+"""The hub's ASGI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, WebSocket
+
+from hub.api import admin_routes, auth_routes, crm, errors, sentinel
+from hub.service import Hub
+from hub.sync_endpoint import SyncSession
+
+SYNC_PATH = "/api/sync/ws"
+
+
+def create_app(hub: Hub) -> FastAPI:
+    """An app serving an already-started hub (the caller owns its lifetime)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.hub = hub
+        yield
+
+    app = FastAPI(title="Velocity Edge hub", version="0.1.0", lifespan=lifespan)
+    app.state.hub = hub
+    errors.install(app)
+    app.include_router(admin_routes.router)
+    app.include_router(auth_routes.router)
+    app.include_router(crm.router)
+    app.include_router(sentinel.router)
+
+    @app.websocket(SYNC_PATH)
+    async def sync_endpoint(ws: WebSocket) -> None:
+        await SyncSession(ws, hub).run()
+
+    return app

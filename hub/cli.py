@@ -1,0 +1,97 @@
+"""`velocity hub …`: run the hub and administer it from a terminal."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from core.identity import Role
+from core.settings import load_settings
+from hub.server import HubServer
+from hub.service import Hub
+from hub.settings import HubSettings
+
+app = typer.Typer(help="The central hub: PostgreSQL sync server and CRM API.")
+console = Console()
+
+HostOpt = Annotated[str | None, typer.Option(help="Listen address [env VELOCITY_HOST].")]
+PortOpt = Annotated[int | None, typer.Option(help="Listen port [env VELOCITY_PORT].")]
+DataOpt = Annotated[Path | None, typer.Option(
+    help="Folder of the embedded PostgreSQL when DATABASE_URL is unset [env VELOCITY_DATA_DIR].")]
+
+
+def _settings(host: str | None, port: int | None, data_dir: Path | None) -> HubSettings:
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("data_dir", data_dir)) if v}
+    return load_settings(HubSettings, **overrides)
+
+
+@app.callback(invoke_without_command=True)
+def main(ctx: typer.Context, host: HostOpt = None, port: PortOpt = None,
+         data_dir: DataOpt = None) -> None:
+    """Run the hub until Ctrl-C (embedded PostgreSQL unless DATABASE_URL is set)."""
+    if ctx.invoked_subcommand is None:
+        serve(host, port, data_dir)
+
+
+@app.command()
+def serve(host: HostOpt = None, port: PortOpt = None, data_dir: DataOpt = None) -> None:
+    """Run the hub until Ctrl-C (embedded PostgreSQL unless DATABASE_URL is set)."""
+    settings = _settings(host, port, data_dir)
+
+    async def run() -> None:
+        async with HubServer(Hub(settings)) as server:
+            console.print(f"[green]hub listening[/] on {server.url}  (API docs: {server.url}/docs,"
+                          f" sync: {server.sync_url})")
+            await server.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        console.print("hub stopped")
+
+
+@app.command("create-user")
+def create_user(
+    tenant: Annotated[str, typer.Argument(help="Tenant id (created when new).")],
+    email: Annotated[str, typer.Argument()],
+    role: Annotated[Role, typer.Option(help="Role of the new user.")] = Role.JUNIOR_BROKER,
+    name: Annotated[str, typer.Option(help="Full name.")] = "",
+    team: Annotated[str | None, typer.Option(help="Team id.")] = None,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True)] = "",
+    data_dir: DataOpt = None,
+) -> None:
+    """Create a user (and the tenant if it does not exist yet)."""
+    settings = _settings(None, None, data_dir)
+
+    async def run() -> None:
+        async with Hub(settings) as hub:
+            await hub.accounts.ensure_tenant(tenant, tenant)
+            user = await hub.accounts.create_user(tenant, email, password, role,
+                                                  name or email, team_id=team)
+            console.print(f"user {user.email} ({user.role.value}) id {user.user_id}")
+
+    asyncio.run(run())
+
+
+@app.command()
+def compact(
+    tenant: Annotated[str, typer.Argument(help="Tenant id.")],
+    keep: Annotated[int, typer.Option(help="Newest updates to keep as raw updates.")] = 10_000,
+    data_dir: DataOpt = None,
+) -> None:
+    """Drop raw updates older than the newest KEEP; devices behind that get snapshots."""
+    settings = _settings(None, None, data_dir)
+
+    async def run() -> None:
+        async with Hub(settings) as hub:
+            last, _ = await hub.store.high_water(tenant)
+            dropped = await hub.store.compact(tenant, max(0, last - keep))
+            console.print(f"dropped {dropped} raw updates of tenant {tenant}; horizon "
+                          f"{max(0, last - keep)}")
+
+    asyncio.run(run())

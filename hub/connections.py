@@ -1,0 +1,48 @@
+"""Live sync connections of this hub process, by tenant and device."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from typing import Protocol
+
+
+class LiveSession(Protocol):
+    tenant_id: str
+    device_id: str
+
+    def wake(self) -> None:
+        """New commits may be readable: pull from the cursor."""
+
+    async def close_revoked(self) -> None:
+        """Close at once because the device was revoked or blocked."""
+
+
+class Connections:
+    """Registry the fan-out and revocation use to reach live sessions."""
+
+    def __init__(self) -> None:
+        self._by_tenant: dict[str, set[LiveSession]] = defaultdict(set)
+
+    def add(self, session: LiveSession) -> None:
+        self._by_tenant[session.tenant_id].add(session)
+
+    def discard(self, session: LiveSession) -> None:
+        self._by_tenant[session.tenant_id].discard(session)
+
+    def wake_tenant(self, tenant_id: str) -> None:
+        for session in list(self._by_tenant.get(tenant_id, ())):
+            session.wake()
+
+    def wake_all(self) -> None:
+        for sessions in list(self._by_tenant.values()):
+            for session in list(sessions):
+                session.wake()
+
+    async def close_device(self, device_id: str) -> int:
+        targets = [s for ss in self._by_tenant.values() for s in ss if s.device_id == device_id]
+        await asyncio.gather(*(s.close_revoked() for s in targets))
+        return len(targets)
+
+    def count(self) -> int:
+        return sum(len(s) for s in self._by_tenant.values())

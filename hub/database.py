@@ -1,0 +1,73 @@
+"""The hub's PostgreSQL: an external server from ``DATABASE_URL`` or a private embedded one."""
+
+from __future__ import annotations
+
+import json
+import warnings
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import asyncpg
+
+from core.errors import ConfigError, StorageError
+from hub.migrations import apply_migrations
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) a private PostgreSQL from the `pgserver` wheel; returns its URL."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+        import pgserver
+
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+    return str(server.get_uri())
+
+
+class Database(AbstractAsyncContextManager["Database"]):
+    """An asyncpg pool with the hub's migrations applied at start."""
+
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+        self.url = url
+        self._min, self._max = min_size, max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StorageError("database is not open; use `async with Database(url)`")
+        return self._pool
+
+    async def __aenter__(self) -> Database:
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=self._min, max_size=self._max, init=_init_connection
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise ConfigError(
+                f"cannot connect to PostgreSQL at DATABASE_URL ({exc}); check the URL, or unset "
+                "it to use the embedded server"
+            ) from exc
+        async with self.pool.acquire() as conn:
+            await apply_migrations(conn)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def connect_raw(self) -> Any:
+        """A dedicated connection (for LISTEN), outside the pool."""
+        return await asyncpg.connect(self.url)

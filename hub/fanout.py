@@ -1,0 +1,88 @@
+"""Fan-out between hub processes through PostgreSQL LISTEN/NOTIFY.
+
+Commits ``pg_notify('velocity_updates', '<tenant>:<seq>')`` inside their transaction, so the
+notice is delivered only after commit, to every hub listening on the database (this one too).
+A notice only wakes sessions; they then read the log from their cursor, so a lost or coalesced
+notice can delay but never lose an update. Revocations travel on ``velocity_control``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Any
+
+from hub.connections import Connections
+from hub.database import Database
+from hub.store import NOTIFY_CHANNEL
+
+CONTROL_CHANNEL = "velocity_control"
+log = logging.getLogger(__name__)
+
+
+class Fanout:
+    """Owns one listening connection and a task that keeps it alive."""
+
+    def __init__(self, db: Database, connections: Connections) -> None:
+        self._db = db
+        self._connections = connections
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self._closing: set[asyncio.Task[int]] = set()
+
+    async def __aenter__(self) -> Fanout:
+        self._task = asyncio.create_task(self._run(), name="velocity-fanout")
+        await asyncio.wait_for(self._ready.wait(), timeout=30)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for task in list(self._closing):
+            task.cancel()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def publish_revocation(self, device_id: str) -> None:
+        await self._db.pool.execute("SELECT pg_notify($1, $2)", CONTROL_CHANNEL,
+                                    f"revoke:{device_id}")
+
+    def _on_update(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        self._connections.wake_tenant(payload.rpartition(":")[0])
+
+    def _on_control(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        action, _, device_id = payload.partition(":")
+        if action == "revoke":
+            task = asyncio.get_running_loop().create_task(
+                self._connections.close_device(device_id))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+    async def _run(self) -> None:
+        delay = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await self._db.connect_raw()
+                await conn.add_listener(NOTIFY_CHANNEL, self._on_update)
+                await conn.add_listener(CONTROL_CHANNEL, self._on_control)
+                self._connections.wake_all()  # anything missed while not listening
+                self._ready.set()
+                delay = 0.5
+                while not conn.is_closed():
+                    await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: retry with backoff
+                log.warning("fan-out listener lost (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close())

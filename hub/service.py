@@ -1,0 +1,74 @@
+"""The hub as one `async with` service owning its database, sandbox, fan-out and sessions."""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import AsyncExitStack
+from types import TracebackType
+
+from core.settings import SyncLimits, load_settings
+from hub.accounts import Accounts
+from hub.connections import Connections
+from hub.database import Database, start_embedded_postgres
+from hub.fanout import Fanout
+from hub.gate import Gate
+from hub.settings import HubSettings
+from hub.store import HubStore, LocalWriter
+from sync.sandbox import SandboxPool
+
+
+class Hub:
+    """Everything one hub process needs; several hubs may share one PostgreSQL."""
+
+    def __init__(self, settings: HubSettings | None = None, limits: SyncLimits | None = None):
+        self.settings = settings or load_settings(HubSettings)
+        self.limits = limits or load_settings(SyncLimits)
+        self.connections = Connections()
+        self._stack = AsyncExitStack()
+        self.secret_key = ""
+
+    @property
+    def database_url(self) -> str:
+        return self.db.url
+
+    async def __aenter__(self) -> Hub:
+        url = self.settings.database_url or start_embedded_postgres(self.settings.data_dir / "pg")
+        try:
+            self.db = await self._stack.enter_async_context(Database(url))
+            self.store = HubStore(self.db)
+            self.accounts = Accounts(self.db)
+            self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
+            self.sandbox = await self._stack.enter_async_context(
+                SandboxPool(self.settings.sandbox_workers, self.settings.sandbox_timeout_s)
+            )
+            self.gate = Gate(self.store, self.sandbox, self.limits)
+            self.fanout = await self._stack.enter_async_context(
+                Fanout(self.db, self.connections)
+            )
+            self.secret_key = self.settings.secret_key or await self._shared_secret()
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.aclose()
+
+    async def _shared_secret(self) -> str:
+        """One token-signing key for every hub on this database, made on first start."""
+        await self.db.pool.execute(
+            "INSERT INTO hub_settings (key, value) VALUES ('secret_key', $1) "
+            "ON CONFLICT (key) DO NOTHING", secrets.token_urlsafe(48),
+        )
+        value: str = await self.db.pool.fetchval(
+            "SELECT value FROM hub_settings WHERE key = 'secret_key'"
+        )
+        return value
+
+    async def revoke_device(self, device_id: str) -> None:
+        """Close the device's live sessions on every hub (this one at once)."""
+        await self.connections.close_device(device_id)
+        await self.fanout.publish_revocation(device_id)

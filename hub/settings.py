@@ -1,0 +1,32 @@
+"""Hub settings from ``VELOCITY_…`` variables (every CLI flag of `velocity hub` has one)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HubSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VELOCITY_", extra="ignore")
+
+    database_url: str | None = Field(None, validation_alias="DATABASE_URL")
+    data_dir: Path = Path("var/hub")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, lt=65536)
+    """0 picks any free port."""
+    secret_key: str | None = None
+    """Signs login tokens; when unset, one is generated once and kept in the database."""
+    token_ttl_s: int = Field(12 * 3600, gt=0)
+    sandbox_workers: int = Field(2, ge=1, le=32)
+    sandbox_timeout_s: float = Field(2.0, gt=0)
+    pull_batch: int = Field(1000, gt=0, le=5000)
+    """Documents or updates read per page; pages are split into frames within the devices'
+    `VELOCITY_MAX_FRAME_BYTES` and `VELOCITY_MAX_BATCH_ITEMS`."""
+    pairing_code_ttl_s: int = Field(3600, gt=0)
+    max_offences: int = Field(5, gt=0)
+    throttle_after: int = Field(2, gt=0)
+    """Refused unsafe updates after which a device may push at most once per interval."""
+    throttle_interval_s: float = Field(2.0, ge=0)
+    """Refused hostile updates after which a device is blocked (an admin sees why)."""

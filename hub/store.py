@@ -1,0 +1,476 @@
+"""The hub's durable log on PostgreSQL: append-only updates, merged documents, projections.
+
+Cursor rule: every commit takes the tenant's sequence counter row (``UPDATE hub_tenants ... SET
+last_seq = last_seq + n``) before it writes, and holds that row lock until it commits. So within a
+tenant, sequence numbers become visible in exactly the order they were assigned, and a reader that
+reads ``last_seq`` first and then the rows up to it can never skip one that commits late.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from core.errors import NotFound, RecordInvalid
+from core.identity import Principal
+from core.ids import split_guid
+from hub.database import Database
+from hub.scope import may_read, scope_sql
+from schema import collection, to_row
+from schema.ddl import column_types
+from schema.models import Record
+from sync.record import RecordDoc
+
+NOTIFY_CHANNEL = "velocity_updates"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    tenant_id: str
+    guid: str
+    collection: str
+    owner_id: str | None
+    team_id: str | None
+    state: bytes
+    updated_seq: int
+    scope_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One validated update to commit; ``update_id`` is the device's id for exactly-once."""
+
+    guid: str
+    update: bytes
+    update_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    guid: str
+    seq: int
+    record: Record | None
+    duplicate: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LogItem:
+    seq: int
+    guid: str
+    data: bytes
+    snapshot: bool
+    removed: bool = False
+    """The document left the reader's scope (reassigned away): the device drops it."""
+
+
+def _doc(row: asyncpg.Record) -> Document:
+    return Document(
+        row["tenant_id"], row["guid"], row["collection"], row["owner_id"], row["team_id"],
+        bytes(row["state"]), row["updated_seq"], row["scope_seq"],
+    )
+
+
+class HubStore:
+    """All reads and writes of the log, documents and projections for one database."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def document(self, tenant_id: str, guid: str) -> Document | None:
+        row = await self.db.pool.fetchrow(
+            "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = $2", tenant_id, guid
+        )
+        return _doc(row) if row else None
+
+    async def receipt(self, tenant_id: str, device_id: str, update_id: str) -> int | None:
+        """The sequence an already-committed push got, or None."""
+        async with self.db.pool.acquire() as conn:
+            return await _receipt(conn, tenant_id, device_id, update_id)
+
+    async def commit(
+        self, tenant_id: str, changes: Sequence[Change], *, user_id: str | None,
+        device_id: str | None,
+    ) -> list[Committed | RecordInvalid]:
+        """Append changes in one transaction; each result is committed or refused as invalid.
+
+        Each update is applied to the document's current merged state inside the transaction
+        (after the tenant lock), so concurrent writers to one document never overwrite each other.
+        """
+        results: list[Committed | RecordInvalid | None] = [None] * len(changes)
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            todo: list[int] = []
+            batch_ids: dict[str, int] = {}
+            for i, ch in enumerate(changes):
+                seq = await _receipt(conn, tenant_id, device_id, ch.update_id)
+                if seq is not None:
+                    results[i] = Committed(ch.guid, seq, None, duplicate=True)
+                elif ch.update_id is not None and ch.update_id in batch_ids:
+                    results[i] = batch_ids[ch.update_id]  # type: ignore[assignment]
+                else:
+                    todo.append(i)
+                    if ch.update_id is not None:
+                        batch_ids[ch.update_id] = i
+            if todo:
+                last = await conn.fetchval(
+                    "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
+                    "RETURNING last_seq", tenant_id, len(todo),
+                )
+                if last is None:
+                    raise NotFound(f"tenant {tenant_id!r} does not exist")
+                for offset, i in enumerate(todo):
+                    seq = last - len(todo) + offset + 1
+                    results[i] = await self._append(conn, tenant_id, changes[i], seq, user_id,
+                                                    device_id)
+                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
+                                   f"{tenant_id}:{last}")
+        for i, res in enumerate(results):
+            if isinstance(res, int):  # a duplicate within the batch: same outcome as its first
+                first = results[res]
+                results[i] = (Committed(changes[i].guid, first.seq, None, duplicate=True)
+                              if isinstance(first, Committed) else first)
+        return [r for r in results if r is not None]
+
+    async def _append(
+        self, conn: asyncpg.Connection, tenant_id: str, ch: Change, seq: int,
+        user_id: str | None, device_id: str | None,
+    ) -> Committed | RecordInvalid:
+        coll_name, record_id = split_guid(ch.guid)
+        coll = collection(coll_name)
+        row = await conn.fetchrow(
+            "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = $2 FOR UPDATE",
+            tenant_id, ch.guid,
+        )
+        doc = RecordDoc(coll, record_id, state=bytes(row["state"]) if row else None)
+        try:
+            doc.apply(ch.update, in_order=True)  # the gate checked causality
+            record = doc.project()
+        except RecordInvalid as exc:
+            await _audit(conn, tenant_id, user_id, device_id, "refused", ch.guid, None,
+                         {"reason": exc.code, "message": exc.message})
+            return exc
+        if record.tenant_id != tenant_id:
+            return RecordInvalid(f"{ch.guid}: tenant_id may not be {record.tenant_id!r}")
+        await conn.execute(
+            "INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id, user_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", tenant_id, seq, ch.guid, ch.update, device_id,
+            user_id,
+        )
+        scope_changed = row is None or (row["owner_id"], row["team_id"]) != (
+            record.owner_id, record.team_id)
+        await conn.execute(
+            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id,"
+            " state, created_seq, updated_seq, scope_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$8)"
+            " ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = $5, team_id = $6, state = $7,"
+            " updated_seq = $8, scope_seq = CASE WHEN $9 THEN $8 ELSE hub_documents.scope_seq END,"
+            " prev_owner_id = CASE WHEN $9 THEN hub_documents.owner_id"
+            " ELSE hub_documents.prev_owner_id END,"
+            " prev_team_id = CASE WHEN $9 THEN hub_documents.team_id"
+            " ELSE hub_documents.prev_team_id END",
+            tenant_id, ch.guid, coll_name, record_id, record.owner_id, record.team_id,
+            doc.encode_state(), seq, scope_changed,
+        )
+        await upsert_projection(conn, coll.table, column_types(coll), to_row(record))
+        if ch.update_id is not None and device_id is not None:
+            await conn.execute(
+                "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq) "
+                "VALUES ($1, $2, $3, $4, $5)", tenant_id, device_id, ch.update_id, ch.guid, seq,
+            )
+        await _audit(conn, tenant_id, user_id, device_id, "write", ch.guid, seq, None)
+        return Committed(ch.guid, seq, record)
+
+    # --- reading the log --------------------------------------------------------------------
+
+    async def high_water(self, tenant_id: str) -> tuple[int, int]:
+        """(last committed sequence, compaction horizon) of a tenant."""
+        row = await self.db.pool.fetchrow(
+            "SELECT last_seq, horizon FROM hub_tenants WHERE tenant_id = $1", tenant_id
+        )
+        if row is None:
+            raise NotFound(f"tenant {tenant_id!r} does not exist")
+        return row["last_seq"], row["horizon"]
+
+    async def read_updates(
+        self, principal: Principal, cursor: int, limit: int
+    ) -> tuple[list[LogItem], int]:
+        """Updates after ``cursor`` the principal may read, and the cursor to resume from.
+
+        A document whose read scope changed after the cursor (new, or reassigned to this reader)
+        comes as one snapshot instead of its updates, so the reader gets its whole history.
+        """
+        last, _ = await self.high_water(principal.tenant_id)
+        if last <= cursor:
+            return [], cursor
+        cond, params = scope_sql(principal, "d", 5)
+        rows = await self.db.pool.fetch(
+            "SELECT u.seq, u.guid, u.data, u.device_id, d.scope_seq, d.state, d.collection, "
+            f"d.prev_owner_id, d.prev_team_id, ({cond}) AS visible "
+            "FROM hub_updates u JOIN hub_documents d "
+            "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
+            "WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 ORDER BY u.seq LIMIT $4",
+            principal.tenant_id, cursor, last, limit, *params,
+        )
+        items: list[LogItem] = []
+        snapshotted: set[str] = set()
+        for r in rows:
+            if r["guid"] in snapshotted:
+                continue
+            if not r["visible"]:
+                if r["scope_seq"] > cursor and may_read(principal, r["collection"],
+                                                        r["prev_owner_id"], r["prev_team_id"]):
+                    snapshotted.add(r["guid"])  # it was readable before the reassignment
+                    items.append(LogItem(r["seq"], r["guid"], b"", False, removed=True))
+                continue
+            if r["scope_seq"] > cursor:
+                snapshotted.add(r["guid"])
+                items.append(LogItem(r["seq"], r["guid"], bytes(r["state"]), snapshot=True))
+            elif principal.device_id is None or r["device_id"] != principal.device_id:
+                items.append(LogItem(r["seq"], r["guid"], bytes(r["data"]), snapshot=False))
+        new_cursor = rows[-1]["seq"] if len(rows) == limit else last
+        return items, new_cursor
+
+    async def read_removals(self, principal: Principal, cursor: int) -> list[LogItem]:
+        """Documents the principal could read before a scope change after ``cursor`` and no
+        longer can: a device resyncing by snapshots drops them (snapshots only say what is in)."""
+        if principal.is_manager:
+            return []
+        now, params = scope_sql(principal, "d", 3)
+        before, _ = scope_sql(principal, "d", 3, previous=True)
+        rows = await self.db.pool.fetch(
+            "SELECT d.guid, d.scope_seq FROM hub_documents d WHERE d.tenant_id = $1 "
+            f"AND d.scope_seq > $2 AND NOT {now} AND {before} ORDER BY d.scope_seq",
+            principal.tenant_id, cursor, *params,
+        )
+        return [LogItem(r["scope_seq"], r["guid"], b"", False, removed=True) for r in rows]
+
+    async def count_in_scope(self, principal: Principal) -> int:
+        """How many documents a bootstrap of ``principal`` sends."""
+        cond, params = scope_sql(principal, "d", 2)
+        return int(await self.db.pool.fetchval(
+            f"SELECT count(*) FROM hub_documents d WHERE d.tenant_id = $1 AND {cond}",
+            principal.tenant_id, *params))
+
+    async def read_snapshots(
+        self, principal: Principal, after_guid: str, limit: int
+    ) -> list[LogItem]:
+        """Snapshots of every document in scope, paged by guid (bootstrap, or behind horizon)."""
+        cond, params = scope_sql(principal, "d", 4)
+        rows = await self.db.pool.fetch(
+            "SELECT d.guid, d.state, d.updated_seq FROM hub_documents d WHERE d.tenant_id = $1 "
+            f"AND d.guid > $2 AND {cond} ORDER BY d.guid LIMIT $3",
+            principal.tenant_id, after_guid, limit, *params,
+        )
+        return [LogItem(r["updated_seq"], r["guid"], bytes(r["state"]), True) for r in rows]
+
+    async def compact(self, tenant_id: str, horizon: int) -> int:
+        """Drop raw updates up to ``horizon`` (their effect lives on in the documents' states);
+        readers behind the horizon get snapshots. Returns the number of updates dropped."""
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            last = await conn.fetchval(
+                "SELECT last_seq FROM hub_tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
+            )
+            horizon = min(horizon, last or 0)
+            status = await conn.execute(
+                "DELETE FROM hub_updates WHERE tenant_id = $1 AND seq <= $2", tenant_id, horizon
+            )
+            await conn.execute(
+                "UPDATE hub_tenants SET horizon = GREATEST(horizon, $2) WHERE tenant_id = $1",
+                tenant_id, horizon,
+            )
+        return int(status.split()[-1])
+
+
+async def _receipt(
+    conn: asyncpg.Connection, tenant_id: str, device_id: str | None, update_id: str | None
+) -> int | None:
+    if update_id is None or device_id is None:
+        return None
+    seq: int | None = await conn.fetchval(
+        "SELECT seq FROM hub_push_receipts WHERE tenant_id = $1 AND device_id = $2 "
+        "AND update_id = $3", tenant_id, device_id, update_id,
+    )
+    return seq
+
+
+async def upsert_projection(
+    conn: asyncpg.Connection, table: str, types: Mapping[str, str], row: dict[str, Any]
+) -> None:
+    """Insert or replace one projection row (columns from the schema, never from input)."""
+    cols = list(types)
+    values = [_sql_value(types[c], row.get(c)) for c in cols]
+    placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in ("tenant_id", "id"))
+    await conn.execute(
+        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (tenant_id, id) DO UPDATE SET {updates}", *values,
+    )
+
+
+def _sql_value(sql_type: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if sql_type == "datetime":
+        from datetime import datetime
+
+        return datetime.fromisoformat(value)
+    if sql_type == "date":
+        from datetime import date
+
+        return date.fromisoformat(value)
+    if sql_type == "json":
+        return value
+    if sql_type == "float":
+        return float(value)
+    return value
+
+
+async def _audit(
+    conn: asyncpg.Connection, tenant_id: str, user_id: str | None, device_id: str | None,
+    action: str, guid: str | None, seq: int | None, detail: dict[str, Any] | None,
+) -> None:
+    await conn.execute(
+        "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)", tenant_id, user_id, device_id, action, guid, seq,
+        json.loads(json.dumps(detail)) if detail else None,
+    )
+
+
+class LocalWriter:
+    """Writes made on the hub itself (REST, seeding) as CRDT updates authored by the hub.
+
+    The update is produced inside the commit transaction from the document's current state, so a
+    hub's client id never forks its own clock, and it goes into the log like any device's update.
+    """
+
+    def __init__(self, store: HubStore, client_id: int) -> None:
+        self.store = store
+        self.client_id = client_id
+
+    async def write(
+        self, principal: Principal, coll_name: str, record_id: str, values: dict[str, Any],
+        *, create: bool,
+    ) -> Committed:
+        """Create or change one record on behalf of ``principal``."""
+        return (await self.write_many(principal, [(coll_name, record_id, values)],
+                                      create=create))[0]
+
+    async def write_many(
+        self, principal: Principal, writes: Sequence[tuple[str, str, dict[str, Any]]],
+        *, create: bool,
+    ) -> list[Committed]:
+        """Several writes in one transaction (seeding, bulk imports); all or nothing."""
+        from core.errors import Conflict
+        from hub.policy import check_write
+
+        results: list[Committed] = []
+        async with self.store.db.pool.acquire() as conn, conn.transaction():
+            last = await conn.fetchval(
+                "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
+                "RETURNING last_seq", principal.tenant_id, len(writes),
+            )
+            if last is None:
+                raise NotFound(f"tenant {principal.tenant_id!r} does not exist")
+            await conn.execute(
+                "INSERT INTO hub_client_ids (tenant_id, client_id, device_id) VALUES ($1, $2, "
+                "'hub') ON CONFLICT DO NOTHING", principal.tenant_id, self.client_id,
+            )
+            for offset, (coll_name, record_id, values) in enumerate(writes):
+                coll = collection(coll_name)
+                guid = f"{coll_name}/{record_id}"
+                row = await conn.fetchrow(
+                    "SELECT state, owner_id, team_id FROM hub_documents WHERE tenant_id = $1 AND "
+                    "guid = $2 FOR UPDATE", principal.tenant_id, guid,
+                )
+                if row is not None and not may_read(principal, coll_name, row["owner_id"],
+                                                    row["team_id"]):
+                    raise NotFound(f"no {coll_name} record {record_id}")
+                if create and row is not None:
+                    raise Conflict(f"{guid} already exists")
+                if not create and row is None:
+                    raise NotFound(f"no {coll_name} record {record_id}")
+                doc = RecordDoc(coll, record_id, client_id=self.client_id,
+                                state=bytes(row["state"]) if row else None)
+                before = to_row(doc.project()) if row else None
+                update = doc.write(values)
+                check_write(principal, coll, before, to_row(doc.project()))
+                seq = last - len(writes) + offset + 1
+                result = await self.store._append(
+                    conn, principal.tenant_id, Change(guid, update), seq, principal.user_id, None
+                )
+                if isinstance(result, RecordInvalid):
+                    raise result
+                results.append(result)
+            await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
+                               f"{principal.tenant_id}:{last}")
+        return results
+
+
+async def create_many(
+    writer: LocalWriter, principal: Principal,
+    records: Sequence[tuple[str, str, dict[str, Any]]],
+) -> int:
+    """Create many new records in one transaction with batched statements (seeding, imports).
+
+    The same rows as `LocalWriter.write_many` (log, document, projection, audit), without a
+    per-record round trip. All or nothing; an existing guid is a `Conflict`.
+    """
+    from core.errors import Conflict
+    from hub.policy import check_write
+
+    docs: list[tuple[str, str, RecordDoc, bytes, dict[str, Any]]] = []
+    for coll_name, record_id, values in records:
+        doc = RecordDoc(collection(coll_name), record_id, client_id=writer.client_id)
+        update = doc.write(values)
+        row = to_row(doc.project())
+        check_write(principal, doc.collection, None, row)
+        docs.append((coll_name, record_id, doc, update, row))
+    tenant = principal.tenant_id
+    async with writer.store.db.pool.acquire() as conn, conn.transaction():
+        last = await conn.fetchval(
+            "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
+            "RETURNING last_seq", tenant, len(docs))
+        if last is None:
+            raise NotFound(f"tenant {tenant!r} does not exist")
+        guids = [doc.guid for _, _, doc, _, _ in docs]
+        taken = await conn.fetchval(
+            "SELECT count(*) FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2)",
+            tenant, guids)
+        if taken:
+            raise Conflict(f"{taken} of these records already exist")
+        await conn.execute(
+            "INSERT INTO hub_client_ids (tenant_id, client_id, device_id) VALUES ($1, $2, "
+            "'hub') ON CONFLICT DO NOTHING", tenant, writer.client_id)
+        first = last - len(docs) + 1
+        seqs = range(first, last + 1)
+        await conn.executemany(
+            "INSERT INTO hub_updates (tenant_id, seq, guid, data, user_id) "
+            "VALUES ($1, $2, $3, $4, $5)",
+            [(tenant, seq, d[2].guid, d[3], principal.user_id) for seq, d in zip(seqs, docs,
+                                                                                  strict=True)])
+        await conn.executemany(
+            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, "
+            "team_id, state, created_seq, updated_seq, scope_seq) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)",
+            [(tenant, d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
+              d[2].encode_state(), seq) for seq, d in zip(seqs, docs, strict=True)])
+        by_table: dict[str, list[dict[str, Any]]] = {}
+        for coll_name, _, _, _, row in docs:
+            by_table.setdefault(coll_name, []).append(row)
+        for coll_name, rows in by_table.items():
+            coll = collection(coll_name)
+            types = column_types(coll)
+            cols = list(types)
+            await conn.executemany(
+                f"INSERT INTO {coll.table} ({', '.join(cols)}) VALUES "
+                f"({', '.join(f'${i + 1}' for i in range(len(cols)))})",
+                [[_sql_value(types[c], r.get(c)) for c in cols] for r in rows])
+        await conn.executemany(
+            "INSERT INTO hub_audit (tenant_id, user_id, action, guid, seq) "
+            "VALUES ($1, $2, 'create', $3, $4)",
+            [(tenant, principal.user_id, d[2].guid, seq) for seq, d in zip(seqs, docs,
+                                                                           strict=True)])
+        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{tenant}:{last}")
+    return len(docs)

@@ -1,0 +1,286 @@
+"""The device sync endpoint: one websocket session per connected edge agent."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from core.auth import verify_challenge
+from core.errors import AuthError, PermissionDenied, ProtocolError, Throttled, VelocityError
+from core.identity import Principal
+from hub import sentinel
+from hub.accounts import Device
+from hub.gate import Admitted, AlreadyHeld, Refused
+from hub.store import Change, Committed, LogItem
+from sync import protocol as p
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+log = logging.getLogger(__name__)
+HANDSHAKE_TIMEOUT_S = 10.0
+FIRST_PAGE = 200
+"""Snapshots in a bootstrap's first page; later pages are `pull_batch` long."""
+
+
+class SyncSession:
+    """Authenticates a device, streams what it may read, takes its pushes exactly once."""
+
+    def __init__(self, ws: WebSocket, hub: Hub) -> None:
+        self.ws = ws
+        self.hub = hub
+        self.tenant_id = ""
+        self.device_id = ""
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._revoked = False
+        self._offences = 0
+        self._last_push = 0.0
+        self.principal: Principal | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def close_revoked(self) -> None:
+        self._revoked = True
+        await self._close(p.CloseCode.FORBIDDEN, "revoked", "this device was revoked")
+
+    async def _send(self, message: p.Message) -> None:
+        async with self._send_lock:
+            await self.ws.send_bytes(p.encode(message))
+
+    async def _close(self, code: int, reason: str, message: str) -> None:
+        with contextlib.suppress(Exception):
+            await self._send(p.Error(code, reason, message))
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=code, reason=reason)
+
+    async def _receive(self) -> p.Message:
+        raw = await self.ws.receive()
+        if raw["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(raw.get("code", 1000))
+        data = raw.get("bytes")
+        if data is None:
+            raise ProtocolError("text frames are not part of the protocol; send binary")
+        return p.decode(data, self.hub.limits)
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        try:
+            device, hello = await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT_S)
+        except TimeoutError:
+            await self._close(p.CloseCode.AUTH, "timeout", "handshake took too long")
+            return
+        except VelocityError as exc:
+            await self._close(p.close_code_for(exc), exc.code, exc.message)
+            return
+        except WebSocketDisconnect:
+            return
+        self.hub.connections.add(self)
+        try:
+            await self._serve(device, hello.cursor)
+        finally:
+            self.hub.connections.discard(self)
+
+    async def _handshake(self) -> tuple[Device, p.Hello]:
+        hello = await self._receive()
+        if not isinstance(hello, p.Hello):
+            raise ProtocolError("the first frame must be HELLO")
+        device = await self.hub.accounts.device(hello.device_id)
+        if device.status != "active":
+            raise PermissionDenied(
+                f"device is {device.status}"
+                + (f": {device.blocked_reason}" if device.blocked_reason else "")
+                + "; ask an admin to pair it again", code=device.status,
+            )
+        nonce = os.urandom(p.NONCE_BYTES)
+        await self._send(p.Challenge(nonce))
+        auth = await self._receive()
+        if not isinstance(auth, p.Auth):
+            raise ProtocolError("expected AUTH after CHALLENGE")
+        verify_challenge(device.public_key, nonce, device.device_id, auth.signature)
+        user = await self.hub.accounts.user(device.tenant_id, device.user_id)
+        await self.hub.accounts.bind_client_ids(device, hello.client_ids)
+        self.tenant_id, self.device_id = device.tenant_id, device.device_id
+        self._offences = device.offences
+        self.principal = Principal(user.tenant_id, user.user_id, user.role, user.team_id,
+                                   device.device_id)
+        _, horizon = await self.hub.store.high_water(device.tenant_id)
+        incoming = (await self.hub.store.count_in_scope(self.principal)
+                    if hello.cursor == 0 or hello.cursor < horizon else 0)
+        await self._send(p.Welcome(user.tenant_id, user.user_id, user.role.value, horizon,
+                                   incoming))
+        return device, hello
+
+    async def _serve(self, device: Device, cursor: int) -> None:
+        tasks = [
+            asyncio.create_task(self._send_loop(device, cursor)),
+            asyncio.create_task(self._receive_loop(device)),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        except WebSocketDisconnect:
+            pass
+        except VelocityError as exc:
+            await self._close(p.close_code_for(exc), exc.code, exc.message)
+        except Exception:
+            log.exception("sync session of device %s failed", self.device_id)
+            await self._close(p.CloseCode.INTERNAL, "internal", "hub error; retry later")
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    # --- hub → device -------------------------------------------------------------------------
+
+    async def _send_loop(self, device: Device, cursor: int) -> None:
+        assert self.principal is not None
+        store, batch = self.hub.store, self.hub.settings.pull_batch
+        last, horizon = await store.high_water(self.tenant_id)
+        if cursor == 0 or cursor < horizon:
+            removals = await store.read_removals(self.principal, cursor)
+            if removals:  # before the snapshots: a later change of scope comes as an update
+                await self._send_items(removals, cursor, more=True,
+                                       partial_cursor=lambda _: cursor)
+            after = ""
+            page = min(batch, FIRST_PAGE)  # a small first page: the device starts at once
+            while True:
+                items = await store.read_snapshots(self.principal, after, page)
+                done = len(items) < page
+                page = batch
+                await self._send_items(items, last if done else cursor, more=not done,
+                                       partial_cursor=lambda _: cursor)
+                if done:
+                    break
+                after = items[-1].guid
+            cursor = last
+        told = False  # a device already up to date still hears so once (it is caught up)
+        while True:
+            items, new_cursor = await store.read_updates(self.principal, cursor, batch)
+            if items or new_cursor != cursor or not told:
+                told = True
+                last, _ = await store.high_water(self.tenant_id)
+                await self._send_items(items, new_cursor, more=new_cursor < last,
+                                       partial_cursor=lambda chunk: chunk[-1].seq)
+                cursor = new_cursor
+                await self.hub.accounts.seen(device, cursor)
+                continue
+            await self._wake.wait()
+            self._wake.clear()
+
+    async def _send_items(self, items: list[LogItem], cursor: int, *, more: bool,
+                          partial_cursor: Callable[[list[LogItem]], int]) -> None:
+        """Send a page of items as one or more pull batches, each within the frame limit the
+        device enforces; every batch but the last says ``more`` and carries the cursor a device
+        may resume from after it."""
+        chunks = list(_chunks(items, self.hub.limits.max_frame_bytes // 2,
+                              self.hub.limits.max_batch_items))
+        for n, chunk in enumerate(chunks, 1):
+            final = n == len(chunks)
+            await self._send(p.PullBatch(tuple(_wire(i) for i in chunk),
+                                         cursor if final else partial_cursor(chunk),
+                                         more=more if final else True))
+
+    # --- device → hub -------------------------------------------------------------------------
+
+    async def _receive_loop(self, device: Device) -> None:
+        assert self.principal is not None
+        while True:
+            message = await self._receive()
+            if not isinstance(message, p.PushBatch):
+                raise ProtocolError(f"unexpected {type(message).__name__} after WELCOME")
+            self._throttle()
+            await self._handle_push(device, message)
+
+    async def _handle_push(self, device: Device, batch: p.PushBatch) -> None:
+        assert self.principal is not None
+        bound = await self.hub.accounts.bound_client_ids(self.tenant_id, self.device_id)
+        acks: list[tuple[str, int]] = []
+        changes: list[Change] = []
+        fresh: list[p.PushItem] = []
+        for item in batch.items:
+            seq = await self.hub.store.receipt(self.tenant_id, self.device_id, item.update_id)
+            if seq is not None:
+                acks.append((item.update_id, seq))
+            elif item.update_id not in {f.update_id for f in fresh}:
+                fresh.append(item)
+        verdicts = await self.hub.gate.admit_batch(
+            self.principal, bound, [(i.guid, i.data, i.update_id) for i in fresh])
+        for item, verdict in zip(fresh, verdicts, strict=True):
+            if isinstance(verdict, Admitted):
+                changes.append(verdict.change)
+            elif isinstance(verdict, AlreadyHeld):
+                acks.append((item.update_id, 0))
+            else:
+                await self._refuse(device, item, verdict)
+        if changes:
+            results = await self.hub.store.commit(
+                self.tenant_id, changes, user_id=self.principal.user_id, device_id=self.device_id
+            )
+            for change, result in zip(changes, results, strict=True):
+                if isinstance(result, Committed):
+                    acks.append((change.update_id or "", result.seq))
+                else:
+                    await self._send(p.Refusal(change.update_id or "", change.guid, result.code,
+                                               result.message[: p.MAX_MESSAGE_CHARS]))
+            consents = [c.guid.partition("/")[2] for c, r in zip(changes, results, strict=True)
+                        if isinstance(r, Committed) and c.guid.startswith("consents/")]
+            if consents:  # a revocation made on a device purges results made anywhere
+                await sentinel.purge_after_sync(self.hub, self.principal, consents)
+        if acks:
+            await self._send(p.Ack(tuple(acks)))
+
+    def _throttle(self) -> None:
+        """A device with refused unsafe updates may push at most once per interval."""
+        settings = self.hub.settings
+        now = time.monotonic()
+        if (self._offences >= settings.throttle_after
+                and now - self._last_push < settings.throttle_interval_s):
+            raise Throttled(f"device throttled after {self._offences} refused unsafe updates; "
+                            f"push at most every {settings.throttle_interval_s:.0f}s")
+        self._last_push = now
+
+    async def _refuse(self, device: Device, item: p.PushItem, verdict: Refused) -> None:
+        err = verdict.error
+        await self._send(p.Refusal(item.update_id, item.guid, err.code[: p.MAX_ID_CHARS],
+                                   err.message[: p.MAX_MESSAGE_CHARS]))
+        if verdict.hostile:
+            log.warning("refused unsafe update %s from device %s: %s", item.update_id,
+                        device.device_id, err.message)
+            self._offences += 1
+            blocked = await self.hub.accounts.offence(device, err.code,
+                                                      self.hub.settings.max_offences)
+            if blocked:
+                raise AuthError("device blocked after repeated unsafe updates", code="blocked")
+
+
+def _chunks(items: list[LogItem], max_bytes: int, max_items: int) -> Iterator[list[LogItem]]:
+    """Consecutive runs of ``items`` of at most ``max_items`` and about ``max_bytes`` each
+    (an item larger than the budget goes alone); always at least one run, maybe empty."""
+    run: list[LogItem] = []
+    size = 0
+    for item in items:
+        cost = len(item.data) + len(item.guid) + 16
+        if run and (size + cost > max_bytes or len(run) >= max_items):
+            yield run
+            run, size = [], 0
+        run.append(item)
+        size += cost
+    yield run
+
+
+def _wire(item: LogItem) -> p.PullItem:
+    kind = (p.ItemKind.REMOVE if item.removed else
+            p.ItemKind.SNAPSHOT if item.snapshot else p.ItemKind.UPDATE)
+    return p.PullItem(item.seq, item.guid, kind, item.data)

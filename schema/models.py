@@ -1,0 +1,245 @@
+"""Pydantic models of the CRM domain: every record kind that lives as one CRDT document."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schema.crdt import CrdtKind, LongText
+
+Money = Annotated[float, Field(ge=0, le=1e12)]
+Tags = Annotated[list[str], CrdtKind.LIST]
+
+
+class Record(BaseModel):
+    """Columns every record carries; tenant, owner and team are its visibility."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+
+    id: str
+    tenant_id: str = Field(min_length=1, max_length=64)
+    owner_id: str | None = None
+    team_id: str | None = None
+    created_at: datetime | None = None
+    deleted: bool = False
+
+
+class LeadStage(StrEnum):
+    NEW = "NEW"
+    CONTACTED = "CONTACTED"
+    QUALIFIED = "QUALIFIED"
+    SITE_VISIT = "SITE_VISIT"
+    NEGOTIATION = "NEGOTIATION"
+    WON = "WON"
+    LOST = "LOST"
+
+
+class OpportunityStage(StrEnum):
+    PROSPECTING = "PROSPECTING"
+    PROPOSAL = "PROPOSAL"
+    NEGOTIATION = "NEGOTIATION"
+    BOOKING = "BOOKING"
+    CLOSED_WON = "CLOSED_WON"
+    CLOSED_LOST = "CLOSED_LOST"
+
+
+class InteractionKind(StrEnum):
+    MESSAGE = "message"
+    CALL = "call"
+    EMAIL = "email"
+    VISIT = "visit"
+    NOTE = "note"
+
+
+class UnitStatus(StrEnum):
+    AVAILABLE = "AVAILABLE"
+    HELD = "HELD"
+    BOOKED = "BOOKED"
+    SOLD = "SOLD"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "OPEN"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+
+class FactKind(StrEnum):
+    BUDGET = "budget"
+    OBJECTION = "objection"
+    TIMELINE = "timeline"
+    PREFERENCE = "preference"
+
+
+class Person(Record):
+    full_name: str = Field(min_length=1, max_length=200)
+    primary_phone: str | None = Field(None, max_length=32)
+    email: str | None = Field(None, max_length=254)
+    city: str | None = None
+    country: str | None = None
+    nationality: str | None = None
+    segment: str | None = None
+    source: str | None = None
+    account_id: str | None = None
+    household_id: str | None = None
+    tags: Tags = []
+    notes: LongText = ""
+
+
+class Account(Record):
+    name: str = Field(min_length=1, max_length=200)
+    kind: str = "individual"
+    notes: LongText = ""
+
+
+class Household(Record):
+    name: str = Field(min_length=1, max_length=200)
+    primary_person_id: str | None = None
+    city: str | None = None
+
+
+class Relationship(Record):
+    person_id: str
+    related_person_id: str
+    kind: str = Field(min_length=1, max_length=40)
+
+
+class Lead(Record):
+    person_id: str
+    stage: LeadStage = LeadStage.NEW
+    source: str | None = None
+    project_id: str | None = None
+    budget_min: Money | None = None
+    budget_max: Money | None = None
+    currency: str = "INR"
+    timeline: str | None = None
+    last_qd: int | None = Field(None, ge=1, le=100)
+    tags: Tags = []
+    notes: LongText = ""
+
+
+class Opportunity(Record):
+    lead_id: str | None = None
+    person_id: str
+    unit_id: str | None = None
+    stage: OpportunityStage = OpportunityStage.PROSPECTING
+    value: Money | None = None
+    currency: str = "INR"
+    probability: float | None = Field(None, ge=0, le=1)
+    expected_close: date | None = None
+    notes: LongText = ""
+
+
+class PropertyInterest(Record):
+    person_id: str
+    project_id: str | None = None
+    unit_id: str | None = None
+    configuration: str | None = None
+    level: int = Field(3, ge=1, le=5)
+
+
+class StageChange(Record):
+    lead_id: str | None = None
+    opportunity_id: str | None = None
+    from_stage: str | None = None
+    to_stage: str
+    changed_by: str | None = None
+    changed_at: datetime
+
+
+class Project(Record):
+    name: str = Field(min_length=1, max_length=200)
+    city: str | None = None
+    developer: str | None = None
+    status: str = "selling"
+    description: LongText = ""
+
+
+class Unit(Record):
+    project_id: str
+    unit_no: str = Field(min_length=1, max_length=40)
+    configuration: str
+    floor: int | None = Field(None, ge=-5, le=300)
+    area_sqft: float | None = Field(None, gt=0, le=1e6)
+    price: Money | None = None
+    currency: str = "INR"
+    status: UnitStatus = UnitStatus.AVAILABLE
+
+
+class Interaction(Record):
+    person_id: str
+    lead_id: str | None = None
+    kind: InteractionKind
+    channel: str | None = None
+    direction: str | None = None
+    occurred_at: datetime
+    duration_s: int | None = Field(None, ge=0)
+    summary: str | None = Field(None, max_length=1000)
+    body: LongText = ""
+
+
+class Task(Record):
+    title: str = Field(min_length=1, max_length=300)
+    person_id: str | None = None
+    lead_id: str | None = None
+    assignee_id: str | None = None
+    due_at: datetime | None = None
+    status: TaskStatus = TaskStatus.OPEN
+    priority: int = Field(2, ge=1, le=3)
+    notes: LongText = ""
+
+
+class QdScore(Record):
+    person_id: str | None = None
+    lead_id: str | None = None
+    session_id: str | None = None
+    score: int | None = Field(None, ge=1, le=100)
+    source: str = "sentinel"
+    scored_at: datetime
+    signals: Tags = []
+
+    @model_validator(mode="after")
+    def _scored_unless_purged(self) -> QdScore:
+        """A live score has a value; a purged one (consent revoked) keeps none."""
+        if self.score is None and not self.deleted:
+            raise ValueError("score is required (only a purged QD score has none)")
+        return self
+
+
+class ExtractedFact(Record):
+    person_id: str
+    interaction_id: str | None = None
+    kind: FactKind
+    value: str = Field(min_length=1, max_length=500)
+    confidence: float = Field(0.8, ge=0, le=1)
+
+
+class BiometricConsent(Record):
+    person_id: str | None = None
+    lead_id: str | None = None
+    session_id: str
+    scope: str = "sentinel_qd"
+    method: str = "kiosk_tap"
+    granted_at: datetime
+    revoked_at: datetime | None = None
+
+
+class PerceptionSession(Record):
+    person_id: str | None = None
+    lead_id: str | None = None
+    consent_id: str
+    asset_id: str | None = None
+    started_at: datetime
+    completed_at: datetime | None = None
+    qd_final: int | None = Field(None, ge=1, le=100)
+    frames_seen: int = Field(0, ge=0)
+    signals: Tags = []
+
+
+class CanvasPage(Record):
+    title: str = Field(min_length=1, max_length=200)
+    components: Annotated[list[dict[str, Any]], CrdtKind.LIST] = []
+    narrative: LongText = ""

@@ -1,0 +1,300 @@
+-- Projection tables rendered by schema/ddl.py for sqlite; do not edit.
+CREATE TABLE IF NOT EXISTS crm_people (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    full_name TEXT,
+    primary_phone TEXT,
+    email TEXT,
+    city TEXT,
+    country TEXT,
+    nationality TEXT,
+    segment TEXT,
+    source TEXT,
+    account_id TEXT,
+    household_id TEXT,
+    tags TEXT,
+    notes TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_people_owner ON crm_people (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_accounts (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    name TEXT,
+    kind TEXT,
+    notes TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_accounts_owner ON crm_accounts (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_households (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    name TEXT,
+    primary_person_id TEXT,
+    city TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_households_owner ON crm_households (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_relationships (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    related_person_id TEXT,
+    kind TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_relationships_owner ON crm_relationships (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_leads (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    stage TEXT,
+    source TEXT,
+    project_id TEXT,
+    budget_min REAL,
+    budget_max REAL,
+    currency TEXT,
+    timeline TEXT,
+    last_qd INTEGER,
+    tags TEXT,
+    notes TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_leads_owner ON crm_leads (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_opportunities (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    lead_id TEXT,
+    person_id TEXT,
+    unit_id TEXT,
+    stage TEXT,
+    value REAL,
+    currency TEXT,
+    probability REAL,
+    expected_close TEXT,
+    notes TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_opportunities_owner ON crm_opportunities (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_property_interests (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    project_id TEXT,
+    unit_id TEXT,
+    configuration TEXT,
+    level INTEGER,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_property_interests_owner ON crm_property_interests (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_stage_history (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    lead_id TEXT,
+    opportunity_id TEXT,
+    from_stage TEXT,
+    to_stage TEXT,
+    changed_by TEXT,
+    changed_at TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_stage_history_owner ON crm_stage_history (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS inventory_projects (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    name TEXT,
+    city TEXT,
+    developer TEXT,
+    status TEXT,
+    description TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS inventory_projects_owner ON inventory_projects (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS inventory_units (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    project_id TEXT,
+    unit_no TEXT,
+    configuration TEXT,
+    floor INTEGER,
+    area_sqft REAL,
+    price REAL,
+    currency TEXT,
+    status TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS inventory_units_owner ON inventory_units (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_interactions (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    lead_id TEXT,
+    kind TEXT,
+    channel TEXT,
+    direction TEXT,
+    occurred_at TEXT,
+    duration_s INTEGER,
+    summary TEXT,
+    body TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_interactions_owner ON crm_interactions (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS crm_tasks (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    title TEXT,
+    person_id TEXT,
+    lead_id TEXT,
+    assignee_id TEXT,
+    due_at TEXT,
+    status TEXT,
+    priority INTEGER,
+    notes TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS crm_tasks_owner ON crm_tasks (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS intel_qd_scores (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    lead_id TEXT,
+    session_id TEXT,
+    score INTEGER,
+    source TEXT,
+    scored_at TEXT,
+    signals TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS intel_qd_scores_owner ON intel_qd_scores (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS intel_extracted_facts (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    interaction_id TEXT,
+    kind TEXT,
+    value TEXT,
+    confidence REAL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS intel_extracted_facts_owner ON intel_extracted_facts (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS intel_biometric_consent (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    lead_id TEXT,
+    session_id TEXT,
+    scope TEXT,
+    method TEXT,
+    granted_at TEXT,
+    revoked_at TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS intel_biometric_consent_owner ON intel_biometric_consent (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS intel_perception_sessions (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    person_id TEXT,
+    lead_id TEXT,
+    consent_id TEXT,
+    asset_id TEXT,
+    started_at TEXT,
+    completed_at TEXT,
+    qd_final INTEGER,
+    frames_seen INTEGER,
+    signals TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS intel_perception_sessions_owner ON intel_perception_sessions (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS oracle_canvas_pages (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    title TEXT,
+    components TEXT,
+    narrative TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS oracle_canvas_pages_owner ON oracle_canvas_pages (tenant_id, owner_id);

@@ -1,0 +1,338 @@
+"""The record engine: one pycrdt document per record, local changes as updates, safe apply."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import pycrdt as Y
+
+from core.errors import (
+    FrameTooLarge,
+    MalformedFrame,
+    PendingUpdates,
+    RecordInvalid,
+    StorageError,
+)
+from core.ids import make_guid
+from core.settings import SyncLimits
+from schema import FIELDS_ROOT, Collection, CrdtKind, project
+from schema.models import Record
+from sync._lib0 import Lib0Reader
+from sync.pending import is_ready
+from sync.yupdate import DecodedUpdate, decode_state_vector, decode_update
+
+DEFAULT_MAX_UPDATE_BYTES = 1024 * 1024
+
+
+class RecordDoc:
+    """A record as a Y.Doc: registers in the root Map "fields", texts and lists as root types."""
+
+    def __init__(
+        self,
+        coll: Collection,
+        record_id: str,
+        *,
+        client_id: int | None = None,
+        state: bytes | None = None,
+    ) -> None:
+        self.collection = coll
+        self.record_id = record_id
+        self.guid = make_guid(coll.name, record_id)
+        self._held: list[tuple[bytes, DecodedUpdate]] = []
+        self._content: dict[str, Any] | None = None  # cache; dropped on every change
+        self._reset(client_id, state)
+
+    def _reset(self, client_id: int | None, state: bytes | None) -> None:
+        """A fresh Y.Doc, loaded from ``state`` (our own snapshot: self-contained)."""
+        self._doc: Y.Doc = Y.Doc(client_id=client_id)
+        self._fields: Y.Map[Any] = self._doc.get(FIELDS_ROOT, type=Y.Map)
+        self._texts: dict[str, Y.Text] = {}  # text and list roots are made when first used
+        self._lists: dict[str, Y.Array[Any]] = {}
+        self._content = None
+        self._pristine = not state  # nothing ever written or applied: known to be empty
+        if state:
+            _call_crdt(self._doc.apply_update, state)
+
+    def _text(self, name: str) -> Y.Text:
+        if name not in self._texts:
+            self._texts[name] = self._doc.get(name, type=Y.Text)
+        return self._texts[name]
+
+    def _list(self, name: str) -> Y.Array[Any]:
+        if name not in self._lists:
+            self._lists[name] = self._doc.get(name, type=Y.Array)
+        return self._lists[name]
+
+    @property
+    def client_id(self) -> int:
+        return int(self._doc.client_id)
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def content(self) -> dict[str, Any]:
+        """Registers, texts and lists by field name, as plain Python values (a fresh dict)."""
+        return {k: copy.deepcopy(v) if isinstance(v, list | dict) else v
+                for k, v in self._read().items()}
+
+    def _read(self) -> Mapping[str, Any]:
+        """The cached content itself: for readers here that never change it (validation
+        builds new values), so no copy is made."""
+        if self._content is None:
+            coll = self.collection
+            if self._pristine:
+                out: dict[str, Any] = {n: "" for n in coll.texts} | {n: [] for n in coll.lists}
+            else:
+                with self._doc.transaction():
+                    out = _registers(self._fields)
+                    for name in coll.texts:
+                        out[name] = str(self._text(name))
+                    for name in coll.lists:
+                        out[name] = self._list(name).to_py() or []
+            self._content = out
+        return self._content
+
+    def project(self) -> Record:
+        """The validated record; raises `RecordInvalid` when the document does not validate."""
+        return project(self.collection, self.record_id, self._read())
+
+    @property
+    def is_empty(self) -> bool:
+        return self._pristine or self._doc.get_state() == _EMPTY_STATE
+
+    def state_vector(self) -> bytes:
+        return bytes(self._doc.get_state())
+
+    def encode_state(self) -> bytes:
+        """The whole document as one update (a snapshot)."""
+        return bytes(self._doc.get_update())
+
+    def diff(self, state_vector: bytes) -> bytes:
+        """What a replica with ``state_vector`` lacks."""
+        return bytes(_call_crdt(self._doc.get_update, state_vector))
+
+    # --- local changes ----------------------------------------------------------------------
+
+    @contextmanager
+    def _change(self) -> Iterator[list[bytes]]:
+        before = _EMPTY_STATE if self._pristine else self._doc.get_state()
+        out: list[bytes] = []
+        self._pristine = False
+        try:
+            with self._doc.transaction():
+                yield out
+        finally:
+            self._content = None
+        out.append(bytes(self._doc.get_update(before)))
+
+    def write(self, values: Mapping[str, Any]) -> bytes:
+        """Apply one local change and return its update.
+
+        Registers are set, texts are edited by their minimal differing span (so concurrent edits
+        elsewhere in the text survive), lists are replaced. The merged record is validated first,
+        so an invalid change never touches the document.
+        """
+        unknown = values.keys() - self.collection.kinds.keys()
+        if unknown:
+            raise RecordInvalid(f"{self.collection.name} has no field(s) {sorted(unknown)}")
+        current = self._read()
+        project(self.collection, self.record_id, {**current, **values})
+        with self._change() as update:
+            for name, value in values.items():
+                kind = self.collection.kinds[name]
+                if kind is CrdtKind.TEXT:
+                    _edit_text(self._text(name), str(value or ""))
+                elif kind is CrdtKind.LIST:
+                    _replace_list(self._list(name), list(value or []))
+                elif current.get(name, _MISSING) != value or name not in current:
+                    self._fields[name] = value
+        return update[0]
+
+    def edit_text(self, name: str, index: int, delete: int = 0, insert: str = "") -> bytes:
+        """Low-level text edit at a UTF-8 byte offset (what a text cursor in an editor sends)."""
+        text = self._text(name)
+        with self._change() as update:
+            if delete:
+                del text[index : index + delete]
+            if insert:
+                text.insert(index, insert)
+        return update[0]
+
+    def delete(self) -> bytes:
+        """Delete as a tombstone: the record stays a document (so late edits still merge)."""
+        return self.write({"deleted": True})
+
+    # --- remote updates ---------------------------------------------------------------------
+
+    def apply(self, update: bytes, *, max_bytes: int = DEFAULT_MAX_UPDATE_BYTES,
+              in_order: bool = False) -> None:
+        """Apply an update from a trusted replica, in causal order.
+
+        ``in_order``: the caller receives updates in an order that respects causality (the
+        hub's log, read in sequence); they go straight to pycrdt and a native check confirms
+        nothing was held back, falling back to the decoding path below when something was.
+
+        The update is decoded first (a malformed one is a `ProtocolError`); one whose
+        predecessors have not arrived is held here, not given to pycrdt, and applied as soon as
+        they do. Library panics become `StorageError`.
+        """
+        if len(update) > max_bytes:
+            raise FrameTooLarge(f"update of {len(update)} bytes exceeds {max_bytes}")
+        if in_order and not self._held and self._apply_in_order(update):
+            return
+        decoded = decode_update(update, TRUSTED_LIMITS, resolve=False)
+        self._held.append((update, decoded))
+        self._drain()
+
+    def _apply_in_order(self, update: bytes) -> bool:
+        """The fast path for an update of one client (a device's or the hub's change): its
+        first clock must continue the document's (read from the header; pycrdt would show a
+        gap at once), then it is applied natively and a native check confirms every struct
+        was integrated (the document's state vector covers the update's), since pycrdt holds
+        structs with missing origins silently. Otherwise the document is restored and False
+        is returned (or the error raised), and the caller takes the decoding path."""
+        start = _single_client_start(update)
+        if start is None:
+            return False
+        client, first_clock = start
+        pristine = self._pristine
+        held = {} if pristine else decode_state_vector(self._doc.get_state(), TRUSTED_LIMITS)
+        if first_clock > held.get(client, 0):
+            return False  # a gap in that client's clocks: pycrdt would show it at once
+        before = None if pristine else bytes(self._doc.get_update())
+        needed_sv = bytes(_call_crdt(Y.get_state, update))
+        self._content = None
+        self._pristine = False
+        try:
+            _call_crdt(self._doc.apply_update, update)
+        except StorageError:
+            self._reset(self.client_id, before)
+            raise
+        have_sv = bytes(self._doc.get_state())
+        if have_sv == needed_sv:  # the common case on a new document: exactly what came
+            return True
+        have = decode_state_vector(have_sv, TRUSTED_LIMITS)
+        needed = decode_state_vector(needed_sv, TRUSTED_LIMITS)
+        if all(have.get(client, 0) >= end for client, end in needed.items()):
+            return True
+        self._reset(self.client_id, before)
+        return False
+
+    def _drain(self) -> None:
+        progress = True
+        while progress and self._held:
+            progress = False
+            held = decode_state_vector(self._doc.get_state(), TRUSTED_LIMITS)
+            for entry in list(self._held):
+                if is_ready(entry[1], held):
+                    self._held.remove(entry)
+                    self._content = None
+                    self._pristine = False
+                    _call_crdt(self._doc.apply_update, entry[0])
+                    progress = True
+                    break
+
+    def apply_checked(
+        self, update: bytes, *, max_bytes: int = DEFAULT_MAX_UPDATE_BYTES
+    ) -> Record:
+        """Apply to a scratch copy first; only a change that projects to a valid record lands.
+
+        Returns the new record. On any failure the document is untouched.
+        """
+        scratch = RecordDoc(self.collection, self.record_id, state=self.encode_state())
+        scratch.apply(update, max_bytes=max_bytes)
+        record = scratch.project()
+        self.apply(update, max_bytes=max_bytes)
+        return record
+
+    def missing_from(self, state_vector: bytes) -> bool:
+        """True when a replica at ``state_vector`` lacks something this document has."""
+        return self.diff(state_vector) != _EMPTY_UPDATE
+
+    def compact(self) -> bytes:
+        """A snapshot for the log's compaction; refused while any update is held pending."""
+        if self.has_pending():
+            raise PendingUpdates(f"{self.guid} holds pending updates; compaction refused")
+        return self.encode_state()
+
+    def has_pending(self) -> bool:
+        """True when applied updates wait for predecessors that have not arrived."""
+        return bool(self._held)
+
+
+_MISSING = object()
+
+
+def _registers(fields: Y.Map[Any]) -> dict[str, Any]:
+    """The register map as Python values, through pycrdt's native JSON (about 4× faster than
+    `to_py`, which opens a transaction per key). Numbers come back as JSON has them (``5``
+    for ``5.0``); the models coerce them, and ``5 == 5.0``."""
+    try:
+        value = json.loads(str(fields))
+    except ValueError:  # not JSON (e.g. a NaN): the slow, exact path
+        value = fields.to_py()
+    return dict(value or {})
+
+
+def _single_client_start(update: bytes) -> tuple[int, int] | None:
+    """(client, first clock) from the header of an update with one client block, else None."""
+    reader = Lib0Reader(update)
+    try:
+        if reader.read_var_uint() != 1:
+            return None
+        reader.read_var_uint()  # struct count
+        return reader.read_var_uint(), reader.read_var_uint()
+    except MalformedFrame:
+        return None
+
+
+TRUSTED_LIMITS = SyncLimits(
+    max_update_bytes=1 << 30, max_structs_per_update=1 << 30, max_structs_per_key=1 << 30,
+    max_clients_per_update=1 << 20, max_string_bytes=1 << 30,
+)
+"""Bounds for decoding what our own replicas produced (snapshots, the hub's log): size and
+count limits are for untrusted input; the format checks still apply."""
+_EMPTY_UPDATE = b"\x00\x00"
+_EMPTY_STATE = b"\x00"
+
+
+def _call_crdt(fn: Any, *args: Any) -> Any:
+    """Call into pycrdt, turning its exceptions and panics (BaseException) into our errors."""
+    try:
+        return fn(*args)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # pyo3 PanicException derives from BaseException
+        raise StorageError(f"CRDT library refused the update: {type(exc).__name__}") from exc
+
+
+def _edit_text(text: Y.Text, new: str) -> None:
+    old = str(text)
+    if old == new:
+        return
+    start = 0
+    limit = min(len(old), len(new))
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end_old, end_new = len(old), len(new)
+    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+        end_old -= 1
+        end_new -= 1
+    byte_start = len(old[:start].encode())
+    removed = len(old[start:end_old].encode())
+    if removed:
+        del text[byte_start : byte_start + removed]
+    if end_new > start:
+        text.insert(byte_start, new[start:end_new])
+
+
+def _replace_list(array: Y.Array[Any], values: list[Any]) -> None:
+    if (array.to_py() or []) == values:
+        return
+    if len(array):
+        del array[0 : len(array)]
+    if values:
+        array.extend(values)

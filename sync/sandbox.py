@@ -1,0 +1,693 @@
+"""Apply untrusted CRDT updates in worker processes, so a library crash kills a worker, not the hub.
+
+pycrdt 0.14.13 can segfault or panic on crafted updates (DESIGN.md, "Known hazards"). Every update
+from outside the hub is applied here first: a warm worker builds the record from its state, applies
+the updates, and sends back the new state and plain content. A worker that dies, panics or hangs
+is replaced; its job is refused with a `SandboxRefused` whose ``code`` says why:
+
+``worker_crashed``   the process died (segfault, abort, ``os._exit``, a signal) or sent garbage;
+``worker_panicked``  the library raised a ``BaseException`` (pyo3's ``PanicException``);
+``worker_timeout``   no reply within ``timeout_s``: the worker was killed;
+``apply_failed``     an ordinary exception (malformed bytes, a size bound, an unknown collection);
+``pool_closed``      the pool was closing or closed (not the update's fault);
+``pool_unavailable`` the workers could not be started (not the update's fault).
+
+Workers are started with the "spawn" method (the hub runs threads; fork is unsafe) and talk to the
+hub over a socket pair: an 8-byte big-endian length, then a pickle of plain values only (tuples,
+bytes, str, numbers, lists, dicts). Both sides load with an unpickler that refuses every global, so
+a worker whose memory a hostile update corrupted still cannot make the hub run code.
+
+In a batch the worker replies job by job, so when it dies the job it was running is known exactly:
+that job alone is refused, the earlier ones keep their results and the later ones run on another
+(or the replacement) worker. The hub side never blocks: it reads through asyncio streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import math
+import multiprocessing
+import os
+import pickle
+import signal
+import socket
+import struct
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
+from types import TracebackType
+from typing import Any, Literal
+
+from core.errors import UnsafeUpdate
+from sync.record import DEFAULT_MAX_UPDATE_BYTES
+
+__all__ = [
+    "FAULTS",
+    "Job",
+    "SandboxFailure",
+    "SandboxPool",
+    "SandboxRefused",
+    "SandboxResult",
+    "SandboxStats",
+]
+
+WORKER_CRASHED = "worker_crashed"
+WORKER_PANICKED = "worker_panicked"
+WORKER_TIMEOUT = "worker_timeout"
+APPLY_FAILED = "apply_failed"
+POOL_CLOSED = "pool_closed"
+POOL_UNAVAILABLE = "pool_unavailable"
+UPDATE_CODES = frozenset({WORKER_CRASHED, WORKER_PANICKED, WORKER_TIMEOUT, APPLY_FAILED})
+"""Codes caused by the job's own bytes (they count against the sender); the others are the hub's."""
+
+Fault = Literal["segfault", "panic", "hang", "exit", "slow"]
+FAULTS: frozenset[str] = frozenset({"segfault", "panic", "hang", "exit", "slow"})
+"""Test faults a job may carry, honoured only by a pool made with ``allow_test_faults=True``:
+"segfault" SIGSEGV to itself, "panic" raises `InjectedPanic`, "hang" sleeps forever, "exit" calls
+``os._exit(3)``, "slow" sleeps 0.5 s and then applies normally (holds a worker busy)."""
+
+_HEADER = struct.Struct("!Q")
+_MAX_MESSAGE_BYTES = 1 << 28
+_EXIT_GRACE_S = 1.0
+_CLOSE_GRACE_S = 0.5
+_REAP_LIMIT_S = 5.0
+_MESSAGE_CHARS = 300
+
+
+class SandboxRefused(UnsafeUpdate):
+    """An update the sandbox refused; ``code`` says why, ``pid`` names the worker involved."""
+
+    code = "sandbox_refused"
+
+    def __init__(self, message: str, *, code: str, pid: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.pid = pid
+
+    @property
+    def blames_update(self) -> bool:
+        """True when the job's own bytes caused the refusal (False for pool_closed/unavailable)."""
+        return self.code in UPDATE_CODES
+
+
+SandboxFailure = SandboxRefused
+"""A refused job in `SandboxPool.apply_many`'s results: the error itself, ready to raise."""
+
+
+class InjectedPanic(BaseException):
+    """Raised in a worker by the "panic" test fault; stands in for pyo3's PanicException."""
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One record to rebuild from ``state`` and apply ``updates`` to, in order."""
+
+    collection: str
+    record_id: str
+    state: bytes
+    updates: Sequence[bytes]
+    fault: Fault | None = None
+    """A test fault (see `FAULTS`); ignored unless the pool allows test faults."""
+
+    def __post_init__(self) -> None:
+        if self.fault is not None and self.fault not in FAULTS:
+            raise ValueError(f"unknown test fault {self.fault!r}; known: {sorted(FAULTS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxResult:
+    """A job that applied cleanly: the record's new full state and its plain content."""
+
+    state: bytes
+    content: dict[str, Any]
+    pending: bool
+    """True when some applied update waits for predecessors (pycrdt holds it, content lacks it)."""
+    pid: int
+    """The worker that computed it."""
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxStats:
+    """Counters for the admin health page (a snapshot)."""
+
+    size: int
+    workers_ready: int
+    jobs: int
+    succeeded: int
+    failures: dict[str, int]
+    restarts: int
+    spawn_failures: int
+
+
+@dataclass(eq=False)
+class _Worker:
+    proc: BaseProcess
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    pid: int
+    stopping: asyncio.Task[int | None] | None = None
+
+
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    worker: _Worker | None = None
+
+
+class _BadMessage(Exception):
+    """The peer sent something that is not a message of this protocol."""
+
+
+class SandboxPool:
+    """A warm pool of ``size`` worker processes applying untrusted updates (``async with``).
+
+    ``timeout_s`` bounds each job (the worker is killed when it passes). Jobs are spread over the
+    workers; a failed worker is replaced before its slot takes more work, and the others and their
+    in-flight jobs are not disturbed. Use from one event loop.
+    """
+
+    def __init__(
+        self,
+        size: int = 2,
+        timeout_s: float = 2.0,
+        *,
+        allow_test_faults: bool = False,
+        max_update_bytes: int = DEFAULT_MAX_UPDATE_BYTES,
+        start_timeout_s: float = 60.0,
+    ) -> None:
+        if size < 1:
+            raise ValueError("a sandbox pool needs at least one worker")
+        if timeout_s <= 0 or start_timeout_s <= 0:
+            raise ValueError("sandbox timeouts must be positive")
+        self.size = size
+        self.timeout_s = timeout_s
+        self.allow_test_faults = allow_test_faults
+        self.max_update_bytes = max_update_bytes
+        self.start_timeout_s = start_timeout_s
+        self._ctx = multiprocessing.get_context("spawn")
+        self._slots = [_Slot(i) for i in range(size)]
+        self._idle: asyncio.Queue[_Slot | None] = asyncio.Queue()
+        self._spawners: set[asyncio.Task[None]] = set()
+        self._reapers: set[asyncio.Task[Any]] = set()
+        self._state: Literal["new", "open", "closing", "closed"] = "new"
+        self._batch_seq = 0
+        self._jobs = 0
+        self._succeeded = 0
+        self._failures: Counter[str] = Counter()
+        self._restarts = 0
+        self._spawn_failures = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> SandboxPool:
+        if self._state != "new":
+            raise RuntimeError("a SandboxPool can be entered once")
+        self._state = "open"
+        spawns = [asyncio.ensure_future(self._spawn(slot.index)) for slot in self._slots]
+        failure: BaseException | None = None
+        try:
+            async with asyncio.timeout(self.start_timeout_s):
+                await asyncio.gather(*spawns, return_exceptions=True)
+        except TimeoutError as exc:
+            failure = exc
+        except BaseException as exc:  # cancelled while starting
+            failure = exc
+        for spawn in spawns:
+            if not spawn.done():
+                spawn.cancel()
+        outcomes = await asyncio.gather(*spawns, return_exceptions=True)
+        for slot, outcome in zip(self._slots, outcomes, strict=True):
+            if isinstance(outcome, _Worker):
+                slot.worker = outcome
+            elif failure is None:
+                failure = outcome
+        if failure is not None:
+            await self.aclose()
+            if not isinstance(failure, Exception):
+                raise failure
+            raise SandboxRefused(
+                f"sandbox workers could not be started: {_describe(failure)}",
+                code=POOL_UNAVAILABLE,
+            ) from failure
+        for slot in self._slots:
+            self._idle.put_nowait(slot)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop every worker (killing hung ones after a short grace) and reap them all."""
+        if self._state in ("closing", "closed"):
+            return
+        self._state = "closing"
+        self._idle.put_nowait(None)  # wakes waiters; each puts it back for the next
+        for task in self._spawners:
+            task.cancel()
+        await asyncio.gather(*self._spawners, return_exceptions=True)
+        workers = [slot.worker for slot in self._slots if slot.worker is not None]
+        await asyncio.gather(
+            *(self._stop(w, grace=_CLOSE_GRACE_S) for w in workers), return_exceptions=True
+        )
+        while self._reapers:
+            await asyncio.gather(*self._reapers, return_exceptions=True)
+        for slot in self._slots:
+            slot.worker = None
+        self._state = "closed"
+
+    # --- applying -------------------------------------------------------------------------------
+
+    async def apply(
+        self,
+        collection: str,
+        record_id: str,
+        state: bytes,
+        updates: Sequence[bytes],
+        *,
+        fault: Fault | None = None,
+    ) -> SandboxResult:
+        """Apply ``updates`` to the record at ``state`` in a worker; raises `SandboxRefused`."""
+        outcome = (await self.apply_many([Job(collection, record_id, state, updates, fault)]))[0]
+        if isinstance(outcome, SandboxRefused):
+            raise outcome
+        return outcome
+
+    async def apply_many(self, jobs: Sequence[Job]) -> list[SandboxResult | SandboxFailure]:
+        """Run ``jobs`` in batches spread over the workers; one outcome per job, in order."""
+        results: list[SandboxResult | SandboxFailure | None] = [None] * len(jobs)
+        if not jobs:
+            return []
+        indexed = list(enumerate(jobs))
+        per_chunk = math.ceil(len(indexed) / self.size)
+        chunks = [indexed[i : i + per_chunk] for i in range(0, len(indexed), per_chunk)]
+        if len(chunks) == 1:
+            await self._run(chunks[0], results)  # no task needed (the common single-job case)
+        else:
+            await asyncio.gather(*(self._run(chunk, results) for chunk in chunks))
+        out: list[SandboxResult | SandboxFailure] = []
+        for outcome in results:
+            assert outcome is not None
+            out.append(outcome)
+        return out
+
+    async def _run(
+        self, jobs: list[tuple[int, Job]], results: list[SandboxResult | SandboxFailure | None]
+    ) -> None:
+        """Run a chunk until every job has an outcome, moving on after a worker failed."""
+        while jobs:
+            slot = await self._acquire()
+            if slot is None:
+                for i, _ in jobs:
+                    results[i] = self._closed_failure()
+                return
+            done = await self._run_on(slot, jobs, results)
+            jobs = jobs[done:]
+
+    async def _run_on(
+        self,
+        slot: _Slot,
+        jobs: list[tuple[int, Job]],
+        results: list[SandboxResult | SandboxFailure | None],
+    ) -> int:
+        """Send ``jobs`` to the slot's worker in one message; returns how many got an outcome."""
+        worker = slot.worker
+        assert worker is not None
+        self._batch_seq += 1
+        seq = self._batch_seq
+        payload = _dumps(("run", seq, [self._wire_job(job) for _, job in jobs]))
+        finished = 0
+        try:
+            worker.writer.write(_HEADER.pack(len(payload)) + payload)
+            for k, (i, _) in enumerate(jobs):
+                async with asyncio.timeout(self.timeout_s):
+                    if k == 0:
+                        await worker.writer.drain()
+                    reply = await _read_message(worker.reader)
+                outcome = _outcome(reply, seq, k, worker.pid)
+                results[i] = self._count(outcome)
+                finished += 1
+                if isinstance(outcome, SandboxRefused) and outcome.code == WORKER_PANICKED:
+                    await self._retire(slot, worker, grace=_EXIT_GRACE_S)
+                    return finished
+        except TimeoutError:
+            if self._state != "open":
+                results[jobs[finished][0]] = self._closed_failure()
+                return finished + 1
+            exitcode = await self._retire(slot, worker, grace=0.0)
+            results[jobs[finished][0]] = self._count(
+                SandboxRefused(
+                    f"sandbox worker (pid {worker.pid}) gave no reply within {self.timeout_s:g} s "
+                    f"and was stopped ({_exit_text(exitcode)})",
+                    code=WORKER_TIMEOUT,
+                    pid=worker.pid,
+                )
+            )
+            return finished + 1
+        except (asyncio.IncompleteReadError, OSError, _BadMessage) as exc:
+            if self._state != "open":
+                results[jobs[finished][0]] = self._closed_failure()
+                return finished + 1
+            exitcode = await self._retire(slot, worker, grace=_EXIT_GRACE_S)
+            what = "sent an invalid reply" if isinstance(exc, _BadMessage) else "died"
+            results[jobs[finished][0]] = self._count(
+                SandboxRefused(
+                    f"sandbox worker (pid {worker.pid}) {what} while applying the update "
+                    f"({_exit_text(exitcode)})",
+                    code=WORKER_CRASHED,
+                    pid=worker.pid,
+                )
+            )
+            return finished + 1
+        except BaseException:
+            # Cancelled mid-job: replies may still come, so this worker cannot be reused.
+            self._track(self._reapers, self._retire(slot, worker, grace=0.0))
+            raise
+        self._idle.put_nowait(slot)
+        return finished
+
+    def _wire_job(self, job: Job) -> tuple[str, str, bytes, list[bytes], str | None]:
+        fault = job.fault if self.allow_test_faults else None
+        return (
+            str(job.collection),
+            str(job.record_id),
+            bytes(job.state),
+            [bytes(u) for u in job.updates],
+            fault,
+        )
+
+    # --- workers --------------------------------------------------------------------------------
+
+    async def _acquire(self) -> _Slot | None:
+        """An idle slot with a live worker, or None once the pool is closing."""
+        while True:
+            if self._state != "open":
+                return None
+            slot = await self._idle.get()
+            if slot is None:
+                self._idle.put_nowait(None)
+                return None
+            worker = slot.worker
+            if worker is not None and worker.proc.exitcode is None:
+                return slot
+            # Died while idle (killed from outside): not any job's fault; replace and look again.
+            if worker is not None:
+                await self._retire(slot, worker, grace=0.0)
+            else:
+                self._track(self._spawners, self._replace(slot))
+
+    async def _spawn(self, index: int) -> _Worker:
+        """Start one worker and wait until it has loaded the CRDT library and said ready."""
+        parent_sock, child_sock = socket.socketpair()
+        proc = self._ctx.Process(
+            target=_worker_main,
+            args=(child_sock, self.allow_test_faults, self.max_update_bytes),
+            name=f"velocity-sandbox-{index}",
+            daemon=True,
+        )
+        writer: asyncio.StreamWriter | None = None
+        try:
+            try:
+                proc.start()
+            finally:
+                child_sock.close()
+            reader, writer = await asyncio.open_connection(sock=parent_sock)
+            hello = await _read_message(reader)
+            if hello != ("ready", proc.pid):
+                raise _BadMessage(f"unexpected greeting {hello!r:.80}")
+            assert proc.pid is not None
+            return _Worker(proc, reader, writer, proc.pid)
+        except BaseException:
+            if writer is not None:
+                writer.close()
+            else:
+                parent_sock.close()
+            if proc.pid is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    proc.kill()
+                await asyncio.shield(self._track(self._reapers, _reap(proc)))
+            raise
+
+    async def _retire(self, slot: _Slot, worker: _Worker, *, grace: float) -> int | None:
+        """Stop a failed worker, start its replacement (unless closing); returns the exit code."""
+        exitcode = await self._stop(worker, grace=grace)
+        if slot.worker is worker:
+            slot.worker = None
+            if self._state == "open":
+                self._track(self._spawners, self._replace(slot))
+        return exitcode
+
+    async def _stop(self, worker: _Worker, *, grace: float) -> int | None:
+        """Close the channel, wait up to ``grace`` for the worker to exit, then kill and reap it."""
+        if worker.stopping is None:
+            worker.stopping = asyncio.ensure_future(self._stop_once(worker, grace))
+            self._reapers.add(worker.stopping)
+            worker.stopping.add_done_callback(self._reapers.discard)
+        return await asyncio.shield(worker.stopping)
+
+    @staticmethod
+    async def _stop_once(worker: _Worker, grace: float) -> int | None:
+        worker.writer.close()
+        exitcode = await _wait_exit(worker.proc, grace) if grace > 0 else worker.proc.exitcode
+        if exitcode is None:
+            with contextlib.suppress(OSError, ValueError):
+                worker.proc.kill()
+        return await _reap(worker.proc)
+
+    async def _replace(self, slot: _Slot) -> None:
+        """Start a fresh worker for ``slot`` (retrying with back-off), then put it back to work."""
+        delay = 0.2
+        while self._state == "open":
+            try:
+                worker = await self._spawn(slot.index)
+            except Exception:
+                self._spawn_failures += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            slot.worker = worker
+            self._restarts += 1
+            self._idle.put_nowait(slot)
+            return
+
+    def _track(self, tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:
+        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    # --- accounting -----------------------------------------------------------------------------
+
+    def _count(self, outcome: SandboxResult | SandboxFailure) -> SandboxResult | SandboxFailure:
+        self._jobs += 1
+        if isinstance(outcome, SandboxResult):
+            self._succeeded += 1
+        else:
+            self._failures[outcome.code] += 1
+        return outcome
+
+    def _closed_failure(self) -> SandboxFailure:
+        failure = SandboxRefused("the sandbox pool is closed (or not started)", code=POOL_CLOSED)
+        self._count(failure)
+        return failure
+
+    @property
+    def pids(self) -> list[int | None]:
+        """The worker process id of each slot (None while a slot's worker is being replaced)."""
+        return [slot.worker.pid if slot.worker else None for slot in self._slots]
+
+    @property
+    def stats(self) -> SandboxStats:
+        ready = sum(
+            1
+            for s in self._slots
+            if s.worker is not None and s.worker.stopping is None and self._state == "open"
+        )
+        return SandboxStats(
+            size=self.size,
+            workers_ready=ready,
+            jobs=self._jobs,
+            succeeded=self._succeeded,
+            failures=dict(self._failures),
+            restarts=self._restarts,
+            spawn_failures=self._spawn_failures,
+        )
+
+    def stats_dict(self) -> dict[str, object]:
+        """`stats` as plain values (for JSON)."""
+        return dataclasses.asdict(self.stats)
+
+
+# --- messages (both sides) ----------------------------------------------------------------------
+
+
+class _PlainUnpickler(pickle.Unpickler):
+    """Loads plain values only: any class or function reference is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"refusing global {module}.{name}")
+
+
+def _dumps(value: Any) -> bytes:
+    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _loads(data: bytes) -> Any:
+    try:
+        return _PlainUnpickler(io.BytesIO(data)).load()
+    except Exception as exc:
+        raise _BadMessage(f"unreadable message: {type(exc).__name__}") from None
+
+
+async def _read_message(reader: asyncio.StreamReader) -> Any:
+    (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
+    if size > _MAX_MESSAGE_BYTES:
+        raise _BadMessage(f"message of {size} bytes")
+    return _loads(await reader.readexactly(size))
+
+
+def _outcome(reply: Any, seq: int, k: int, pid: int) -> SandboxResult | SandboxFailure:
+    """Check a worker's reply to job ``k`` of batch ``seq`` and turn it into an outcome."""
+    if not (isinstance(reply, tuple) and len(reply) >= 3 and reply[:2] == (seq, k)):
+        raise _BadMessage("reply out of sequence")
+    match reply[2:]:
+        case ("ok", bytes() as state, dict() as content, bool() as pending):
+            return SandboxResult(state, content, pending, pid)
+        case ("panicked", str() as message):
+            return SandboxRefused(
+                f"CRDT library panicked in sandbox worker (pid {pid}): {message}",
+                code=WORKER_PANICKED,
+                pid=pid,
+            )
+        case ("failed", str() as message):
+            return SandboxRefused(
+                f"update could not be applied: {message}", code=APPLY_FAILED, pid=pid
+            )
+    raise _BadMessage("malformed reply")
+
+
+async def _wait_exit(proc: BaseProcess, limit: float) -> int | None:
+    """Poll (without blocking the loop) until ``proc`` exits or ``limit`` seconds pass."""
+    deadline = time.monotonic() + limit
+    delay = 0.001
+    while True:
+        exitcode = proc.exitcode  # waitpid(WNOHANG): reaps once it has exited
+        if exitcode is not None or time.monotonic() >= deadline:
+            return exitcode
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+async def _reap(proc: BaseProcess) -> int | None:
+    """Wait for a killed process to exit, reap it and release its handles."""
+    exitcode = await _wait_exit(proc, _REAP_LIMIT_S)
+    if exitcode is not None:
+        proc.close()
+    return exitcode
+
+
+def _exit_text(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "it did not exit"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"killed by {name}, exit code {exitcode}"
+    return f"exit code {exitcode}"
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {str(exc)[:_MESSAGE_CHARS]}"
+
+
+# --- the worker process -------------------------------------------------------------------------
+
+
+def _worker_main(sock: socket.socket, allow_test_faults: bool, max_update_bytes: int) -> None:
+    """A worker's entry point: load the CRDT library once, then serve batches until EOF."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the hub, which stops us
+    from schema import collection
+    from sync.record import RecordDoc
+
+    def run(job: tuple[str, str, bytes, list[bytes], str | None]) -> tuple[Any, ...]:
+        coll_name, record_id, state, updates, fault = job
+        try:
+            if fault is not None and allow_test_faults:
+                _inject_fault(fault)
+            doc = RecordDoc(collection(coll_name), record_id, state=state or None)
+            for update in updates:
+                doc.apply(update, max_bytes=max_update_bytes)
+            return ("ok", doc.encode_state(), doc.content(), doc.has_pending())
+        except BaseException as exc:  # the library's panics are BaseExceptions
+            panic = _panic_in(exc)
+            if panic is not None:
+                return ("panicked", _describe(panic))
+            return ("failed", _describe(exc))
+
+    rfile = sock.makefile("rb")
+    try:
+        _send(sock, ("ready", os.getpid()))
+        while True:
+            header = rfile.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return  # the hub closed the channel
+            (size,) = _HEADER.unpack(header)
+            _, seq, jobs = _loads(rfile.read(size))
+            for k, job in enumerate(jobs):
+                reply = run(job)
+                try:
+                    data = _dumps((seq, k, *reply))
+                except Exception as exc:  # e.g. content nested too deep to pickle
+                    reply = ("failed", f"result not serialisable: {_describe(exc)}")
+                    data = _dumps((seq, k, *reply))
+                sock.sendall(_HEADER.pack(len(data)) + data)
+                if reply[0] == "panicked":
+                    return  # the library's state may be poisoned: let the hub start a fresh one
+    except (OSError, _BadMessage):
+        return
+    finally:
+        rfile.close()
+        sock.close()
+
+
+def _send(sock: socket.socket, value: Any) -> None:
+    data = _dumps(value)
+    sock.sendall(_HEADER.pack(len(data)) + data)
+
+
+def _panic_in(exc: BaseException) -> BaseException | None:
+    """The first non-``Exception`` in the chain (a panic wrapped by `RecordDoc` counts too)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if not isinstance(current, Exception):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _inject_fault(fault: str) -> None:
+    """Act out a test fault (see `FAULTS`)."""
+    if fault == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+        time.sleep(60)
+    elif fault == "exit":
+        os._exit(3)
+    elif fault == "hang":
+        while True:
+            time.sleep(3600)
+    elif fault == "panic":
+        raise InjectedPanic("injected test panic")
+    elif fault == "slow":
+        time.sleep(0.5)

@@ -1,0 +1,359 @@
+"""Checks on a decoded Yjs update against the receiver's state, and what the update changes.
+
+`decode_update` (sync/yupdate.py) proves an update is well formed and safe to parse; the checks
+here prove it fits the collection's layout (`check_schema`), continues exactly what the receiver
+holds and is authored only by the pushing device (`check_causality`), and say which map keys,
+text and list ranges it sets or deletes (`effects`) for the permission rules.
+See docs/yjs-update-format.md for every reason code.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Collection, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from core.errors import CausalityError, UnsafeUpdate
+from core.settings import SyncLimits
+from sync.yupdate import (
+    ID,
+    ContentKind,
+    DecodedUpdate,
+    Placement,
+    Struct,
+    StructKind,
+    Unplaced,
+    Where,
+    decode_update,
+    resolve_placements,
+)
+
+
+class RootKind(StrEnum):
+    """The shared type of a root: a Map of registers, a Text, or an Array."""
+
+    MAP = "map"
+    TEXT = "text"
+    ARRAY = "array"
+
+
+_CONTENT_OF = {
+    RootKind.MAP: ContentKind.ANY,
+    RootKind.TEXT: ContentKind.STRING,
+    RootKind.ARRAY: ContentKind.ANY,
+}
+"""The live content kind each root kind holds (ContentDeleted fits every root)."""
+
+
+class _Segment(NamedTuple):
+    start: int
+    end: int
+    where: Where
+    content: ContentKind | None
+
+
+class OriginIndex:
+    """What the receiver holds, by id range: each range's root and map key, and what is deleted."""
+
+    __slots__ = ("_deleted", "_segments", "_starts", "_state")
+
+    def __init__(self) -> None:
+        """An empty index: the receiver holds nothing yet."""
+        self._segments: dict[int, list[_Segment]] = {}
+        self._starts: dict[int, list[int]] = {}
+        self._deleted: dict[int, list[tuple[int, int]]] = {}
+        self._state: dict[int, int] = {}
+
+    @classmethod
+    def from_state(cls, state: bytes, limits: SyncLimits) -> OriginIndex:
+        """Index the receiver's full state (``doc.get_update()``), decoded under ``limits``.
+
+        The held state of a long-lived document may exceed the per-update bounds (a text edited
+        for months has thousands of items), so pass snapshot-sized limits here.
+        """
+        decoded = decode_update(state, limits)
+        index = cls()
+        placements = resolve_placements(decoded, strict=True)
+        for struct, where in zip(decoded.structs, placements, strict=True):
+            segment = _Segment(struct.clock, struct.end, where, struct.content)
+            index._segments.setdefault(struct.client, []).append(segment)
+            index._starts.setdefault(struct.client, []).append(struct.clock)
+        index._state = {client: end for client, (_, end) in decoded.clients.items()}
+        index._deleted = {c: _merge(r) for c, r in decoded.delete_set.items()}
+        return index
+
+    @property
+    def state_vector(self) -> Mapping[int, int]:
+        """client → next clock, as held."""
+        return self._state
+
+    def lookup(self, ref: ID) -> Where:
+        """The placement of the held item containing ``ref``; `Unplaced.UNKNOWN` if not held."""
+        segment = self._segment_at(ref.client, ref.clock)
+        return Unplaced.UNKNOWN if segment is None else segment.where
+
+    def _live_overlaps(self, client: int, start: int, end: int) -> Iterator[tuple[_Segment, int]]:
+        """Held segments within ``[start, end)`` that are not deleted yet, with the live units."""
+        starts = self._starts.get(client, [])
+        pos = max(bisect_right(starts, start) - 1, 0)
+        segments = self._segments.get(client, [])
+        deleted = self._deleted.get(client, [])
+        while pos < len(segments) and segments[pos].start < end:
+            segment = segments[pos]
+            lo, hi = max(segment.start, start), min(segment.end, end)
+            if lo < hi:
+                units = sum(b - a for a, b in _subtract(lo, hi, deleted))
+                if units:
+                    yield segment, units
+            pos += 1
+
+    def _segment_at(self, client: int, clock: int) -> _Segment | None:
+        starts = self._starts.get(client)
+        if not starts:
+            return None
+        pos = bisect_right(starts, clock) - 1
+        if pos < 0:
+            return None
+        segment = self._segments[client][pos]
+        return segment if clock < segment.end else None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateEffects:
+    """What applying an update changes, by root (only roots it touches appear).
+
+    Text amounts are UTF-16 code units, Yjs' own length; list amounts are values.
+    """
+
+    map_set: Mapping[str, Mapping[str, Any]]
+    """root → key → the value this update leaves on the key (last item of its own chain)."""
+    map_deleted: Mapping[str, frozenset[str]]
+    """root → keys this update leaves without a value."""
+    text_inserted: Mapping[str, tuple[str, ...]]
+    text_deleted: Mapping[str, int]
+    array_inserted: Mapping[str, tuple[Any, ...]]
+    array_deleted: Mapping[str, int]
+
+    def keys(self, root: str) -> frozenset[str]:
+        """Map keys of ``root`` this update sets or deletes."""
+        return frozenset(self.map_set.get(root, {})) | self.map_deleted.get(root, frozenset())
+
+
+def check_schema(
+    decoded: DecodedUpdate, roots: Mapping[str, RootKind], *, index: OriginIndex | None = None
+) -> None:
+    """Only declared roots, and content that fits each root's kind.
+
+    Without ``index`` only items placed by the update itself are checked; with it, every item
+    is, and an origin that exists nowhere is a `CausalityError`.
+    """
+    _check_schema(decoded, roots, _placements(decoded, index))
+
+
+def check_causality(
+    decoded: DecodedUpdate, held: Mapping[int, int], bound_clients: Collection[int]
+) -> None:
+    """Only the device's own client ids, each continuing exactly the receiver's state vector
+    ``held``; deletes only of clocks that exist."""
+    foreign = sorted(set(decoded.clients) - set(bound_clients))
+    if foreign:
+        raise CausalityError(
+            f"client id(s) {foreign} are not bound to this device", code="foreign_client"
+        )
+    fresh = stale = False
+    for client, (start, end) in decoded.clients.items():
+        have = held.get(client, 0)
+        if start > have:
+            raise CausalityError(
+                f"client {client} starts at clock {start}, {have} held", code="gap"
+            )
+        if start < have < end:
+            raise CausalityError(
+                f"client {client} re-sends clocks {start}..{have - 1} with new ones",
+                code="overlap",
+            )
+        stale = stale or start < have
+        fresh = fresh or start == have
+    if stale:
+        if fresh:
+            raise CausalityError("update mixes held and new client blocks", code="overlap")
+        raise CausalityError("every struct of this update is already held", code="already_applied")
+    for client, ranges in decoded.delete_set.items():
+        known = max(held.get(client, 0), decoded.clients.get(client, (0, 0))[1])
+        for clock, length in ranges:
+            if clock + length > known:
+                raise CausalityError(
+                    f"delete of client {client} clocks {clock}..{clock + length - 1}, "
+                    f"only {known} exist",
+                    code="delete_unknown",
+                )
+
+
+def effects(decoded: DecodedUpdate, index: OriginIndex) -> UpdateEffects:
+    """The map keys, text and list ranges ``decoded`` sets or deletes, given what is held."""
+    return _effects(decoded, index, _placements(decoded, index))
+
+
+def inspect_update(
+    data: bytes,
+    *,
+    limits: SyncLimits,
+    roots: Mapping[str, RootKind],
+    held: Mapping[int, int],
+    bound_clients: Collection[int],
+    index: OriginIndex,
+) -> UpdateEffects:
+    """Decode ``data``, run every check, and return its effects; refusals are `ProtocolError`."""
+    decoded = decode_update(data, limits)
+    check_causality(decoded, held, bound_clients)
+    placements = _placements(decoded, index)
+    _check_schema(decoded, roots, placements)
+    return _effects(decoded, index, placements)
+
+
+def _placements(decoded: DecodedUpdate, index: OriginIndex | None) -> tuple[Where, ...]:
+    if index is None:
+        return resolve_placements(decoded)
+    return resolve_placements(decoded, index.lookup, strict=True)
+
+
+def _check_schema(
+    decoded: DecodedUpdate, roots: Mapping[str, RootKind], placements: tuple[Where, ...]
+) -> None:
+    for struct, where in zip(decoded.structs, placements, strict=True):
+        if isinstance(where, Placement):
+            kind = roots.get(where.root)
+            if kind is None:
+                raise UnsafeUpdate(
+                    f"root {where.root!r} is not part of this document", code="unknown_root"
+                )
+            _check_item(struct, where, kind)
+
+
+def _check_item(struct: Struct, where: Placement, kind: RootKind) -> None:
+    at = f"item {struct.client}:{struct.clock} in {kind} root {where.root!r}"
+    if (kind is RootKind.MAP) != (where.key is not None):
+        raise UnsafeUpdate(f"{at}: map keys belong to map roots only", code="key_mismatch")
+    if struct.content not in (_CONTENT_OF[kind], ContentKind.DELETED):
+        raise UnsafeUpdate(f"{at}: {struct.content!r} content", code="content_mismatch")
+    if kind is RootKind.MAP:
+        if struct.right_origin is not None:
+            raise UnsafeUpdate(f"{at}: a map entry with a right origin", code="map_right_origin")
+        if struct.content is ContentKind.ANY and struct.length != 1:
+            raise UnsafeUpdate(f"{at}: {struct.length} values on one key", code="map_multi_value")
+
+
+def _effects(
+    decoded: DecodedUpdate, index: OriginIndex, placements: tuple[Where, ...]
+) -> UpdateEffects:
+    removed = {client: _merge(ranges) for client, ranges in decoded.delete_set.items()}
+    text_inserted: dict[str, list[str]] = defaultdict(list)
+    array_inserted: dict[str, list[Any]] = defaultdict(list)
+    by_key: dict[tuple[str, str], list[Struct]] = defaultdict(list)
+    for struct, where in zip(decoded.structs, placements, strict=True):
+        if struct.kind is StructKind.GC or not isinstance(where, Placement):
+            continue
+        if where.key is not None:
+            by_key[where.root, where.key].append(struct)
+            continue
+        for lo, hi in _subtract(struct.clock, struct.end, removed.get(struct.client, [])):
+            a, b = lo - struct.clock, hi - struct.clock
+            if struct.text is not None:
+                text_inserted[where.root].append(_utf16_slice(struct.text, a, b))
+            elif struct.content is ContentKind.ANY:
+                array_inserted[where.root].extend(struct.values[a:b])
+    map_set: dict[str, dict[str, Any]] = defaultdict(dict)
+    map_deleted: dict[str, set[str]] = defaultdict(set)
+    for (root, key), items in by_key.items():
+        winner = _map_winner(items)
+        if winner.content is ContentKind.ANY and _is_live(winner, removed):
+            map_set[root][key] = winner.values[-1]
+        else:
+            map_deleted[root].add(key)
+    text_deleted: dict[str, int] = defaultdict(int)
+    array_deleted: dict[str, int] = defaultdict(int)
+    for client, ranges in removed.items():
+        for start, end in ranges:
+            for segment, units in index._live_overlaps(client, start, end):
+                where = segment.where
+                if not isinstance(where, Placement):
+                    continue
+                if where.key is not None:
+                    if (where.root, where.key) not in by_key:
+                        map_deleted[where.root].add(where.key)
+                elif segment.content is ContentKind.STRING:
+                    text_deleted[where.root] += units
+                elif segment.content is ContentKind.ANY:
+                    array_deleted[where.root] += units
+    return UpdateEffects(
+        map_set={root: dict(keys) for root, keys in map_set.items()},
+        map_deleted={root: frozenset(keys) for root, keys in map_deleted.items()},
+        text_inserted={root: tuple(parts) for root, parts in text_inserted.items()},
+        text_deleted=dict(text_deleted),
+        array_inserted={root: tuple(values) for root, values in array_inserted.items()},
+        array_deleted=dict(array_deleted),
+    )
+
+
+def _map_winner(items: list[Struct]) -> Struct:
+    """The last item of the update's own chain on one key: no other item names it as origin.
+
+    Forks (two items on one origin) resolve to the higher client id, as Yjs orders them.
+    """
+    by_client: dict[int, list[Struct]] = defaultdict(list)
+    for item in items:
+        by_client[item.client].append(item)
+    starts = {client: [item.clock for item in run] for client, run in by_client.items()}
+    named: set[ID] = set()
+    for item in items:
+        if item.origin is None or item.origin.client not in by_client:
+            continue
+        run = by_client[item.origin.client]
+        pos = bisect_right(starts[item.origin.client], item.origin.clock) - 1
+        if pos >= 0 and item.origin.clock < run[pos].end:
+            named.add(ID(run[pos].client, run[pos].clock))
+    ends = [item for item in items if ID(item.client, item.clock) not in named]
+    return max(ends, key=lambda item: (item.client, item.clock))
+
+
+def _is_live(item: Struct, removed: Mapping[int, list[tuple[int, int]]]) -> bool:
+    last = item.end - 1
+    return not any(lo <= last < hi for lo, hi in removed.get(item.client, []))
+
+
+def _merge(ranges: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
+    """Delete-set (clock, length) ranges as sorted, disjoint [start, end) spans."""
+    spans: list[tuple[int, int]] = []
+    for start, end in sorted((clock, clock + length) for clock, length in ranges):
+        if spans and start <= spans[-1][1]:
+            spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+        else:
+            spans.append((start, end))
+    return spans
+
+
+def _subtract(start: int, end: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The parts of ``[start, end)`` outside the sorted disjoint ``spans``."""
+    parts = []
+    cursor = start
+    for lo, hi in spans[max(bisect_right(spans, (start,)) - 1, 0) :]:
+        if lo >= end:
+            break
+        if hi > cursor:
+            if lo > cursor:
+                parts.append((cursor, lo))
+            cursor = hi
+    if cursor < end:
+        parts.append((cursor, end))
+    return parts
+
+
+def _utf16_slice(text: str, start: int, end: int) -> str:
+    """``text[start:end]`` in UTF-16 code units; a split surrogate pair becomes U+FFFD (as Yjs)."""
+    encoded = text.encode("utf-16-le")
+    if start == 0 and 2 * end == len(encoded):
+        return text
+    return encoded[2 * start : 2 * end].decode("utf-16-le", errors="replace")
