@@ -117,13 +117,14 @@ class RecordDoc:
     # --- local changes ----------------------------------------------------------------------
 
     @contextmanager
-    def _change(self) -> Iterator[list[bytes]]:
+    def _change(self) -> Iterator[tuple[Any, list[bytes]]]:
+        """One local transaction; yields (its native transaction, [the update, once done])."""
         before = _EMPTY_STATE if self._pristine else self._doc.get_state()
         out: list[bytes] = []
         self._pristine = False
         try:
-            with self._doc.transaction():
-                yield out
+            with self._doc.transaction() as txn:
+                yield txn._txn, out
         finally:
             self._content = None
         out.append(bytes(self._doc.get_update(before)))
@@ -140,21 +141,26 @@ class RecordDoc:
             raise RecordInvalid(f"{self.collection.name} has no field(s) {sorted(unknown)}")
         current = self._read()
         project(self.collection, self.record_id, {**current, **values})
-        with self._change() as update:
+        kinds = self.collection.kinds
+        with self._change() as (txn, update):
+            registers = self._fields.integrated
             for name, value in values.items():
-                kind = self.collection.kinds[name]
-                if kind is CrdtKind.TEXT:
+                kind = kinds[name]
+                if kind is CrdtKind.REGISTER:
+                    if name not in current or current[name] != value:
+                        # pycrdt's native map, straight: a validated register value is never a
+                        # shared type or a sub-document, the checks `Map[...] =` repeats per key
+                        registers.insert(txn, name, value)
+                elif kind is CrdtKind.TEXT:
                     _edit_text(self._text(name), str(value or ""))
-                elif kind is CrdtKind.LIST:
+                else:
                     _replace_list(self._list(name), list(value or []))
-                elif current.get(name, _MISSING) != value or name not in current:
-                    self._fields[name] = value
         return update[0]
 
     def edit_text(self, name: str, index: int, delete: int = 0, insert: str = "") -> bytes:
         """Low-level text edit at a UTF-8 byte offset (what a text cursor in an editor sends)."""
         text = self._text(name)
-        with self._change() as update:
+        with self._change() as (_, update):
             if delete:
                 del text[index : index + delete]
             if insert:
@@ -261,9 +267,6 @@ class RecordDoc:
     def has_pending(self) -> bool:
         """True when applied updates wait for predecessors that have not arrived."""
         return bool(self._held)
-
-
-_MISSING = object()
 
 
 def _registers(fields: Y.Map[Any]) -> dict[str, Any]:
