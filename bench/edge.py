@@ -28,6 +28,7 @@ from edge_agent.device import pair
 from edge_agent.replica import Replica
 from edge_agent.service import EdgeAgent
 from edge_agent.settings import EdgeSettings
+from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -125,6 +126,7 @@ async def bootstrap_and_catch_up(folder: Path, local: int, remote: int) -> dict[
         hub.join(timeout=30)
         if hub.is_alive():
             hub.kill()
+        stop_embedded_postgres(folder / "hub" / "pg")
     return {"bootstrap_records": records, "bootstrap_s": boot,
             "bootstrap_records_per_s": records / boot,
             "wire_bytes_per_record": seeded["wire"] / seeded["records"],

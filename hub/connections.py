@@ -11,8 +11,8 @@ class LiveSession(Protocol):
     tenant_id: str
     device_id: str
 
-    def wake(self) -> None:
-        """New commits may be readable: pull from the cursor."""
+    def wake(self, last: int | None = None) -> None:
+        """New commits may be readable (up to ``last``, when known): pull from the cursor."""
 
     async def close_revoked(self) -> None:
         """Close at once because the device was revoked or blocked."""
@@ -30,9 +30,9 @@ class Connections:
     def discard(self, session: LiveSession) -> None:
         self._by_tenant[session.tenant_id].discard(session)
 
-    def wake_tenant(self, tenant_id: str) -> None:
+    def wake_tenant(self, tenant_id: str, last: int | None = None) -> None:
         for session in list(self._by_tenant.get(tenant_id, ())):
-            session.wake()
+            session.wake(last)
 
     def wake_all(self) -> None:
         for sessions in list(self._by_tenant.values()):

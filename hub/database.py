@@ -15,6 +15,14 @@ from core.errors import ConfigError, StorageError
 from hub.migrations import apply_migrations
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool as it is (asyncpg still rolls back an open transaction).
+
+    asyncpg's default reset runs ``RESET ALL; UNLISTEN *; …`` on every release, a round trip per
+    query the hub makes; the hub never changes session state on pooled connections (LISTEN has
+    its own connection, advisory locks are transaction-scoped)."""
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
@@ -28,6 +36,18 @@ def start_embedded_postgres(data_dir: Path) -> str:
 
         server = pgserver.get_server(data_dir, cleanup_mode=None)
     return str(server.get_uri())
+
+
+def stop_embedded_postgres(data_dir: Path) -> None:
+    """Stop the private PostgreSQL that `start_embedded_postgres` left running in ``data_dir``
+    (its data stays); nothing happens when none was started there."""
+    if not (data_dir / "postmaster.pid").exists():
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
 
 
 class Database(AbstractAsyncContextManager["Database"]):
@@ -47,7 +67,8 @@ class Database(AbstractAsyncContextManager["Database"]):
     async def __aenter__(self) -> Database:
         try:
             self._pool = await asyncpg.create_pool(
-                self.url, min_size=self._min, max_size=self._max, init=_init_connection
+                self.url, min_size=self._min, max_size=self._max, init=_init_connection,
+                reset=_keep_session, server_settings={"plan_cache_mode": "force_custom_plan"},
             )
         except (OSError, asyncpg.PostgresError) as exc:
             raise ConfigError(

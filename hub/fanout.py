@@ -3,7 +3,9 @@
 Commits ``pg_notify('velocity_updates', '<tenant>:<seq>')`` inside their transaction, so the
 notice is delivered only after commit, to every hub listening on the database (this one too).
 A notice only wakes sessions; they then read the log from their cursor, so a lost or coalesced
-notice can delay but never lose an update. Revocations travel on ``velocity_control``.
+notice can delay but never lose an update. Its sequence was committed (with everything before it:
+the cursor rule), so a woken session reads up to it without asking for the high-water mark.
+Revocations travel on ``velocity_control``.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ class Fanout:
                                     f"revoke:{device_id}")
 
     def _on_update(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self._connections.wake_tenant(payload.rpartition(":")[0])
+        tenant_id, _, last = payload.rpartition(":")
+        self._connections.wake_tenant(tenant_id, int(last) if last.isdigit() else None)
 
     def _on_control(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         action, _, device_id = payload.partition(":")

@@ -19,7 +19,7 @@ from core.identity import Principal
 from core.ids import split_guid
 from core.settings import SyncLimits
 from hub.policy import check_write
-from hub.store import Change, HubStore
+from hub.store import Change, Document, HubStore
 from schema import Collection, CrdtKind, collection, project, to_row
 from sync.record import TRUSTED_LIMITS, RecordDoc
 from sync.sandbox import Job, SandboxPool, SandboxRefused, SandboxResult
@@ -78,13 +78,15 @@ class Gate:
         for i, (guid, _, _) in enumerate(items):
             queues[guid].append(i)
         overlay: dict[str, tuple[bytes, dict[str, Any] | None]] = {}
+        stored = await self._store.documents(principal.tenant_id, list(queues))
         while any(queues.values()):
             wave = [q.popleft() for q in queues.values() if q]
             prepared: list[tuple[int, _Prepared]] = []
             for i in wave:
                 guid, update, _ = items[i]
                 try:
-                    prep = await self._prepare(principal, bound_clients, guid, update, overlay)
+                    prep = self._prepare(principal, bound_clients, guid, update, overlay,
+                                         stored)
                 except VelocityError as exc:
                     verdicts[i] = Refused(exc)
                     continue
@@ -107,9 +109,9 @@ class Gate:
         assert all(v is not None for v in verdicts)
         return verdicts  # type: ignore[return-value]
 
-    async def _prepare(
+    def _prepare(
         self, principal: Principal, bound_clients: Coll[int], guid: str, update: bytes,
-        overlay: dict[str, tuple[bytes, dict[str, Any] | None]],
+        overlay: dict[str, tuple[bytes, dict[str, Any] | None]], stored: dict[str, Document],
     ) -> _Prepared | None:
         try:
             coll_name, record_id = split_guid(guid)
@@ -118,10 +120,11 @@ class Gate:
         coll = collection(coll_name)
         if guid in overlay:
             state, before = overlay[guid]
+        elif guid in stored:
+            state = stored[guid].state
+            before = to_row(RecordDoc(coll, record_id, state=state).project())
         else:
-            doc = await self._store.document(principal.tenant_id, guid)
-            state = doc.state if doc else b""
-            before = to_row(RecordDoc(coll, record_id, state=state).project()) if doc else None
+            state, before = b"", None
         held = decode_state_vector(
             RecordDoc(coll, record_id, state=state or None).state_vector(), TRUSTED_LIMITS)
         index = OriginIndex.from_state(state, TRUSTED_LIMITS) if state else OriginIndex()

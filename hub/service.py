@@ -8,6 +8,7 @@ from types import TracebackType
 
 from core.settings import SyncLimits, load_settings
 from hub.accounts import Accounts
+from hub.committer import GroupCommitter
 from hub.connections import Connections
 from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
@@ -38,6 +39,7 @@ class Hub:
             self.store = HubStore(self.db)
             self.accounts = Accounts(self.db)
             self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
+            self.committer = await self._stack.enter_async_context(GroupCommitter(self.store))
             self.sandbox = await self._stack.enter_async_context(
                 SandboxPool(self.settings.sandbox_workers, self.settings.sandbox_timeout_s)
             )

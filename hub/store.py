@@ -8,7 +8,6 @@ reads ``last_seq`` first and then the rows up to it can never skip one that comm
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -50,6 +49,15 @@ class Change:
 
 
 @dataclass(frozen=True, slots=True)
+class PushGroup:
+    """One device's push batch (or the hub's own writes) within a group commit."""
+
+    changes: Sequence[Change]
+    user_id: str | None
+    device_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class Committed:
     guid: str
     seq: int
@@ -86,34 +94,53 @@ class HubStore:
         )
         return _doc(row) if row else None
 
-    async def receipt(self, tenant_id: str, device_id: str, update_id: str) -> int | None:
-        """The sequence an already-committed push got, or None."""
+    async def documents(self, tenant_id: str, guids: Sequence[str]) -> dict[str, Document]:
+        """The stored documents among ``guids`` (one query)."""
+        rows = await self.db.pool.fetch(
+            "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[])",
+            tenant_id, list(guids))
+        return {r["guid"]: _doc(r) for r in rows}
+
+    async def receipts(self, tenant_id: str, device_id: str, update_ids: Sequence[str]
+                       ) -> dict[str, int]:
+        """The sequences already-committed pushes got, by update id (one query)."""
         async with self.db.pool.acquire() as conn:
-            return await _receipt(conn, tenant_id, device_id, update_id)
+            found = await _receipts(conn, tenant_id, [(device_id, u) for u in update_ids])
+        return {update_id: seq for (_, update_id), seq in found.items()}
 
     async def commit(
         self, tenant_id: str, changes: Sequence[Change], *, user_id: str | None,
         device_id: str | None,
     ) -> list[Committed | RecordInvalid]:
-        """Append changes in one transaction; each result is committed or refused as invalid.
+        """Append changes in one transaction; each result is committed or refused as invalid."""
+        return (await self.commit_groups(tenant_id, [PushGroup(changes, user_id, device_id)]))[0]
+
+    async def commit_groups(
+        self, tenant_id: str, groups: Sequence[PushGroup]
+    ) -> list[list[Committed | RecordInvalid]]:
+        """Append the push batches of several devices of one tenant in one transaction (group
+        commit); each change's result is committed or refused as invalid.
 
         Each update is applied to the document's current merged state inside the transaction
         (after the tenant lock), so concurrent writers to one document never overwrite each other.
+        Every statement is batched: a transaction costs a fixed number of round trips.
         """
-        results: list[Committed | RecordInvalid | None] = [None] * len(changes)
+        flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
+        results: list[Committed | RecordInvalid | tuple[int, int] | None] = [None] * len(flat)
         async with self.db.pool.acquire() as conn, conn.transaction():
+            keys = [(groups[g].device_id, ch.update_id) for g, ch in flat]
+            held = await _receipts(conn, tenant_id, [k for k in keys if None not in k])
             todo: list[int] = []
-            batch_ids: dict[str, int] = {}
-            for i, ch in enumerate(changes):
-                seq = await _receipt(conn, tenant_id, device_id, ch.update_id)
-                if seq is not None:
-                    results[i] = Committed(ch.guid, seq, None, duplicate=True)
-                elif ch.update_id is not None and ch.update_id in batch_ids:
-                    results[i] = batch_ids[ch.update_id]  # type: ignore[assignment]
+            first_of: dict[tuple[str | None, str | None], int] = {}
+            for i, ((_, ch), key) in enumerate(zip(flat, keys, strict=True)):
+                if key in held:
+                    results[i] = Committed(ch.guid, held[key], None, duplicate=True)
+                elif None not in key and key in first_of:
+                    results[i] = (first_of[key], 0)  # a duplicate within this transaction
                 else:
                     todo.append(i)
-                    if ch.update_id is not None:
-                        batch_ids[ch.update_id] = i
+                    if None not in key:
+                        first_of[key] = i
             if todo:
                 last = await conn.fetchval(
                     "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
@@ -121,66 +148,23 @@ class HubStore:
                 )
                 if last is None:
                     raise NotFound(f"tenant {tenant_id!r} does not exist")
-                for offset, i in enumerate(todo):
-                    seq = last - len(todo) + offset + 1
-                    results[i] = await self._append(conn, tenant_id, changes[i], seq, user_id,
-                                                    device_id)
+                first = last - len(todo) + 1
+                written = await write_changes(conn, tenant_id, [
+                    _Pending(flat[i][1], first + n, groups[flat[i][0]].user_id,
+                             groups[flat[i][0]].device_id) for n, i in enumerate(todo)])
+                for i, result in zip(todo, written, strict=True):
+                    results[i] = result
                 await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
                                    f"{tenant_id}:{last}")
-        for i, res in enumerate(results):
-            if isinstance(res, int):  # a duplicate within the batch: same outcome as its first
-                first = results[res]
-                results[i] = (Committed(changes[i].guid, first.seq, None, duplicate=True)
-                              if isinstance(first, Committed) else first)
-        return [r for r in results if r is not None]
-
-    async def _append(
-        self, conn: asyncpg.Connection, tenant_id: str, ch: Change, seq: int,
-        user_id: str | None, device_id: str | None,
-    ) -> Committed | RecordInvalid:
-        coll_name, record_id = split_guid(ch.guid)
-        coll = collection(coll_name)
-        row = await conn.fetchrow(
-            "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = $2 FOR UPDATE",
-            tenant_id, ch.guid,
-        )
-        doc = RecordDoc(coll, record_id, state=bytes(row["state"]) if row else None)
-        try:
-            doc.apply(ch.update, in_order=True)  # the gate checked causality
-            record = doc.project()
-        except RecordInvalid as exc:
-            await _audit(conn, tenant_id, user_id, device_id, "refused", ch.guid, None,
-                         {"reason": exc.code, "message": exc.message})
-            return exc
-        if record.tenant_id != tenant_id:
-            return RecordInvalid(f"{ch.guid}: tenant_id may not be {record.tenant_id!r}")
-        await conn.execute(
-            "INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id, user_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6)", tenant_id, seq, ch.guid, ch.update, device_id,
-            user_id,
-        )
-        scope_changed = row is None or (row["owner_id"], row["team_id"]) != (
-            record.owner_id, record.team_id)
-        await conn.execute(
-            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id,"
-            " state, created_seq, updated_seq, scope_seq) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$8,$8)"
-            " ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = $5, team_id = $6, state = $7,"
-            " updated_seq = $8, scope_seq = CASE WHEN $9 THEN $8 ELSE hub_documents.scope_seq END,"
-            " prev_owner_id = CASE WHEN $9 THEN hub_documents.owner_id"
-            " ELSE hub_documents.prev_owner_id END,"
-            " prev_team_id = CASE WHEN $9 THEN hub_documents.team_id"
-            " ELSE hub_documents.prev_team_id END",
-            tenant_id, ch.guid, coll_name, record_id, record.owner_id, record.team_id,
-            doc.encode_state(), seq, scope_changed,
-        )
-        await upsert_projection(conn, coll.table, column_types(coll), to_row(record))
-        if ch.update_id is not None and device_id is not None:
-            await conn.execute(
-                "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq) "
-                "VALUES ($1, $2, $3, $4, $5)", tenant_id, device_id, ch.update_id, ch.guid, seq,
-            )
-        await _audit(conn, tenant_id, user_id, device_id, "write", ch.guid, seq, None)
-        return Committed(ch.guid, seq, record)
+        out: list[list[Committed | RecordInvalid]] = [[] for _ in groups]
+        for i, result in enumerate(results):
+            if isinstance(result, tuple):  # same outcome as its first
+                result = results[result[0]]
+                if isinstance(result, Committed):
+                    result = Committed(flat[i][1].guid, result.seq, None, duplicate=True)
+            assert isinstance(result, Committed | RecordInvalid)
+            out[flat[i][0]].append(result)
+        return out
 
     # --- reading the log --------------------------------------------------------------------
 
@@ -194,24 +178,35 @@ class HubStore:
         return row["last_seq"], row["horizon"]
 
     async def read_updates(
-        self, principal: Principal, cursor: int, limit: int
+        self, principal: Principal, cursor: int, limit: int, *, last: int | None = None
     ) -> tuple[list[LogItem], int]:
-        """Updates after ``cursor`` the principal may read, and the cursor to resume from.
+        """Updates after ``cursor`` up to ``last`` (default: the tenant's high-water mark, read
+        first) the principal may read, and the cursor to resume from.
 
         A document whose read scope changed after the cursor (new, or reassigned to this reader)
         comes as one snapshot instead of its updates, so the reader gets its whole history.
         """
-        last, _ = await self.high_water(principal.tenant_id)
+        if last is None:
+            last, _ = await self.high_water(principal.tenant_id)
         if last <= cursor:
             return [], cursor
-        cond, params = scope_sql(principal, "d", 5)
+        cond, params = scope_sql(principal, "d", 6)
+        before, _ = scope_sql(principal, "d", 6, previous=True)
+        # Only rows that can become an item leave the database: readable rows of a document
+        # whose scope changed after the cursor (a snapshot) or readable updates the reader's own
+        # device did not make, and rows of a document that left the reader's scope after the
+        # cursor (a remove). A broker's device among many reads its own share of the log.
         rows = await self.db.pool.fetch(
-            "SELECT u.seq, u.guid, u.data, u.device_id, d.scope_seq, d.state, d.collection, "
+            "SELECT u.seq, u.guid, u.data, u.device_id, d.scope_seq, d.collection, "
+            "CASE WHEN d.scope_seq > $2 THEN d.state END AS state, "  # only snapshots need it
             f"d.prev_owner_id, d.prev_team_id, ({cond}) AS visible "
             "FROM hub_updates u JOIN hub_documents d "
             "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
-            "WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 ORDER BY u.seq LIMIT $4",
-            principal.tenant_id, cursor, last, limit, *params,
+            f"WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 AND (CASE WHEN {cond} "
+            "THEN d.scope_seq > $2 OR $5::text IS NULL OR u.device_id IS DISTINCT FROM $5 "
+            f"ELSE d.scope_seq > $2 AND {before} END) "
+            "ORDER BY u.seq LIMIT $4",
+            principal.tenant_id, cursor, last, limit, principal.device_id, *params,
         )
         items: list[LogItem] = []
         snapshotted: set[str] = set()
@@ -283,30 +278,144 @@ class HubStore:
         return int(status.split()[-1])
 
 
-async def _receipt(
-    conn: asyncpg.Connection, tenant_id: str, device_id: str | None, update_id: str | None
-) -> int | None:
-    if update_id is None or device_id is None:
-        return None
-    seq: int | None = await conn.fetchval(
-        "SELECT seq FROM hub_push_receipts WHERE tenant_id = $1 AND device_id = $2 "
-        "AND update_id = $3", tenant_id, device_id, update_id,
+async def _receipts(
+    conn: asyncpg.Connection, tenant_id: str, keys: Sequence[tuple[str | None, str | None]]
+) -> dict[tuple[str | None, str | None], int]:
+    """(device id, update id) → sequence, for the keys already committed."""
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        "SELECT device_id, update_id, seq FROM hub_push_receipts WHERE tenant_id = $1 AND "
+        "(device_id, update_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+        tenant_id, [k[0] for k in keys], [k[1] for k in keys],
     )
-    return seq
+    return {(r["device_id"], r["update_id"]): r["seq"] for r in rows}
 
 
-async def upsert_projection(
-    conn: asyncpg.Connection, table: str, types: Mapping[str, str], row: dict[str, Any]
-) -> None:
+@dataclass(slots=True)
+class _Pending:
+    change: Change
+    seq: int
+    user_id: str | None
+    device_id: str | None
+
+
+class _Draft:
+    """A document as a transaction changes it: its merged state and visibility columns."""
+
+    def __init__(self, guid: str, row: asyncpg.Record | None) -> None:
+        coll_name, self.record_id = split_guid(guid)
+        self.coll = collection(coll_name)
+        self.guid = guid
+        self.good_state = bytes(row["state"]) if row else None
+        self.doc = RecordDoc(self.coll, self.record_id, state=self.good_state)
+        self.exists = row is not None
+        self.owner_id = row["owner_id"] if row else None
+        self.team_id = row["team_id"] if row else None
+        self.prev_owner_id = row["prev_owner_id"] if row else None
+        self.prev_team_id = row["prev_team_id"] if row else None
+        self.created_seq = row["created_seq"] if row else 0
+        self.scope_seq = row["scope_seq"] if row else 0
+        self.updated_seq = row["updated_seq"] if row else 0
+        self.record: Record | None = None
+
+    def apply(self, update: bytes, seq: int, tenant_id: str) -> Record | RecordInvalid:
+        """Apply one update; on an invalid result the draft is left as it was."""
+        if self.record is not None:  # a second change of this document in the transaction
+            self.good_state = self.doc.encode_state()
+        try:
+            self.doc.apply(update, in_order=True)  # the gate checked causality
+            record = self.doc.project()
+            if record.tenant_id != tenant_id:
+                raise RecordInvalid(f"{self.guid}: tenant_id may not be {record.tenant_id!r}")
+        except RecordInvalid as exc:
+            self.doc = RecordDoc(self.coll, self.record_id, state=self.good_state)
+            return exc
+        if not self.exists or (self.owner_id, self.team_id) != (record.owner_id, record.team_id):
+            if self.exists:
+                self.prev_owner_id, self.prev_team_id = self.owner_id, self.team_id
+            self.scope_seq = seq
+        if not self.exists:
+            self.created_seq, self.exists = seq, True
+        self.owner_id, self.team_id, self.updated_seq = record.owner_id, record.team_id, seq
+        self.record = record
+        return record
+
+
+async def write_changes(
+    conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending]
+) -> list[Committed | RecordInvalid]:
+    """Inside a transaction that holds the tenant's sequence: apply each change to its
+    document, then write log, documents, projections, receipts and audit with one batched
+    statement per table."""
+    rows = await conn.fetch(
+        "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[]) "
+        "ORDER BY guid FOR UPDATE", tenant_id, sorted({p.change.guid for p in pending}),
+    )
+    by_guid = {r["guid"]: r for r in rows}
+    drafts: dict[str, _Draft] = {}
+    results: list[Committed | RecordInvalid] = []
+    updates, receipts, audits = [], [], []
+    for p in pending:
+        guid = p.change.guid
+        draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
+        outcome = draft.apply(p.change.update, p.seq, tenant_id)
+        if isinstance(outcome, RecordInvalid):
+            audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
+                           {"reason": outcome.code, "message": outcome.message}))
+            results.append(outcome)
+            continue
+        updates.append((tenant_id, p.seq, guid, p.change.update, p.device_id, p.user_id))
+        if p.change.update_id is not None and p.device_id is not None:
+            receipts.append((tenant_id, p.device_id, p.change.update_id, guid, p.seq))
+        audits.append((tenant_id, p.user_id, p.device_id, "write", guid, p.seq, None))
+        results.append(Committed(guid, p.seq, outcome))
+    written = [d for d in drafts.values() if d.record is not None]
+    if updates:
+        await conn.executemany(
+            "INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id, user_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", updates)
+    if written:
+        await conn.executemany(
+            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id,"
+            " state, created_seq, updated_seq, scope_seq, prev_owner_id, prev_team_id) VALUES"
+            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, guid)"
+            " DO UPDATE SET owner_id = $5, team_id = $6, state = $7, updated_seq = $9,"
+            " scope_seq = $10, prev_owner_id = $11, prev_team_id = $12",
+            [(tenant_id, d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id,
+              d.doc.encode_state(), d.created_seq, d.updated_seq, d.scope_seq,
+              d.prev_owner_id, d.prev_team_id) for d in written])
+        by_table: dict[str, list[_Draft]] = {}
+        for d in written:
+            by_table.setdefault(d.coll.table, []).append(d)
+        for table, drafts_of_table in by_table.items():
+            types = column_types(drafts_of_table[0].coll)
+            await conn.executemany(
+                projection_upsert_sql(table, types),
+                [projection_values(types, to_row(d.record)) for d in drafts_of_table
+                 if d.record is not None])
+    if receipts:
+        await conn.executemany(
+            "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq) "
+            "VALUES ($1, $2, $3, $4, $5)", receipts)
+    if audits:
+        await conn.executemany(
+            "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7)", audits)
+    return results
+
+
+def projection_upsert_sql(table: str, types: Mapping[str, str]) -> str:
     """Insert or replace one projection row (columns from the schema, never from input)."""
     cols = list(types)
-    values = [_sql_value(types[c], row.get(c)) for c in cols]
     placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in ("tenant_id", "id"))
-    await conn.execute(
-        f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
-        f"ON CONFLICT (tenant_id, id) DO UPDATE SET {updates}", *values,
-    )
+    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
+            f"ON CONFLICT (tenant_id, id) DO UPDATE SET {updates}")
+
+
+def projection_values(types: Mapping[str, str], row: Mapping[str, Any]) -> list[Any]:
+    return [_sql_value(types[c], row.get(c)) for c in types]
 
 
 def _sql_value(sql_type: str, value: Any) -> Any:
@@ -325,17 +434,6 @@ def _sql_value(sql_type: str, value: Any) -> Any:
     if sql_type == "float":
         return float(value)
     return value
-
-
-async def _audit(
-    conn: asyncpg.Connection, tenant_id: str, user_id: str | None, device_id: str | None,
-    action: str, guid: str | None, seq: int | None, detail: dict[str, Any] | None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)", tenant_id, user_id, device_id, action, guid, seq,
-        json.loads(json.dumps(detail)) if detail else None,
-    )
 
 
 class LocalWriter:
@@ -397,9 +495,8 @@ class LocalWriter:
                 update = doc.write(values)
                 check_write(principal, coll, before, to_row(doc.project()))
                 seq = last - len(writes) + offset + 1
-                result = await self.store._append(
-                    conn, principal.tenant_id, Change(guid, update), seq, principal.user_id, None
-                )
+                (result,) = await write_changes(conn, principal.tenant_id, [
+                    _Pending(Change(guid, update), seq, principal.user_id, None)])
                 if isinstance(result, RecordInvalid):
                     raise result
                 results.append(result)

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 10.0
 FIRST_PAGE = 200
+SEEN_INTERVAL_S = 1.0
+"""How often a busy session records the device's cursor and last-seen time (admin surface)."""
 """Snapshots in a bootstrap's first page; later pages are `pull_batch` long."""
 
 
@@ -44,8 +46,17 @@ class SyncSession:
         self._offences = 0
         self._last_push = 0.0
         self.principal: Principal | None = None
+        self._bound: frozenset[int] = frozenset()
+        self._cursor = 0
+        self._known_last: int | None = None
+        """The tenant's committed high-water mark as the fan-out notices tell it (None: ask)."""
+        """The CRDT client ids bound to this device (bound only in its own handshake)."""
 
-    def wake(self) -> None:
+    def wake(self, last: int | None = None) -> None:
+        if last is None:
+            self._known_last = None  # ask the database
+        elif self._known_last is not None:
+            self._known_last = max(self._known_last, last)
         self._wake.set()
 
     async def close_revoked(self) -> None:
@@ -84,10 +95,13 @@ class SyncSession:
         except WebSocketDisconnect:
             return
         self.hub.connections.add(self)
+        self._cursor = hello.cursor
         try:
             await self._serve(device, hello.cursor)
         finally:
             self.hub.connections.discard(self)
+            with contextlib.suppress(Exception):  # where the device got to, for the admins
+                await self.hub.accounts.seen(device, self._cursor)
 
     async def _handshake(self) -> tuple[Device, p.Hello]:
         hello = await self._receive()
@@ -108,6 +122,8 @@ class SyncSession:
         verify_challenge(device.public_key, nonce, device.device_id, auth.signature)
         user = await self.hub.accounts.user(device.tenant_id, device.user_id)
         await self.hub.accounts.bind_client_ids(device, hello.client_ids)
+        self._bound = frozenset(await self.hub.accounts.bound_client_ids(device.tenant_id,
+                                                                         device.device_id))
         self.tenant_id, self.device_id = device.tenant_id, device.device_id
         self._offences = device.offences
         self.principal = Principal(user.tenant_id, user.user_id, user.role, user.team_id,
@@ -166,18 +182,26 @@ class SyncSession:
                 after = items[-1].guid
             cursor = last
         told = False  # a device already up to date still hears so once (it is caught up)
+        seen_at = 0.0
+        self._known_last = None  # the first round asks; notices keep it current after that
         while True:
-            items, new_cursor = await store.read_updates(self.principal, cursor, batch)
-            if items or new_cursor != cursor or not told:
+            self._wake.clear()
+            if self._known_last is None:
+                self._known_last, _ = await store.high_water(self.tenant_id)
+            last = self._known_last
+            if last > cursor or not told:
                 told = True
-                last, _ = await store.high_water(self.tenant_id)
+                items, new_cursor = await store.read_updates(self.principal, cursor, batch,
+                                                             last=last)
                 await self._send_items(items, new_cursor, more=new_cursor < last,
                                        partial_cursor=lambda chunk: chunk[-1].seq)
-                cursor = new_cursor
-                await self.hub.accounts.seen(device, cursor)
-                continue
+                cursor = self._cursor = new_cursor
+                if time.monotonic() - seen_at >= SEEN_INTERVAL_S:
+                    seen_at = time.monotonic()
+                    await self.hub.accounts.seen(device, cursor)
+                if new_cursor < last:
+                    continue
             await self._wake.wait()
-            self._wake.clear()
 
     async def _send_items(self, items: list[LogItem], cursor: int, *, more: bool,
                           partial_cursor: Callable[[list[LogItem]], int]) -> None:
@@ -205,19 +229,19 @@ class SyncSession:
 
     async def _handle_push(self, device: Device, batch: p.PushBatch) -> None:
         assert self.principal is not None
-        bound = await self.hub.accounts.bound_client_ids(self.tenant_id, self.device_id)
         acks: list[tuple[str, int]] = []
         changes: list[Change] = []
-        fresh: list[p.PushItem] = []
+        fresh: dict[str, p.PushItem] = {}
+        held = await self.hub.store.receipts(self.tenant_id, self.device_id,
+                                             [i.update_id for i in batch.items])
         for item in batch.items:
-            seq = await self.hub.store.receipt(self.tenant_id, self.device_id, item.update_id)
-            if seq is not None:
-                acks.append((item.update_id, seq))
-            elif item.update_id not in {f.update_id for f in fresh}:
-                fresh.append(item)
+            if item.update_id in held:
+                acks.append((item.update_id, held[item.update_id]))
+            else:
+                fresh.setdefault(item.update_id, item)
         verdicts = await self.hub.gate.admit_batch(
-            self.principal, bound, [(i.guid, i.data, i.update_id) for i in fresh])
-        for item, verdict in zip(fresh, verdicts, strict=True):
+            self.principal, self._bound, [(i.guid, i.data, i.update_id) for i in fresh.values()])
+        for item, verdict in zip(fresh.values(), verdicts, strict=True):
             if isinstance(verdict, Admitted):
                 changes.append(verdict.change)
             elif isinstance(verdict, AlreadyHeld):
@@ -225,7 +249,7 @@ class SyncSession:
             else:
                 await self._refuse(device, item, verdict)
         if changes:
-            results = await self.hub.store.commit(
+            results = await self.hub.committer.commit(
                 self.tenant_id, changes, user_id=self.principal.user_id, device_id=self.device_id
             )
             for change, result in zip(changes, results, strict=True):

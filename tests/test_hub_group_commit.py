@@ -1,0 +1,89 @@
+"""Group commit: push batches that wait for a tenant's commit go into one transaction together,
+each keeping its own results, receipts and refusals (real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from core.errors import RecordInvalid
+from hub.store import Change, Committed
+from schema import collection
+from sync.record import RecordDoc
+from tests.hubkit import running_hub
+
+pytestmark = pytest.mark.anyio
+PEOPLE = collection("people")
+
+
+def _create(client_id: int, record_id: str, **values: Any) -> tuple[RecordDoc, Change]:
+    doc = RecordDoc(PEOPLE, record_id, client_id=client_id)
+    update = doc.write({"tenant_id": "t1", "full_name": "Meera Iyer", **values})
+    return doc, Change(doc.guid, update, f"u-{client_id}-{record_id}")
+
+
+async def test_waiting_batches_share_one_transaction_and_keep_their_own_results() -> None:
+    async with running_hub() as server:
+        hub = server.hub
+        transactions: list[int] = []
+        commit_groups = hub.store.commit_groups
+
+        async def counted(tenant_id: str, groups: Any) -> Any:
+            transactions.append(len(groups))
+            return await commit_groups(tenant_id, groups)
+
+        hub.store.commit_groups = counted  # type: ignore[method-assign]
+        _, a = _create(11, "p-a")
+        _, b = _create(12, "p-b", city="Pune")
+        _, bad = _create(13, "p-bad", tenant_id="t2")  # claims another tenant: refused alone
+        _, c = _create(13, "p-c")
+        results = await asyncio.gather(
+            hub.committer.commit("t1", [a], user_id="t1-admin", device_id="dev-a"),
+            hub.committer.commit("t1", [b], user_id="t1-admin", device_id="dev-b"),
+            hub.committer.commit("t1", [bad, c], user_id="t1-admin", device_id="dev-c"),
+        )
+        assert transactions == [3]
+        (ra,), (rb,), (rbad, rc) = results
+        assert isinstance(ra, Committed) and isinstance(rb, Committed)
+        assert isinstance(rc, Committed)
+        assert isinstance(rbad, RecordInvalid)
+        assert sorted([ra.seq, rb.seq, rc.seq]) == [ra.seq, rb.seq, rc.seq]
+        assert (await hub.store.document("t1", "people/p-bad")) is None
+        assert rb.record is not None and rb.record.city == "Pune"
+        receipts = await hub.store.receipts("t1", "dev-c", [bad.update_id or "", c.update_id or ""])
+        assert receipts == {c.update_id: rc.seq}
+
+        # a retry of a committed batch, merged with a new one, gets its original sequence back
+        _, d = _create(14, "p-d")
+        again, fresh = await asyncio.gather(
+            hub.committer.commit("t1", [a], user_id="t1-admin", device_id="dev-a"),
+            hub.committer.commit("t1", [d], user_id="t1-admin", device_id="dev-d"),
+        )
+        assert transactions == [3, 2]
+        assert isinstance(again[0], Committed) and again[0].duplicate and again[0].seq == ra.seq
+        assert isinstance(fresh[0], Committed) and fresh[0].seq > rc.seq
+
+
+async def test_two_devices_editing_one_record_in_one_transaction_both_land() -> None:
+    async with running_hub() as server:
+        hub = server.hub
+        doc, create = _create(21, "p-shared")
+        await hub.committer.commit("t1", [create], user_id="t1-admin", device_id="dev-1")
+        other = RecordDoc(PEOPLE, "p-shared", client_id=22, state=doc.encode_state())
+        city = Change(doc.guid, doc.write({"city": "Goa"}), "u-city")
+        phone = Change(other.guid, other.write({"primary_phone": "+91 98000 00000"}), "u-phone")
+        first, second = await asyncio.gather(
+            hub.committer.commit("t1", [city], user_id="t1-admin", device_id="dev-1"),
+            hub.committer.commit("t1", [phone], user_id="t1-admin", device_id="dev-2"),
+        )
+        assert isinstance(first[0], Committed) and isinstance(second[0], Committed)
+        stored = await hub.store.document("t1", "people/p-shared")
+        assert stored is not None and stored.updated_seq == second[0].seq
+        merged = RecordDoc(PEOPLE, "p-shared", state=stored.state).project()
+        assert (merged.city, merged.primary_phone) == ("Goa", "+91 98000 00000")
+        row = await hub.db.pool.fetchrow(
+            "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
+            "p-shared")
+        assert dict(row) == {"city": "Goa", "primary_phone": "+91 98000 00000"}
