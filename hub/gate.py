@@ -120,13 +120,12 @@ class Gate:
         coll = collection(coll_name)
         if guid in overlay:
             state, before = overlay[guid]
-        elif guid in stored:
-            state = stored[guid].state
-            before = to_row(RecordDoc(coll, record_id, state=state).project())
         else:
-            state, before = b"", None
-        held = decode_state_vector(
-            RecordDoc(coll, record_id, state=state or None).state_vector(), TRUSTED_LIMITS)
+            state, before = (stored[guid].state if guid in stored else b""), None
+        doc = RecordDoc(coll, record_id, state=state or None)  # one load serves both reads
+        if guid in stored and guid not in overlay:
+            before = to_row(doc.project())
+        held = decode_state_vector(doc.state_vector(), TRUSTED_LIMITS)
         index = OriginIndex.from_state(state, TRUSTED_LIMITS) if state else OriginIndex()
         try:
             inspect_update(update, limits=self._limits, roots=_roots(coll),
