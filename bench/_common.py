@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -48,3 +51,23 @@ def write_results(name: str, figures: dict[str, Any], markdown: str) -> Path:
     path.write_text(markdown + f"\n\n_{meta['ran_at']}, Python {meta['python']}, "
                     f"{meta['cpus']} CPUs_\n")
     return path
+
+
+@contextmanager
+def hub_in_process(target: Callable[..., None], folder: Path, *args: Any) -> Iterator[Connection]:
+    """Run ``target(folder, *args, conn)`` (a hub, as in production) in its own process and
+    yield our end of its pipe; on exit wait for it (kill it after 30 s) and stop the embedded
+    PostgreSQL it started under ``folder/hub/pg``."""
+    from hub.database import stop_embedded_postgres
+
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    hub = multiprocessing.get_context("spawn").Process(
+        target=target, args=(folder, *args, theirs))  # not daemonic: it spawns workers
+    hub.start()
+    try:
+        yield ours
+    finally:
+        hub.join(timeout=30)
+        if hub.is_alive():
+            hub.kill()
+        stop_embedded_postgres(folder / "hub" / "pg")

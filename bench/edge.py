@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -21,14 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench._common import percentile, write_results
+from bench._common import hub_in_process, percentile, write_results
 from core.identity import Principal, Role
 from edge_agent.crypto import Sealer
 from edge_agent.device import pair
 from edge_agent.replica import Replica
 from edge_agent.service import EdgeAgent
 from edge_agent.settings import EdgeSettings
-from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -94,11 +92,7 @@ async def _serve_hub(folder: Path, remote: int, conn: Connection) -> None:
 async def bootstrap_and_catch_up(folder: Path, local: int, remote: int) -> dict[str, float]:
     """Bootstrap a device from a hub running in another process, then catch up after
     ``local`` offline edits on the device and ``remote`` changes on the hub."""
-    ours, theirs = multiprocessing.get_context("spawn").Pipe()
-    hub = multiprocessing.get_context("spawn").Process(
-        target=_hub_process, args=(folder, remote, theirs))  # not daemonic: it spawns workers
-    hub.start()
-    try:
+    with hub_in_process(_hub_process, folder, remote) as ours:
         seeded = await asyncio.to_thread(ours.recv)
         device = folder / "ipad"
         await pair(device, seeded["url"], seeded["code"], "bench iPad")
@@ -122,11 +116,6 @@ async def bootstrap_and_catch_up(folder: Path, local: int, remote: int) -> dict[
                 await asyncio.sleep(0.05)
             catch_up = time.perf_counter() - start
         ours.send("stop")
-    finally:
-        hub.join(timeout=30)
-        if hub.is_alive():
-            hub.kill()
-        stop_embedded_postgres(folder / "hub" / "pg")
     return {"bootstrap_records": records, "bootstrap_s": boot,
             "bootstrap_records_per_s": records / boot,
             "wire_bytes_per_record": seeded["wire"] / seeded["records"],

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import multiprocessing
 import sys
 import tempfile
 import time
@@ -35,10 +34,9 @@ import websockets
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import percentile, write_results
+from bench._common import hub_in_process, percentile, write_results
 from core.auth import DeviceKey
 from core.identity import Principal, Role
-from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -268,11 +266,7 @@ def main() -> None:
     args = parser.parse_args()
     console = Console()
     folder = Path(tempfile.mkdtemp(prefix="velocity-ingest-bench-"))
-    ours, theirs = multiprocessing.get_context("spawn").Pipe()
-    hub = multiprocessing.get_context("spawn").Process(
-        target=_hub_process, args=(folder, args.devices, theirs))  # not daemonic: it spawns
-    hub.start()
-    try:
+    with hub_in_process(_hub_process, folder, args.devices) as ours:
         with console.status("starting the hub and pairing devices…"):
             seeded = ours.recv()
         figures = asyncio.run(hub_run(seeded, args.devices, args.updates, args.batch, console))
@@ -282,11 +276,6 @@ def main() -> None:
             raw = [asyncio.run(raw_run(str(seeded["database_url"]), per_device))
                    for _ in range(2)]
         ours.send("stop")
-    finally:
-        hub.join(timeout=30)
-        if hub.is_alive():
-            hub.kill()
-        stop_embedded_postgres(folder / "hub" / "pg")
     figures.update(raw_updates_per_s=sum(raw) / len(raw), raw_runs=raw,
                    ratio=figures["hub_updates_per_s"] / (sum(raw) / len(raw)),
                    devices=args.devices, batch=args.batch)

@@ -17,6 +17,7 @@ from core.ids import split_guid
 from edge_agent.device import pair
 from edge_agent.service import EdgeAgent
 from edge_agent.settings import EdgeSettings
+from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -45,9 +46,19 @@ async def _hub_content(hub: Hub, guid: str) -> dict[str, object]:
 
 async def run_demo(console: Console, *, serve: bool, people: int, port: int,
                    data_dir: Path | None) -> bool:
-    """Run the demo; returns True when all three replicas converged."""
+    """Run the demo; returns True when all three replicas converged. The embedded PostgreSQL
+    it started is stopped when it ends (its data stays in the demo's folder)."""
     work = Path(tempfile.mkdtemp(prefix="velocity-demo-"))
     settings = HubSettings(data_dir=data_dir or work / "hub", port=port, sandbox_workers=2)
+    try:
+        return await _run(console, settings, work, serve=serve, people=people)
+    finally:
+        if not settings.database_url:
+            stop_embedded_postgres(settings.data_dir / "pg")
+
+
+async def _run(console: Console, settings: HubSettings, work: Path, *, serve: bool,
+               people: int) -> bool:
     async with HubServer(Hub(settings)) as server:
         hub = server.hub
         console.rule("[bold]Velocity Edge demo")

@@ -47,7 +47,9 @@ def stop_embedded_postgres(data_dir: Path) -> None:
         warnings.simplefilter("ignore")
         import pgserver
 
-        pgserver.get_server(data_dir, cleanup_mode="stop").cleanup()
+        server = pgserver.get_server(data_dir)
+        server.cleanup_mode = "stop"  # a handle this process already holds keeps its own mode
+        server.cleanup()
 
 
 class Database(AbstractAsyncContextManager["Database"]):
