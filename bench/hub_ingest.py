@@ -37,6 +37,7 @@ from rich.progress import Progress
 from bench._common import hub_in_process, percentile, write_results
 from core.auth import DeviceKey
 from core.identity import Principal, Role
+from core.ids import new_id
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -44,7 +45,6 @@ from schema import collection
 from sync import protocol as p
 from sync.record import RecordDoc
 
-TENANT = "bench"
 RAW_TABLE = "bench_raw_updates"
 TEAM_SIZE = 5
 POOL_SIZE = 10
@@ -64,20 +64,21 @@ def _hub_process(folder: Path, devices: int, conn: Connection) -> None:
 
 async def _serve_hub(folder: Path, devices: int, conn: Connection) -> None:
     settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2)
+    tenant = f"bench-{new_id()}"  # a tenant of its own, so runs on one DATABASE_URL never meet
     async with HubServer(Hub(settings)) as server:
         accounts = server.hub.accounts
-        await accounts.ensure_tenant(TENANT, "Bench Realty")
-        admin = Principal(TENANT, f"{TENANT}-admin", Role.ADMIN)
-        await accounts.create_user(TENANT, "admin@bench.test", "bench-password", Role.ADMIN,
+        await accounts.ensure_tenant(tenant, "Bench Realty")
+        admin = Principal(tenant, f"{tenant}-admin", Role.ADMIN)
+        await accounts.create_user(tenant, "admin@bench.test", "bench-password", Role.ADMIN,
                                    "Bench Admin", user_id=admin.user_id)
-        users = [(f"{TENANT}-director", Role.SALES_DIRECTOR, None)] + [
-            (f"{TENANT}-broker-{i}", Role.SENIOR_BROKER, team_of(i)) for i in range(devices)]
+        users = [(f"{tenant}-director", Role.SALES_DIRECTOR, None)] + [
+            (f"{tenant}-broker-{i}", Role.SENIOR_BROKER, team_of(i)) for i in range(devices)]
         codes = []
         for user_id, role, team in users:
-            await accounts.create_user(TENANT, f"{user_id}@bench.test", "bench-password", role,
+            await accounts.create_user(tenant, f"{user_id}@bench.test", "bench-password", role,
                                        user_id, team_id=team, user_id=user_id)
             codes.append(await accounts.issue_pairing_code(admin, user_id, "ipad", 600))
-        conn.send({"url": server.url, "sync_url": server.sync_url, "codes": codes,
+        conn.send({"tenant": tenant, "url": server.url, "sync_url": server.sync_url, "codes": codes,
                    "database_url": server.hub.database_url})
         await asyncio.to_thread(conn.recv)  # stop
 
@@ -156,7 +157,7 @@ class BenchDevice:
             progress.advance(task, len(batch))
 
 
-def prepare(device: BenchDevice, number: int, updates: int, batch: int) -> None:
+def prepare(device: BenchDevice, tenant: str, number: int, updates: int, batch: int) -> None:
     """The device's pushes, made before the clock starts: a lead per 4 updates, each created
     and then edited (source, timeline, budget, a line of notes)."""
     leads = collection("leads")
@@ -168,7 +169,7 @@ def prepare(device: BenchDevice, number: int, updates: int, batch: int) -> None:
     for n in range(updates):
         doc = docs[n % len(docs)]
         if n < len(docs):
-            values: dict[str, object] = {"tenant_id": TENANT, "owner_id": device.user_id,
+            values: dict[str, object] = {"tenant_id": tenant, "owner_id": device.user_id,
                                          "team_id": team_of(number),
                                          "person_id": f"person-{number}-{n}"}
         else:
@@ -180,8 +181,9 @@ def prepare(device: BenchDevice, number: int, updates: int, batch: int) -> None:
 async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: int,
                   console: Console) -> dict[str, float]:
     codes: list[str] = seeded["codes"]  # type: ignore[assignment]
-    observer = BenchDevice(f"{TENANT}-director", client_id=10_000)
-    brokers = [BenchDevice(f"{TENANT}-broker-{i}", client_id=10_001 + i) for i in range(devices)]
+    tenant = str(seeded["tenant"])
+    observer = BenchDevice(f"{tenant}-director", client_id=10_000)
+    brokers = [BenchDevice(f"{tenant}-broker-{i}", client_id=10_001 + i) for i in range(devices)]
     async with httpx.AsyncClient(base_url=str(seeded["url"])) as http:
         for device, code in zip([observer, *brokers], codes, strict=True):
             r = await http.post("/api/devices/pair", json={
@@ -190,7 +192,7 @@ async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: 
             r.raise_for_status()
             device.device_id = r.json()["device_id"]
     for number, device in enumerate(brokers):
-        prepare(device, number, updates, batch)
+        prepare(device, tenant, number, updates, batch)
     readers = [await d.connect(str(seeded["sync_url"])) for d in [observer, *brokers]]
     await asyncio.gather(*(d.caught_up.wait() for d in [observer, *brokers]))
     total = devices * updates
@@ -243,7 +245,7 @@ async def raw_run(database_url: str, per_device: list[list[list[tuple[str, str, 
                 async with pool.acquire() as conn, conn.transaction():
                     await conn.executemany(
                         f"INSERT INTO {RAW_TABLE} (tenant_id, device_id, update_id, guid, data) "
-                        "VALUES ($1, $2, $3, $4, $5)", [(TENANT, *row) for row in batch])
+                        "VALUES ($1, $2, $3, $4, $5)", [("bench", *row) for row in batch])
 
         start = time.perf_counter()
         await asyncio.gather(*(writer(b) for b in per_device))

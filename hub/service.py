@@ -12,6 +12,7 @@ from hub.committer import GroupCommitter
 from hub.connections import Connections
 from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
+from hub.feed import LogFeed
 from hub.gate import Gate
 from hub.settings import HubSettings
 from hub.store import HubStore, LocalWriter
@@ -37,6 +38,7 @@ class Hub:
         try:
             self.db = await self._stack.enter_async_context(Database(url))
             self.store = HubStore(self.db)
+            self.feed = LogFeed(self.store)
             self.accounts = Accounts(self.db)
             self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
             self.committer = await self._stack.enter_async_context(GroupCommitter(self.store))

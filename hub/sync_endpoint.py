@@ -191,7 +191,7 @@ class SyncSession:
             last = self._known_last
             if last > cursor or not told:
                 told = True
-                items, new_cursor = await store.read_updates(self.principal, cursor, batch,
+                items, new_cursor = await self.hub.feed.read(self.principal, cursor, batch,
                                                              last=last)
                 await self._send_items(items, new_cursor, more=new_cursor < last,
                                        partial_cursor=lambda chunk: chunk[-1].seq)

@@ -1,0 +1,139 @@
+"""The live log feed: one read of new commits per tenant, shared by every session of this hub.
+
+Without it, every commit wakes every live session of the tenant and each runs its own query for
+the same new rows (51 queries for one commit with 51 devices online). The feed keeps a window of
+a tenant's most recent log rows in memory, extends it with one query when a session asks past its
+end (concurrent askers wait for that one query), and filters it per session in Python with the
+same rules as `HubStore.read_updates`: rows are judged on their document's latest visibility
+columns, a document whose read scope changed after the reader's cursor comes as one snapshot
+(its latest state), one that left the reader's scope as a removal. A reader behind the window
+(bootstrap, a device back after days) reads the database as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+from dataclasses import dataclass, field
+
+from core.identity import Principal
+from hub.scope import may_read
+from hub.store import HubStore, LogItem
+
+WINDOW_ROWS = 20_000
+"""Rows kept per tenant; older ones are dropped half a window at a time."""
+MAX_EXTEND_ROWS = 5_000
+"""Rows one extension reads; a reader past them gets the rest on its next read."""
+
+
+@dataclass(slots=True)
+class _DocInfo:
+    """A document's visibility columns as of the latest row of it the feed read."""
+
+    collection: str
+    owner_id: str | None
+    team_id: str | None
+    prev_owner_id: str | None
+    prev_team_id: str | None
+    scope_seq: int
+    state: bytes | None
+    """Its merged state, read when its scope changed within the window (snapshots need it)."""
+
+
+@dataclass(slots=True)
+class _Window:
+    base: int
+    """Rows with seq ≤ base are not held; a reader at a cursor below it reads the database."""
+    top: int
+    seqs: list[int] = field(default_factory=list)
+    rows: list[tuple[str, bytes, str | None]] = field(default_factory=list)
+    """(guid, update, origin device) per seq in ``seqs``."""
+    docs: dict[str, _DocInfo] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class LogFeed:
+    """Per-tenant windows of recent log rows for the live sessions of one hub process."""
+
+    def __init__(self, store: HubStore, *, window_rows: int = WINDOW_ROWS) -> None:
+        self._store = store
+        self._window_rows = window_rows
+        self._windows: dict[str, _Window] = {}
+
+    async def read(self, principal: Principal, cursor: int, limit: int, *, last: int
+                   ) -> tuple[list[LogItem], int]:
+        """What `HubStore.read_updates` returns for the same arguments, mostly from memory."""
+        if last <= cursor:
+            return [], cursor
+        window = self._windows.get(principal.tenant_id)
+        if window is None:  # the window starts where the first live reader stands
+            window = self._windows.setdefault(principal.tenant_id, _Window(cursor, cursor))
+        if last > window.top:
+            await self._extend(principal.tenant_id, window, last)
+        if not window.base <= cursor < window.top:  # behind it, or past a capped extension
+            return await self._store.read_updates(principal, cursor, limit, last=last)
+        return _filter(window, principal, cursor, min(last, window.top), limit)
+
+    async def _extend(self, tenant_id: str, window: _Window, last: int) -> None:
+        async with window.lock:  # one query however many sessions ask at once
+            if last <= window.top:
+                return
+            rows = await self._store.db.pool.fetch(
+                "SELECT u.seq, u.guid, u.data, u.device_id, d.collection, d.owner_id, "
+                "d.team_id, d.prev_owner_id, d.prev_team_id, d.scope_seq, "
+                "CASE WHEN d.scope_seq > $4 THEN d.state END AS state "
+                "FROM hub_updates u JOIN hub_documents d "
+                "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
+                "WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 ORDER BY u.seq LIMIT $5",
+                tenant_id, window.top, last, window.base, MAX_EXTEND_ROWS)
+            for r in rows:
+                window.seqs.append(r["seq"])
+                window.rows.append((r["guid"], bytes(r["data"]), r["device_id"]))
+                state = r["state"]
+                window.docs[r["guid"]] = _DocInfo(
+                    r["collection"], r["owner_id"], r["team_id"], r["prev_owner_id"],
+                    r["prev_team_id"], r["scope_seq"], bytes(state) if state is not None else None)
+            window.top = rows[-1]["seq"] if len(rows) == MAX_EXTEND_ROWS else last
+            if len(window.seqs) > self._window_rows:
+                _trim(window, len(window.seqs) - self._window_rows // 2)
+
+
+def _trim(window: _Window, drop: int) -> None:
+    """Forget the oldest ``drop`` rows, and the documents no remaining row refers to."""
+    window.base = window.seqs[drop - 1]
+    del window.seqs[:drop], window.rows[:drop]
+    kept = {guid for guid, _, _ in window.rows}
+    window.docs = {g: d for g, d in window.docs.items() if g in kept}
+
+
+def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit: int
+            ) -> tuple[list[LogItem], int]:
+    """The rows in (cursor, last] as the principal's device receives them (see module doc)."""
+    items: list[LogItem] = []
+    snapshotted: set[str] = set()
+    start = bisect.bisect_right(window.seqs, cursor)
+    end = bisect.bisect_right(window.seqs, last)
+    for n in range(start, end):
+        seq = window.seqs[n]
+        guid, data, origin = window.rows[n]
+        if guid in snapshotted:
+            continue
+        doc = window.docs[guid]
+        if not may_read(principal, doc.collection, doc.owner_id, doc.team_id):
+            if doc.scope_seq > cursor and may_read(principal, doc.collection,
+                                                   doc.prev_owner_id, doc.prev_team_id):
+                snapshotted.add(guid)  # it was readable before the reassignment
+                items.append(LogItem(seq, guid, b"", False, removed=True))
+            else:
+                continue
+        elif doc.scope_seq > cursor:
+            assert doc.state is not None  # its scope changed inside the window: state was read
+            snapshotted.add(guid)
+            items.append(LogItem(seq, guid, doc.state, snapshot=True))
+        elif principal.device_id is None or origin != principal.device_id:
+            items.append(LogItem(seq, guid, data, snapshot=False))
+        else:
+            continue
+        if len(items) == limit:
+            return items, seq
+    return items, last
