@@ -20,7 +20,8 @@ from core.ids import split_guid
 from core.settings import SyncLimits
 from hub.policy import check_write
 from hub.store import Change, Document, HubStore
-from schema import Collection, CrdtKind, collection, project, to_row
+from schema import Collection, CrdtKind, collection, to_row
+from schema.models import Record
 from sync.record import TRUSTED_LIMITS, RecordDoc
 from sync.sandbox import Job, SandboxPool, SandboxRefused, SandboxResult
 from sync.ycheck import OriginIndex, RootKind, inspect_update
@@ -99,13 +100,14 @@ class Gate:
             for (i, prep), result in zip(prepared, results, strict=True):
                 guid, update, update_id = items[i]
                 try:
-                    after = self._judge(principal, prep, result)
+                    after, row = self._judge(principal, prep, update, result)
                 except VelocityError as exc:
                     verdicts[i] = Refused(exc)
                     continue
-                assert not isinstance(result, SandboxRefused)
-                overlay[guid] = (result.state, after)
-                verdicts[i] = Admitted(Change(guid, update, update_id))
+                state = prep.doc.encode_state()
+                overlay[guid] = (state, row)
+                verdicts[i] = Admitted(Change(guid, update, update_id, base=prep.state,
+                                              after=(state, after)))
         assert all(v is not None for v in verdicts)
         return verdicts  # type: ignore[return-value]
 
@@ -134,17 +136,21 @@ class Gate:
             if exc.code == "already_applied":
                 return None
             raise
-        return _Prepared(coll, record_id, state, before)
+        return _Prepared(coll, record_id, state, before, doc)
 
-    def _judge(self, principal: Principal, prep: _Prepared, result: object) -> dict[str, Any]:
+    def _judge(self, principal: Principal, prep: _Prepared, update: bytes, result: object
+               ) -> tuple[Record, dict[str, Any]]:
+        """The record (and row) after the update, applied here once the sandbox survived it."""
         if isinstance(result, SandboxRefused):
             raise result
         assert isinstance(result, SandboxResult)
         if result.pending:
             raise CausalityError("update depends on changes the hub does not hold", code="gap")
-        after = to_row(project(prep.coll, prep.record_id, result.content))
-        check_write(principal, prep.coll, prep.before, after)
-        return after
+        prep.doc.apply(update, in_order=True)  # causality checked, and safe: the sandbox lived
+        after = prep.doc.project()
+        row = to_row(after)
+        check_write(principal, prep.coll, prep.before, row)
+        return after, row
 
 
 _ROOT_KINDS = {CrdtKind.REGISTER: RootKind.MAP, CrdtKind.TEXT: RootKind.TEXT,
@@ -161,3 +167,5 @@ class _Prepared:
     record_id: str
     state: bytes
     before: dict[str, Any] | None
+    doc: RecordDoc
+    """The document at ``state``; the update is applied to it once the sandbox lived."""

@@ -46,6 +46,11 @@ class Change:
     guid: str
     update: bytes
     update_id: str | None = None
+    base: bytes | None = None
+    """The document state the update was judged on, when ``after`` says what it led to."""
+    after: tuple[bytes, Record] | None = None
+    """The state and record applying the update to ``base`` gave: a commit that finds the
+    document at exactly ``base`` takes them instead of applying the update again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +127,9 @@ class HubStore:
         commit); each change's result is committed or refused as invalid.
 
         Each update is applied to the document's current merged state inside the transaction
-        (after the tenant lock), so concurrent writers to one document never overwrite each other.
+        (after the tenant lock), so concurrent writers to one document never overwrite each other;
+        a change the gate judged on exactly that state brings its result along and is not
+        applied twice.
         Every statement is batched: a transaction costs a fixed number of round trips.
         """
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
@@ -307,8 +314,7 @@ class _Draft:
         coll_name, self.record_id = split_guid(guid)
         self.coll = collection(coll_name)
         self.guid = guid
-        self.good_state = bytes(row["state"]) if row else None
-        self.doc = RecordDoc(self.coll, self.record_id, state=self.good_state)
+        self.state = bytes(row["state"]) if row else b""
         self.exists = row is not None
         self.owner_id = row["owner_id"] if row else None
         self.team_id = row["team_id"] if row else None
@@ -319,18 +325,20 @@ class _Draft:
         self.updated_seq = row["updated_seq"] if row else 0
         self.record: Record | None = None
 
-    def apply(self, update: bytes, seq: int, tenant_id: str) -> Record | RecordInvalid:
-        """Apply one update; on an invalid result the draft is left as it was."""
-        if self.record is not None:  # a second change of this document in the transaction
-            self.good_state = self.doc.encode_state()
-        try:
-            self.doc.apply(update, in_order=True)  # the gate checked causality
-            record = self.doc.project()
-            if record.tenant_id != tenant_id:
-                raise RecordInvalid(f"{self.guid}: tenant_id may not be {record.tenant_id!r}")
-        except RecordInvalid as exc:
-            self.doc = RecordDoc(self.coll, self.record_id, state=self.good_state)
-            return exc
+    def apply(self, change: Change, seq: int, tenant_id: str) -> Record | RecordInvalid:
+        """Apply one change; on an invalid result the draft is left as it was."""
+        if change.after is not None and change.base == self.state:
+            state, record = change.after  # judged on exactly this state
+        else:
+            doc = RecordDoc(self.coll, self.record_id, state=self.state or None)
+            try:
+                doc.apply(change.update, in_order=True)  # the gate checked causality
+                record = doc.project()
+            except RecordInvalid as exc:
+                return exc
+            state = doc.encode_state()
+        if record.tenant_id != tenant_id:
+            return RecordInvalid(f"{self.guid}: tenant_id may not be {record.tenant_id!r}")
         if not self.exists or (self.owner_id, self.team_id) != (record.owner_id, record.team_id):
             if self.exists:
                 self.prev_owner_id, self.prev_team_id = self.owner_id, self.team_id
@@ -338,7 +346,7 @@ class _Draft:
         if not self.exists:
             self.created_seq, self.exists = seq, True
         self.owner_id, self.team_id, self.updated_seq = record.owner_id, record.team_id, seq
-        self.record = record
+        self.state, self.record = state, record
         return record
 
 
@@ -359,7 +367,7 @@ async def write_changes(
     for p in pending:
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
-        outcome = draft.apply(p.change.update, p.seq, tenant_id)
+        outcome = draft.apply(p.change, p.seq, tenant_id)
         if isinstance(outcome, RecordInvalid):
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
                            {"reason": outcome.code, "message": outcome.message}))
@@ -383,7 +391,7 @@ async def write_changes(
             " DO UPDATE SET owner_id = $5, team_id = $6, state = $7, updated_seq = $9,"
             " scope_seq = $10, prev_owner_id = $11, prev_team_id = $12",
             [(tenant_id, d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id,
-              d.doc.encode_state(), d.created_seq, d.updated_seq, d.scope_seq,
+              d.state, d.created_seq, d.updated_seq, d.scope_seq,
               d.prev_owner_id, d.prev_team_id) for d in written])
         by_table: dict[str, list[_Draft]] = {}
         for d in written:
@@ -493,10 +501,13 @@ class LocalWriter:
                                 state=bytes(row["state"]) if row else None)
                 before = to_row(doc.project()) if row else None
                 update = doc.write(values)
-                check_write(principal, coll, before, to_row(doc.project()))
+                record = doc.project()
+                check_write(principal, coll, before, to_row(record))
                 seq = last - len(writes) + offset + 1
+                change = Change(guid, update, base=bytes(row["state"]) if row else b"",
+                                after=(doc.encode_state(), record))
                 (result,) = await write_changes(conn, principal.tenant_id, [
-                    _Pending(Change(guid, update), seq, principal.user_id, None)])
+                    _Pending(change, seq, principal.user_id, None)])
                 if isinstance(result, RecordInvalid):
                     raise result
                 results.append(result)

@@ -27,9 +27,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 HANDSHAKE_TIMEOUT_S = 10.0
 FIRST_PAGE = 200
+"""Snapshots in a bootstrap's first page; later pages are `pull_batch` long."""
 SEEN_INTERVAL_S = 1.0
 """How often a busy session records the device's cursor and last-seen time (admin surface)."""
-"""Snapshots in a bootstrap's first page; later pages are `pull_batch` long."""
 
 
 class SyncSession:
@@ -47,10 +47,12 @@ class SyncSession:
         self._last_push = 0.0
         self.principal: Principal | None = None
         self._bound: frozenset[int] = frozenset()
+        """The CRDT client ids bound to this device (bound only in its own handshake)."""
         self._cursor = 0
+        self._owed_final = False
+        """The last pull batch sent said ``more``: the next one is sent even if empty."""
         self._known_last: int | None = None
         """The tenant's committed high-water mark as the fan-out notices tell it (None: ask)."""
-        """The CRDT client ids bound to this device (bound only in its own handshake)."""
 
     def wake(self, last: int | None = None) -> None:
         if last is None:
@@ -182,7 +184,7 @@ class SyncSession:
                 after = items[-1].guid
             cursor = last
         told = False  # a device already up to date still hears so once (it is caught up)
-        seen_at = 0.0
+        seen_at = told_at = 0.0
         self._known_last = None  # the first round asks; notices keep it current after that
         while True:
             self._wake.clear()
@@ -190,11 +192,17 @@ class SyncSession:
                 self._known_last, _ = await store.high_water(self.tenant_id)
             last = self._known_last
             if last > cursor or not told:
-                told = True
                 items, new_cursor = await self.hub.feed.read(self.principal, cursor, batch,
                                                              last=last)
-                await self._send_items(items, new_cursor, more=new_cursor < last,
-                                       partial_cursor=lambda chunk: chunk[-1].seq)
+                more = new_cursor < last
+                # Commits this device may not read move its cursor at most once a second: an
+                # empty batch per commit of the tenant was a frame, and on the device a
+                # durable write, for every device online.
+                if (items or more or not told or self._owed_final
+                        or time.monotonic() - told_at >= SEEN_INTERVAL_S):
+                    await self._send_items(items, new_cursor, more=more,
+                                           partial_cursor=lambda chunk: chunk[-1].seq)
+                    told, told_at, self._owed_final = True, time.monotonic(), more
                 cursor = self._cursor = new_cursor
                 if time.monotonic() - seen_at >= SEEN_INTERVAL_S:
                     seen_at = time.monotonic()

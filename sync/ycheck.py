@@ -74,7 +74,7 @@ class OriginIndex:
         The held state of a long-lived document may exceed the per-update bounds (a text edited
         for months has thousands of items), so pass snapshot-sized limits here.
         """
-        decoded = decode_update(state, limits)
+        decoded = decode_update(state, limits, resolve=False)  # placed strictly just below
         index = cls()
         placements = resolve_placements(decoded, strict=True)
         for struct, where in zip(decoded.structs, placements, strict=True):
@@ -207,7 +207,7 @@ def inspect_update(
     index: OriginIndex,
 ) -> UpdateEffects:
     """Decode ``data``, run every check, and return its effects; refusals are `ProtocolError`."""
-    decoded = decode_update(data, limits)
+    decoded = decode_update(data, limits, resolve=False)  # placed strictly below
     check_causality(decoded, held, bound_clients)
     placements = _placements(decoded, index)
     _check_schema(decoded, roots, placements)

@@ -261,8 +261,9 @@ class _Reader(Lib0Reader):
 def decode_update(data: bytes, limits: SyncLimits, *, resolve: bool = True) -> DecodedUpdate:
     """Decode and validate a Yjs v1 update; any refusal is a typed `ProtocolError` with a code.
 
-    ``resolve=False`` skips placing each item (origin cycles, per-key bounds): only for bytes
-    our own validated replicas produced, where only the causal order is in question."""
+    ``resolve=False`` skips placing each item (origin cycles, per-key bounds): only for callers
+    that place them strictly right after (`resolve_placements`), or for bytes our own validated
+    replicas produced, where only the causal order is in question."""
     if len(data) > limits.max_update_bytes:
         raise FrameTooLarge(
             f"update of {len(data)} bytes exceeds {limits.max_update_bytes}",

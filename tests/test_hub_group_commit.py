@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 
 from core.errors import RecordInvalid
+from core.identity import Principal, Role
+from hub.gate import Admitted
 from hub.store import Change, Committed
 from schema import collection
 from sync.record import RecordDoc
@@ -87,3 +89,33 @@ async def test_two_devices_editing_one_record_in_one_transaction_both_land() -> 
             "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
             "p-shared")
         assert dict(row) == {"city": "Goa", "primary_phone": "+91 98000 00000"}
+
+
+async def test_changes_judged_on_one_state_both_land_when_committed_one_after_the_other() -> None:
+    """The gate's result is taken only when the document is still at the state it judged: the
+    second device's change was judged before the first one committed, so it is applied again."""
+    async with running_hub() as server:
+        hub = server.hub
+        director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+        doc, create = _create(31, "p-race")
+        await hub.committer.commit("t1", [create], user_id="t1-admin", device_id=None)
+        a = RecordDoc(PEOPLE, "p-race", client_id=32, state=doc.encode_state())
+        b = RecordDoc(PEOPLE, "p-race", client_id=33, state=doc.encode_state())
+        (va,) = await hub.gate.admit_batch(director, {32}, [(a.guid, a.write({"city": "Goa"}),
+                                                              "u-a")])
+        (vb,) = await hub.gate.admit_batch(
+            director, {33}, [(b.guid, b.write({"primary_phone": "+91 98000 00001"}), "u-b")])
+        assert isinstance(va, Admitted) and isinstance(vb, Admitted)
+        assert va.change.base == vb.change.base  # both judged on the same stored state
+        for verdict in (va, vb):
+            (result,) = await hub.committer.commit("t1", [verdict.change],
+                                                   user_id=director.user_id, device_id=None)
+            assert isinstance(result, Committed)
+        stored = await hub.store.document("t1", "people/p-race")
+        assert stored is not None
+        merged = RecordDoc(PEOPLE, "p-race", state=stored.state).project()
+        assert (merged.city, merged.primary_phone) == ("Goa", "+91 98000 00001")
+        row = await hub.db.pool.fetchrow(
+            "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
+            "p-race")
+        assert dict(row) == {"city": "Goa", "primary_phone": "+91 98000 00001"}

@@ -255,3 +255,29 @@ async def test_pages_are_split_into_frames_the_device_accepts() -> None:
         assert b.batches > 1
         await a.close()
         await b.close()
+
+
+async def test_commits_a_device_may_not_read_send_it_nothing_until_one_it_may(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from hub import sync_endpoint
+
+    monkeypatch.setattr(sync_endpoint, "SEEN_INTERVAL_S", 60.0)  # no periodic cursor bump
+    async with running_hub() as server:
+        junior = await pair_device(server, "junior_broker@t1.test", "t1-junior_broker", 9001)
+        other = await pair_device(server, "junior2@t1.test", "t1-junior2", 9002)
+        for d in (junior, other):
+            await d.connect()
+        await junior.write("people/p0", PERSON, "j-p0")  # people are the whole tenant's
+        await other.wait_for(lambda: "people/p0" in other.docs)
+        told = other.batches
+        for n in range(5):  # the first junior's own leads: not the second's to read
+            await junior.write(f"leads/l{n}", {"tenant_id": "t1", "person_id": f"p{n}",
+                                               "owner_id": "t1-junior_broker"}, f"j-{n}")
+        await junior.wait_for(lambda: len(junior.acks) == 5)
+        await junior.write("people/p1", PERSON, "j-p")
+        await other.wait_for(lambda: "people/p1" in other.docs)
+        assert other.batches == told + 1, "empty pull batches were sent for unreadable commits"
+        assert other.cursor == junior.acks["j-p"]
+        assert not any(i.guid.startswith("leads/") for i in other.items)
+        await junior.close()
+        await other.close()
