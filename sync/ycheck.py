@@ -85,6 +85,20 @@ class OriginIndex:
         index._deleted = {c: _merge(r) for c, r in decoded.delete_set.items()}
         return index
 
+    def extend(self, inspection: Inspection) -> None:
+        """Add an update the receiver has just applied: it passed `inspect` against this index
+        (so each of its clients continues exactly where the index ends)."""
+        decoded = inspection.decoded
+        for struct, where in zip(decoded.structs, inspection.placements, strict=True):
+            segment = _Segment(struct.clock, struct.end, where, struct.content)
+            self._segments.setdefault(struct.client, []).append(segment)
+            self._starts.setdefault(struct.client, []).append(struct.clock)
+        for client, (_, end) in decoded.clients.items():
+            self._state[client] = end
+        for client, ranges in decoded.delete_set.items():
+            held = tuple((lo, hi - lo) for lo, hi in self._deleted.get(client, ()))
+            self._deleted[client] = _merge(held + tuple(ranges))
+
     @property
     def state_vector(self) -> Mapping[int, int]:
         """client → next clock, as held."""
@@ -197,6 +211,31 @@ def effects(decoded: DecodedUpdate, index: OriginIndex) -> UpdateEffects:
     return _effects(decoded, index, _placements(decoded, index))
 
 
+class Inspection(NamedTuple):
+    """An update that passed every check: decoded, each struct placed, and what it changes."""
+
+    decoded: DecodedUpdate
+    placements: tuple[Where, ...]
+    effects: UpdateEffects
+
+
+def inspect(
+    data: bytes,
+    *,
+    limits: SyncLimits,
+    roots: Mapping[str, RootKind],
+    held: Mapping[int, int],
+    bound_clients: Collection[int],
+    index: OriginIndex,
+) -> Inspection:
+    """Decode ``data`` and run every check; refusals are `ProtocolError`."""
+    decoded = decode_update(data, limits, resolve=False)  # placed strictly below
+    check_causality(decoded, held, bound_clients)
+    placements = _placements(decoded, index)
+    _check_schema(decoded, roots, placements)
+    return Inspection(decoded, placements, _effects(decoded, index, placements))
+
+
 def inspect_update(
     data: bytes,
     *,
@@ -206,12 +245,9 @@ def inspect_update(
     bound_clients: Collection[int],
     index: OriginIndex,
 ) -> UpdateEffects:
-    """Decode ``data``, run every check, and return its effects; refusals are `ProtocolError`."""
-    decoded = decode_update(data, limits, resolve=False)  # placed strictly below
-    check_causality(decoded, held, bound_clients)
-    placements = _placements(decoded, index)
-    _check_schema(decoded, roots, placements)
-    return _effects(decoded, index, placements)
+    """`inspect`, returning only the update's effects."""
+    return inspect(data, limits=limits, roots=roots, held=held, bound_clients=bound_clients,
+                   index=index).effects
 
 
 def _placements(decoded: DecodedUpdate, index: OriginIndex | None) -> tuple[Where, ...]:

@@ -122,7 +122,10 @@ async def test_kiosk_qd_syncs_and_a_kiosk_revocation_purges_everywhere(
                 hub_rows = (await http.get(f"/api/sentinel/qd-score/{lead.id}")).json()
                 ipad_rows = await ipad.replica.query(
                     "SELECT id FROM temp.intel_qd_scores WHERE NOT deleted")
-                return hub_rows["history"] == [] and ipad_rows == []
+                live = await server.hub.db.pool.fetchval(  # the kiosk pushes one per consent
+                    "SELECT count(*) FROM intel_biometric_consent WHERE person_id = $1 AND "
+                    "revoked_at IS NULL", person.id)
+                return hub_rows["history"] == [] and ipad_rows == [] and live == 0
             await until(purged_everywhere)
             rows = await server.hub.db.pool.fetch(
                 "SELECT score, signals, deleted FROM intel_qd_scores WHERE person_id = $1",

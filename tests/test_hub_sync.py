@@ -281,3 +281,27 @@ async def test_commits_a_device_may_not_read_send_it_nothing_until_one_it_may(
         assert not any(i.guid.startswith("leads/") for i in other.items)
         await junior.close()
         await other.close()
+
+
+async def test_a_push_is_judged_on_what_is_stored_after_a_write_through_another_door() -> None:
+    """The gate keeps the state it last judged a document on; a REST write in between (a
+    director reassigning the lead) makes it judge the next push on the stored state."""
+    from core.identity import Principal, Role
+
+    async with running_hub() as server:
+        junior = await pair_device(server, "junior_broker@t1.test", "t1-junior_broker", 9101)
+        await junior.connect()
+        lead = {"tenant_id": "t1", "person_id": "p1", "owner_id": "t1-junior_broker"}
+        await junior.write("leads/l1", lead, "j-1")
+        await junior.write("leads/l1", {"source": "walk-in"}, "j-2")
+        await junior.wait_for(lambda: {"j-1", "j-2"} <= set(junior.acks))
+        director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+        await server.hub.writer.write(director, "leads", "l1", {"owner_id": "t1-junior2"},
+                                      create=False)
+        await junior.write("leads/l1", {"notes": "still mine?"}, "j-3")
+        await junior.wait_for(lambda: "j-3" in junior.acks or "j-3" in junior.refusals)
+        assert "j-3" in junior.refusals and junior.refusals["j-3"].reason == "not_owner"
+        row = await server.hub.db.pool.fetchrow(
+            "SELECT owner_id, source, notes FROM crm_leads WHERE id = 'l1'")
+        assert dict(row) == {"owner_id": "t1-junior2", "source": "walk-in", "notes": ""}
+        await junior.close()

@@ -27,6 +27,7 @@ from sync.ycheck import (
     check_causality,
     check_schema,
     effects,
+    inspect,
     inspect_update,
 )
 from sync.yupdate import ID, StructKind, decode_state_vector, decode_update
@@ -192,6 +193,53 @@ def test_pycrdt_updates_pass_every_check_and_effects_match_applying(
         hub.doc.apply_update(data)
         _assert_effects_match(result, before, hub.snapshot())
         assert hub.snapshot() == writer.snapshot()
+
+
+def _lookups(index: OriginIndex, state_vector: dict[int, int]) -> dict[tuple[int, int], Any]:
+    """Where the index places every held clock, and whether it is deleted."""
+    return {(client, clock): (index.lookup(ID(client, clock)),
+                              not any(True for _ in index._live_overlaps(client, clock,
+                                                                         clock + 1)))
+            for client, end in state_vector.items() for clock in range(end)}
+
+
+@settings(max_examples=200, derandomize=True, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([WRITER, WRITER + 1]), st.lists(op, min_size=1,
+                                                                           max_size=4)),
+                min_size=1, max_size=8))
+def test_an_index_extended_update_by_update_equals_one_built_from_the_state(
+    plan: list[tuple[int, list[tuple[Any, ...]]]],
+) -> None:
+    """The gate keeps a document's origin index and extends it with each update it admits;
+    judged on it, every next update has the same effects as judged on an index of the state,
+    and every held clock is placed the same (two writers editing each other's items)."""
+    hub = Replica(1)
+    writers = {WRITER: Replica(WRITER), WRITER + 1: Replica(WRITER + 1)}
+    kept = OriginIndex()
+    for client, operations in plan:
+        writer = writers[client]
+        writer.doc.apply_update(hub.doc.get_update(writer.doc.get_state()))
+        made: list[bytes] = []  # the transaction's own update: only its own deletes, as Yjs
+        subscription = writer.doc.observe(lambda event, made=made: made.append(bytes(event.update)))
+        with writer.doc.transaction():
+            for operation in operations:
+                writer.run(operation)
+        writer.doc.unobserve(subscription)
+        if not made:
+            continue  # nothing changed
+        (data,) = made
+        held = decode_state_vector(bytes(hub.doc.get_state()), LIMITS)
+        built = OriginIndex.from_state(bytes(hub.doc.get_update()), LIMITS)
+        inspection = inspect(data, limits=LIMITS, roots=ROOTS, held=held,
+                             bound_clients={client}, index=kept)
+        assert inspection.effects == inspect_update(
+            data, limits=LIMITS, roots=ROOTS, held=held, bound_clients={client}, index=built)
+        hub.doc.apply_update(data)
+        kept.extend(inspection)
+        after = decode_state_vector(bytes(hub.doc.get_state()), LIMITS)
+        assert dict(kept.state_vector) == after
+        assert _lookups(kept, after) == _lookups(
+            OriginIndex.from_state(bytes(hub.doc.get_update()), LIMITS), after)
 
 
 # --- fuzzing ---------------------------------------------------------------------------------
