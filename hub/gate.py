@@ -27,9 +27,6 @@ from sync.sandbox import Job, SandboxPool, SandboxRefused, SandboxResult
 from sync.ycheck import Inspection, OriginIndex, RootKind, inspect
 from sync.yupdate import decode_state_vector
 
-HOT_DOCUMENTS = 2048
-"""Documents whose judged state the gate keeps between batches (least recently used go)."""
-
 
 @dataclass(frozen=True, slots=True)
 class Admitted:
@@ -62,7 +59,9 @@ Verdict = Admitted | AlreadyHeld | Refused
 
 class Gate:
     def __init__(self, store: HubStore, sandbox: SandboxPool, limits: SyncLimits,
-                 *, hot_documents: int = HOT_DOCUMENTS) -> None:
+                 *, hot_documents: int) -> None:
+        """``hot_documents``: how many documents to keep as judged between batches (the least
+        recently used go first)."""
         self._store = store
         self._sandbox = sandbox
         self._limits = limits

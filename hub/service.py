@@ -45,7 +45,8 @@ class Hub:
             self.sandbox = await self._stack.enter_async_context(
                 SandboxPool(self.settings.sandbox_workers, self.settings.sandbox_timeout_s)
             )
-            self.gate = Gate(self.store, self.sandbox, self.limits)
+            self.gate = Gate(self.store, self.sandbox, self.limits,
+                             hot_documents=self.settings.gate_documents)
             self.fanout = await self._stack.enter_async_context(
                 Fanout(self.db, self.connections)
             )

@@ -26,7 +26,10 @@ class HubSettings(BaseSettings):
     `VELOCITY_MAX_FRAME_BYTES` and `VELOCITY_MAX_BATCH_ITEMS`."""
     pairing_code_ttl_s: int = Field(3600, gt=0)
     max_offences: int = Field(5, gt=0)
+    """Refused hostile updates after which a device is blocked (an admin sees why)."""
     throttle_after: int = Field(2, gt=0)
     """Refused unsafe updates after which a device may push at most once per interval."""
     throttle_interval_s: float = Field(2.0, ge=0)
-    """Refused hostile updates after which a device is blocked (an admin sees why)."""
+    gate_documents: int = Field(4096, ge=0)
+    """Documents the gate keeps as it judged them, for their next push (about 13 KiB each
+    for a lead with a few edits; 0 turns it off)."""
