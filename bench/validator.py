@@ -71,6 +71,10 @@ def main() -> None:
         t_validate, _ = timed(lambda: [inspect_update(
             u, limits=limits, roots=roots, held=h, bound_clients={7},
             index=OriginIndex.from_state(s, TRUSTED_LIMITS)) for s, u, h in work])
+        kept = [OriginIndex.from_state(s, TRUSTED_LIMITS) for s, _, _ in work]
+        t_validate_kept, _ = timed(lambda: [inspect_update(
+            u, limits=limits, roots=roots, held=h, bound_clients={7}, index=index)
+            for (_, u, h), index in zip(work, kept, strict=True)])
         bar.advance(task)
 
         def in_process() -> None:
@@ -90,6 +94,8 @@ def main() -> None:
     total_bytes = sum(len(u) for _, u, _ in work)
     rows = [
         ("strict validator (origin index + decode + checks + effects)", t_validate),
+        ("strict validator on a kept origin index (the gate, a document it judged before)",
+         t_validate_kept),
         ("apply in-process (RecordDoc)", t_inproc),
         ("isolated apply, one update per round trip", t_iso_1),
         ("isolated apply, batches of 50 (2 workers)", t_iso_50),
