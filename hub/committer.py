@@ -15,10 +15,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from types import TracebackType
 
-from core.errors import RecordInvalid
-from hub.store import Change, Committed, HubStore, PushGroup
+from core.identity import Principal
+from hub.store import Change, Committed, HubStore, PushGroup, Refused
 
-Results = list[Committed | RecordInvalid]
+Results = list[Committed | Refused]
 MAX_CHANGES_PER_COMMIT = 2000
 """A bound on one transaction, so one tenant's flood cannot build an unbounded commit."""
 
@@ -46,11 +46,13 @@ class GroupCommitter:
 
     async def commit(
         self, tenant_id: str, changes: Sequence[Change], *, user_id: str | None,
-        device_id: str | None,
+        device_id: str | None, principal: Principal | None = None,
     ) -> Results:
-        """Commit one batch (with whatever else of this tenant is waiting); its results."""
+        """Commit one batch (with whatever else of this tenant is waiting); its results.
+        ``principal``: whose changes the gate judged (see `PushGroup`)."""
         future: asyncio.Future[Results] = asyncio.get_running_loop().create_future()
-        self._waiting[tenant_id].append((PushGroup(changes, user_id, device_id), future))
+        group = PushGroup(changes, user_id, device_id, principal)
+        self._waiting[tenant_id].append((group, future))
         if tenant_id not in self._drains:
             self._drains[tenant_id] = asyncio.create_task(
                 self._drain(tenant_id), name=f"velocity-commit-{tenant_id}")

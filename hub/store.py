@@ -14,10 +14,11 @@ from typing import Any
 
 import asyncpg
 
-from core.errors import NotFound, RecordInvalid
+from core.errors import NotFound, PermissionDenied, RecordInvalid
 from core.identity import Principal
 from core.ids import split_guid
 from hub.database import Database
+from hub.policy import check_write
 from hub.scope import may_read, scope_sql
 from schema import collection, to_row
 from schema.ddl import column_types
@@ -60,6 +61,13 @@ class PushGroup:
     changes: Sequence[Change]
     user_id: str | None
     device_id: str | None
+    principal: Principal | None = None
+    """Whose changes the gate judged; a change applied again on a newer state is judged again."""
+
+
+Refused = RecordInvalid | PermissionDenied
+"""Why a change did not commit: its record does not validate, or (applied again on a state
+that changed after the gate judged it) its author may no longer make it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,14 +123,15 @@ class HubStore:
 
     async def commit(
         self, tenant_id: str, changes: Sequence[Change], *, user_id: str | None,
-        device_id: str | None,
-    ) -> list[Committed | RecordInvalid]:
-        """Append changes in one transaction; each result is committed or refused as invalid."""
-        return (await self.commit_groups(tenant_id, [PushGroup(changes, user_id, device_id)]))[0]
+        device_id: str | None, principal: Principal | None = None,
+    ) -> list[Committed | Refused]:
+        """Append changes in one transaction; each result is committed or refused."""
+        group = PushGroup(changes, user_id, device_id, principal)
+        return (await self.commit_groups(tenant_id, [group]))[0]
 
     async def commit_groups(
         self, tenant_id: str, groups: Sequence[PushGroup]
-    ) -> list[list[Committed | RecordInvalid]]:
+    ) -> list[list[Committed | Refused]]:
         """Append the push batches of several devices of one tenant in one transaction (group
         commit); each change's result is committed or refused as invalid.
 
@@ -133,7 +142,7 @@ class HubStore:
         Every statement is batched: a transaction costs a fixed number of round trips.
         """
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
-        results: list[Committed | RecordInvalid | tuple[int, int] | None] = [None] * len(flat)
+        results: list[Committed | Refused | tuple[int, int] | None] = [None] * len(flat)
         async with self.db.pool.acquire() as conn, conn.transaction():
             keys = [(groups[g].device_id, ch.update_id) for g, ch in flat]
             held = await _receipts(conn, tenant_id, [k for k in keys if None not in k])
@@ -158,18 +167,19 @@ class HubStore:
                 first = last - len(todo) + 1
                 written = await write_changes(conn, tenant_id, [
                     _Pending(flat[i][1], first + n, groups[flat[i][0]].user_id,
-                             groups[flat[i][0]].device_id) for n, i in enumerate(todo)])
+                             groups[flat[i][0]].device_id, groups[flat[i][0]].principal)
+                    for n, i in enumerate(todo)])
                 for i, result in zip(todo, written, strict=True):
                     results[i] = result
                 await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
                                    f"{tenant_id}:{last}")
-        out: list[list[Committed | RecordInvalid]] = [[] for _ in groups]
+        out: list[list[Committed | Refused]] = [[] for _ in groups]
         for i, result in enumerate(results):
             if isinstance(result, tuple):  # same outcome as its first
                 result = results[result[0]]
                 if isinstance(result, Committed):
                     result = Committed(flat[i][1].guid, result.seq, None, duplicate=True)
-            assert isinstance(result, Committed | RecordInvalid)
+            assert isinstance(result, Committed | RecordInvalid | PermissionDenied)
             out[flat[i][0]].append(result)
         return out
 
@@ -305,6 +315,7 @@ class _Pending:
     seq: int
     user_id: str | None
     device_id: str | None
+    principal: Principal | None = None
 
 
 class _Draft:
@@ -325,16 +336,20 @@ class _Draft:
         self.updated_seq = row["updated_seq"] if row else 0
         self.record: Record | None = None
 
-    def apply(self, change: Change, seq: int, tenant_id: str) -> Record | RecordInvalid:
-        """Apply one change; on an invalid result the draft is left as it was."""
+    def apply(self, change: Change, seq: int, tenant_id: str, principal: Principal | None
+              ) -> Record | Refused:
+        """Apply one change; on a refusal the draft is left as it was."""
         if change.after is not None and change.base == self.state:
             state, record = change.after  # judged on exactly this state
         else:
             doc = RecordDoc(self.coll, self.record_id, state=self.state or None)
             try:
+                before = self._row() if principal is not None else None
                 doc.apply(change.update, in_order=True)  # the gate checked causality
                 record = doc.project()
-            except RecordInvalid as exc:
+                if principal is not None:  # judged on an older state: judge this one
+                    check_write(principal, self.coll, before, to_row(record))
+            except (RecordInvalid, PermissionDenied) as exc:
                 return exc
             state = doc.encode_state()
         if record.tenant_id != tenant_id:
@@ -349,10 +364,18 @@ class _Draft:
         self.state, self.record = state, record
         return record
 
+    def _row(self) -> dict[str, Any] | None:
+        """The record's row as the draft holds it (None while the document does not exist)."""
+        if self.record is not None:
+            return to_row(self.record)
+        if not self.state:
+            return None
+        return to_row(RecordDoc(self.coll, self.record_id, state=self.state).project())
+
 
 async def write_changes(
     conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending]
-) -> list[Committed | RecordInvalid]:
+) -> list[Committed | Refused]:
     """Inside a transaction that holds the tenant's sequence: apply each change to its
     document, then write log, documents, projections, receipts and audit with one batched
     statement per table."""
@@ -362,13 +385,13 @@ async def write_changes(
     )
     by_guid = {r["guid"]: r for r in rows}
     drafts: dict[str, _Draft] = {}
-    results: list[Committed | RecordInvalid] = []
+    results: list[Committed | Refused] = []
     updates, receipts, audits = [], [], []
     for p in pending:
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
-        outcome = draft.apply(p.change, p.seq, tenant_id)
-        if isinstance(outcome, RecordInvalid):
+        outcome = draft.apply(p.change, p.seq, tenant_id, p.principal)
+        if isinstance(outcome, RecordInvalid | PermissionDenied):
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
                            {"reason": outcome.code, "message": outcome.message}))
             results.append(outcome)
@@ -469,7 +492,6 @@ class LocalWriter:
     ) -> list[Committed]:
         """Several writes in one transaction (seeding, bulk imports); all or nothing."""
         from core.errors import Conflict
-        from hub.policy import check_write
 
         results: list[Committed] = []
         async with self.store.db.pool.acquire() as conn, conn.transaction():
@@ -508,7 +530,7 @@ class LocalWriter:
                                 after=(doc.encode_state(), record))
                 (result,) = await write_changes(conn, principal.tenant_id, [
                     _Pending(change, seq, principal.user_id, None)])
-                if isinstance(result, RecordInvalid):
+                if not isinstance(result, Committed):
                     raise result
                 results.append(result)
             await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
@@ -526,7 +548,6 @@ async def create_many(
     per-record round trip. All or nothing; an existing guid is a `Conflict`.
     """
     from core.errors import Conflict
-    from hub.policy import check_write
 
     docs: list[tuple[str, str, RecordDoc, bytes, dict[str, Any]]] = []
     for coll_name, record_id, values in records:

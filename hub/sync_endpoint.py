@@ -258,8 +258,8 @@ class SyncSession:
                 await self._refuse(device, item, verdict)
         if changes:
             results = await self.hub.committer.commit(
-                self.tenant_id, changes, user_id=self.principal.user_id, device_id=self.device_id
-            )
+                self.tenant_id, changes, user_id=self.principal.user_id,
+                device_id=self.device_id, principal=self.principal)
             for change, result in zip(changes, results, strict=True):
                 if isinstance(result, Committed):
                     acks.append((change.update_id or "", result.seq))

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import RecordInvalid
+from core.errors import PermissionDenied, RecordInvalid
 from core.identity import Principal, Role
 from hub.gate import Admitted
 from hub.store import Change, Committed
@@ -17,7 +17,7 @@ from sync.record import RecordDoc
 from tests.hubkit import running_hub
 
 pytestmark = pytest.mark.anyio
-PEOPLE = collection("people")
+PEOPLE, LEADS = collection("people"), collection("leads")
 
 
 def _create(client_id: int, record_id: str, **values: Any) -> tuple[RecordDoc, Change]:
@@ -109,7 +109,8 @@ async def test_changes_judged_on_one_state_both_land_when_committed_one_after_th
         assert va.change.base == vb.change.base  # both judged on the same stored state
         for verdict in (va, vb):
             (result,) = await hub.committer.commit("t1", [verdict.change],
-                                                   user_id=director.user_id, device_id=None)
+                                                   user_id=director.user_id, device_id=None,
+                                                   principal=director)
             assert isinstance(result, Committed)
         stored = await hub.store.document("t1", "people/p-race")
         assert stored is not None
@@ -119,3 +120,34 @@ async def test_changes_judged_on_one_state_both_land_when_committed_one_after_th
             "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
             "p-race")
         assert dict(row) == {"city": "Goa", "primary_phone": "+91 98000 00001"}
+
+
+async def test_a_change_judged_before_a_reassignment_is_judged_again_when_it_commits() -> None:
+    """A junior's edit passed the gate while the lead was theirs; a director reassigned it
+    before the edit committed: the commit applies it to the new state and judges it again."""
+    async with running_hub() as server:
+        hub = server.hub
+        junior = Principal("t1", "t1-junior_broker", Role.JUNIOR_BROKER, "north")
+        director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+        lead = RecordDoc(LEADS, "l-race", client_id=41)
+        create = lead.write({"tenant_id": "t1", "person_id": "p1",
+                             "owner_id": "t1-junior_broker"})
+        (created,) = await hub.gate.admit_batch(junior, {41}, [(lead.guid, create, "c")])
+        assert isinstance(created, Admitted)
+        await hub.committer.commit("t1", [created.change], user_id=junior.user_id,
+                                   device_id=None, principal=junior)
+        (edit,) = await hub.gate.admit_batch(
+            junior, {41}, [(lead.guid, lead.write({"notes": "still mine"}), "e")])
+        assert isinstance(edit, Admitted)
+        await hub.writer.write(director, "leads", "l-race", {"owner_id": "t1-junior2"},
+                               create=False)
+        (result,) = await hub.committer.commit("t1", [edit.change], user_id=junior.user_id,
+                                               device_id=None, principal=junior)
+        assert isinstance(result, PermissionDenied) and result.code == "not_owner"
+        row = await hub.db.pool.fetchrow(
+            "SELECT owner_id, notes FROM crm_leads WHERE tenant_id = 't1' AND id = 'l-race'")
+        assert dict(row) == {"owner_id": "t1-junior2", "notes": ""}
+        audit = await hub.db.pool.fetchval(
+            "SELECT detail->>'reason' FROM hub_audit WHERE guid = $1 AND action = 'refused'",
+            lead.guid)
+        assert audit == "not_owner"
