@@ -6,6 +6,7 @@ import gc
 import json
 import multiprocessing
 import platform
+import shutil
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -56,8 +57,8 @@ def write_results(name: str, figures: dict[str, Any], markdown: str) -> Path:
 @contextmanager
 def hub_in_process(target: Callable[..., None], folder: Path, *args: Any) -> Iterator[Connection]:
     """Run ``target(folder, *args, conn)`` (a hub, as in production) in its own process and
-    yield our end of its pipe; on exit wait for it (kill it after 30 s) and stop the embedded
-    PostgreSQL it started under ``folder/hub/pg``."""
+    yield our end of its pipe; on exit wait for it (kill it after 30 s), stop the embedded
+    PostgreSQL it started under ``folder/hub/pg`` and remove ``folder``."""
     from hub.database import stop_embedded_postgres
 
     ours, theirs = multiprocessing.get_context("spawn").Pipe()
@@ -71,3 +72,4 @@ def hub_in_process(target: Callable[..., None], folder: Path, *args: Any) -> Ite
         if hub.is_alive():
             hub.kill()
         stop_embedded_postgres(folder / "hub" / "pg")
+        shutil.rmtree(folder, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import tempfile
 import time
@@ -21,16 +22,27 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bench._common import write_results
 from core.identity import Principal, Role
+from hub.database import stop_embedded_postgres
 from hub.service import Hub
 from hub.settings import HubSettings
-from seeds.generator import generate
+from seeds.generator import Dataset, generate
 from seeds.loader import load
 
 
 async def run(size: str, compare: int, console: Console) -> dict[str, float]:
     data = generate("bench", size)
-    settings = HubSettings(data_dir=Path(tempfile.mkdtemp(prefix="velocity-bench-")),
-                           sandbox_workers=1)
+    folder = Path(tempfile.mkdtemp(prefix="velocity-seed-bench-"))
+    settings = HubSettings(data_dir=folder, sandbox_workers=1)
+    try:
+        return await _measure(settings, data, compare, console)
+    finally:  # the embedded PostgreSQL and its data go with the benchmark
+        if not settings.database_url:
+            stop_embedded_postgres(folder / "pg")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _measure(settings: HubSettings, data: Dataset, compare: int, console: Console
+                   ) -> dict[str, float]:
     async with Hub(settings) as hub:
         with Progress(TextColumn("loading"), BarColumn(), MofNCompleteColumn(),
                       console=console) as bar:
