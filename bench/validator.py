@@ -22,7 +22,7 @@ from core.settings import SyncLimits
 from schema import collection
 from sync.record import TRUSTED_LIMITS, RecordDoc
 from sync.sandbox import Job, SandboxPool
-from sync.ycheck import OriginIndex, RootKind, inspect_update
+from sync.ycheck import OriginIndex, RootKind, inspect
 from sync.yupdate import decode_state_vector
 
 PEOPLE = collection("people")
@@ -68,12 +68,12 @@ def main() -> None:
         work = _workload(args.updates)
         bar.advance(task)
         roots = {"fields": RootKind.MAP, "notes": RootKind.TEXT, "tags": RootKind.ARRAY}
-        t_validate, _ = timed(lambda: [inspect_update(
+        t_validate, _ = timed(lambda: [inspect(
             u, limits=limits, roots=roots, held=h, bound_clients={7},
-            index=OriginIndex.from_state(s, TRUSTED_LIMITS)) for s, u, h in work])
+            index=OriginIndex.from_state(s, TRUSTED_LIMITS)).effects for s, u, h in work])
         kept = [OriginIndex.from_state(s, TRUSTED_LIMITS) for s, _, _ in work]
-        t_validate_kept, _ = timed(lambda: [inspect_update(
-            u, limits=limits, roots=roots, held=h, bound_clients={7}, index=index)
+        t_validate_kept, _ = timed(lambda: [inspect(
+            u, limits=limits, roots=roots, held=h, bound_clients={7}, index=index).effects
             for (_, u, h), index in zip(work, kept, strict=True)])
         bar.advance(task)
 

@@ -236,20 +236,6 @@ def inspect(
     return Inspection(decoded, placements, _effects(decoded, index, placements))
 
 
-def inspect_update(
-    data: bytes,
-    *,
-    limits: SyncLimits,
-    roots: Mapping[str, RootKind],
-    held: Mapping[int, int],
-    bound_clients: Collection[int],
-    index: OriginIndex,
-) -> UpdateEffects:
-    """`inspect`, returning only the update's effects."""
-    return inspect(data, limits=limits, roots=roots, held=held, bound_clients=bound_clients,
-                   index=index).effects
-
-
 def _placements(decoded: DecodedUpdate, index: OriginIndex | None) -> tuple[Where, ...]:
     if index is None:
         return resolve_placements(decoded)

@@ -17,7 +17,7 @@ from sync.ycheck import (
     check_causality,
     check_schema,
     effects,
-    inspect_update,
+    inspect,
 )
 from sync.yupdate import (
     ID,
@@ -66,14 +66,14 @@ class Replica:
 
 
 def _inspect(replica: Replica, receiver: Replica, data: bytes) -> UpdateEffects:
-    return inspect_update(
+    return inspect(
         data,
         limits=LIMITS,
         roots=ROOTS,
         held=decode_state_vector(receiver.doc.get_state(), LIMITS),
         bound_clients={replica.doc.client_id},
         index=OriginIndex.from_state(bytes(receiver.doc.get_update()), LIMITS),
-    )
+    ).effects
 
 
 # --- decoding pycrdt's own updates -----------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 from core.errors import CausalityError, FrameTooLarge, MalformedFrame, ProtocolError, UnsafeUpdate
 from core.settings import SyncLimits
 from sync._lib0 import Lib0Writer
-from sync.ycheck import OriginIndex, RootKind, check_causality, check_schema, inspect_update
+from sync.ycheck import OriginIndex, RootKind, check_causality, check_schema, inspect
 from sync.yupdate import ID, decode_update
 
 LIMITS = SyncLimits()
@@ -312,7 +312,7 @@ def test_thousands_of_items_chained_from_a_held_item_are_refused_with_the_index(
     data = update([(ME, 0, chain)])
     decode_update(data, LIMITS)  # alone, the decoder cannot place them
     with pytest.raises(FrameTooLarge) as caught:
-        inspect_update(
+        inspect(
             data, limits=LIMITS, roots=ROOTS, held={OTHER: 1}, bound_clients={ME}, index=index
         )
     assert caught.value.code == "too_many_on_key"
@@ -350,7 +350,7 @@ def test_an_update_waiting_for_missing_predecessors_is_refused() -> None:
     data = update([(ME, 0, [any_item("WON", origin=ID(OTHER, 4))])])
     decode_update(data, LIMITS)
     with pytest.raises(CausalityError) as caught:
-        inspect_update(
+        inspect(
             data, limits=LIMITS, roots=ROOTS, held={}, bound_clients={ME}, index=OriginIndex()
         )
     assert caught.value.code == "missing_origin"

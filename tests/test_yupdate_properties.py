@@ -28,7 +28,6 @@ from sync.ycheck import (
     check_schema,
     effects,
     inspect,
-    inspect_update,
 )
 from sync.yupdate import ID, StructKind, decode_state_vector, decode_update
 from tests.test_yupdate_hazards import any_item, deleted_item, gc, string_item, update
@@ -185,9 +184,9 @@ def test_pycrdt_updates_pass_every_check_and_effects_match_applying(
         check_schema(decoded, ROOTS, index=index)
         check_causality(decoded, held, {WRITER})
         result = effects(decoded, index)
-        assert result == inspect_update(
+        assert result == inspect(
             data, limits=LIMITS, roots=ROOTS, held=held, bound_clients={WRITER}, index=index
-        )
+        ).effects
 
         before = hub.snapshot()
         hub.doc.apply_update(data)
@@ -232,8 +231,9 @@ def test_an_index_extended_update_by_update_equals_one_built_from_the_state(
         built = OriginIndex.from_state(bytes(hub.doc.get_update()), LIMITS)
         inspection = inspect(data, limits=LIMITS, roots=ROOTS, held=held,
                              bound_clients={client}, index=kept)
-        assert inspection.effects == inspect_update(
-            data, limits=LIMITS, roots=ROOTS, held=held, bound_clients={client}, index=built)
+        assert inspection.effects == inspect(
+            data, limits=LIMITS, roots=ROOTS, held=held, bound_clients={client},
+            index=built).effects
         hub.doc.apply_update(data)
         kept.extend(inspection)
         after = decode_state_vector(bytes(hub.doc.get_state()), LIMITS)
