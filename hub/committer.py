@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from types import TracebackType
 
 from core.identity import Principal
-from hub.store import Change, Committed, HubStore, PushGroup, Refused
+from hub.store import Change, Committed, HubStore, NotCommitted, PushGroup
 
-Results = list[Committed | Refused]
+Results = list[Committed | NotCommitted]
 MAX_CHANGES_PER_COMMIT = 2000
 """A bound on one transaction, so one tenant's flood cannot build an unbounded commit."""
 

@@ -65,7 +65,7 @@ class PushGroup:
     """Whose changes the gate judged; a change applied again on a newer state is judged again."""
 
 
-Refused = RecordInvalid | PermissionDenied
+NotCommitted = RecordInvalid | PermissionDenied
 """Why a change did not commit: its record does not validate, or (applied again on a state
 that changed after the gate judged it) its author may no longer make it."""
 
@@ -124,14 +124,14 @@ class HubStore:
     async def commit(
         self, tenant_id: str, changes: Sequence[Change], *, user_id: str | None,
         device_id: str | None, principal: Principal | None = None,
-    ) -> list[Committed | Refused]:
+    ) -> list[Committed | NotCommitted]:
         """Append changes in one transaction; each result is committed or refused."""
         group = PushGroup(changes, user_id, device_id, principal)
         return (await self.commit_groups(tenant_id, [group]))[0]
 
     async def commit_groups(
         self, tenant_id: str, groups: Sequence[PushGroup]
-    ) -> list[list[Committed | Refused]]:
+    ) -> list[list[Committed | NotCommitted]]:
         """Append the push batches of several devices of one tenant in one transaction (group
         commit); each change's result is committed or refused as invalid.
 
@@ -142,7 +142,7 @@ class HubStore:
         Every statement is batched: a transaction costs a fixed number of round trips.
         """
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
-        results: list[Committed | Refused | tuple[int, int] | None] = [None] * len(flat)
+        results: list[Committed | NotCommitted | tuple[int, int] | None] = [None] * len(flat)
         async with self.db.pool.acquire() as conn, conn.transaction():
             keys = [(groups[g].device_id, ch.update_id) for g, ch in flat]
             held = await _receipts(conn, tenant_id, [k for k in keys if None not in k])
@@ -173,13 +173,13 @@ class HubStore:
                     results[i] = result
                 await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
                                    f"{tenant_id}:{last}")
-        out: list[list[Committed | Refused]] = [[] for _ in groups]
+        out: list[list[Committed | NotCommitted]] = [[] for _ in groups]
         for i, result in enumerate(results):
             if isinstance(result, tuple):  # same outcome as its first
                 result = results[result[0]]
                 if isinstance(result, Committed):
                     result = Committed(flat[i][1].guid, result.seq, None, duplicate=True)
-            assert isinstance(result, Committed | RecordInvalid | PermissionDenied)
+            assert isinstance(result, Committed | NotCommitted)
             out[flat[i][0]].append(result)
         return out
 
@@ -337,14 +337,15 @@ class _Draft:
         self.record: Record | None = None
 
     def apply(self, change: Change, seq: int, tenant_id: str, principal: Principal | None
-              ) -> Record | Refused:
+              ) -> Record | NotCommitted:
         """Apply one change; on a refusal the draft is left as it was."""
         if change.after is not None and change.base == self.state:
             state, record = change.after  # judged on exactly this state
         else:
             doc = RecordDoc(self.coll, self.record_id, state=self.state or None)
             try:
-                before = self._row() if principal is not None else None
+                before = (to_row(doc.project()) if principal is not None and self.state
+                          else None)
                 doc.apply(change.update, in_order=True)  # the gate checked causality
                 record = doc.project()
                 if principal is not None:  # judged on an older state: judge this one
@@ -364,18 +365,10 @@ class _Draft:
         self.state, self.record = state, record
         return record
 
-    def _row(self) -> dict[str, Any] | None:
-        """The record's row as the draft holds it (None while the document does not exist)."""
-        if self.record is not None:
-            return to_row(self.record)
-        if not self.state:
-            return None
-        return to_row(RecordDoc(self.coll, self.record_id, state=self.state).project())
-
 
 async def write_changes(
     conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending]
-) -> list[Committed | Refused]:
+) -> list[Committed | NotCommitted]:
     """Inside a transaction that holds the tenant's sequence: apply each change to its
     document, then write log, documents, projections, receipts and audit with one batched
     statement per table."""
@@ -385,13 +378,13 @@ async def write_changes(
     )
     by_guid = {r["guid"]: r for r in rows}
     drafts: dict[str, _Draft] = {}
-    results: list[Committed | Refused] = []
+    results: list[Committed | NotCommitted] = []
     updates, receipts, audits = [], [], []
     for p in pending:
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
         outcome = draft.apply(p.change, p.seq, tenant_id, p.principal)
-        if isinstance(outcome, RecordInvalid | PermissionDenied):
+        if isinstance(outcome, NotCommitted):
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
                            {"reason": outcome.code, "message": outcome.message}))
             results.append(outcome)
