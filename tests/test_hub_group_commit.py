@@ -11,6 +11,7 @@ import pytest
 from core.errors import PermissionDenied, RecordInvalid
 from core.identity import Principal, Role
 from hub.gate import Admitted
+from hub.service import Hub
 from hub.store import Change, Committed
 from schema import collection
 from sync.record import RecordDoc
@@ -24,6 +25,18 @@ def _create(client_id: int, record_id: str, **values: Any) -> tuple[RecordDoc, C
     doc = RecordDoc(PEOPLE, record_id, client_id=client_id)
     update = doc.write({"tenant_id": "t1", "full_name": "Meera Iyer", **values})
     return doc, Change(doc.guid, update, f"u-{client_id}-{record_id}")
+
+
+async def _landed(hub: Hub, record_id: str) -> tuple[int, tuple[Any, Any], dict[str, Any]]:
+    """A person as stored: its last sequence, (city, phone) of its merged document, and the
+    same two columns of its projection row."""
+    stored = await hub.store.document("t1", f"people/{record_id}")
+    assert stored is not None
+    merged = RecordDoc(PEOPLE, record_id, state=stored.state).project()
+    row = await hub.db.pool.fetchrow(
+        "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
+        record_id)
+    return stored.updated_seq, (merged.city, merged.primary_phone), dict(row)
 
 
 async def test_waiting_batches_share_one_transaction_and_keep_their_own_results() -> None:
@@ -81,14 +94,10 @@ async def test_two_devices_editing_one_record_in_one_transaction_both_land() -> 
             hub.committer.commit("t1", [phone], user_id="t1-admin", device_id="dev-2"),
         )
         assert isinstance(first[0], Committed) and isinstance(second[0], Committed)
-        stored = await hub.store.document("t1", "people/p-shared")
-        assert stored is not None and stored.updated_seq == second[0].seq
-        merged = RecordDoc(PEOPLE, "p-shared", state=stored.state).project()
-        assert (merged.city, merged.primary_phone) == ("Goa", "+91 98000 00000")
-        row = await hub.db.pool.fetchrow(
-            "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
-            "p-shared")
-        assert dict(row) == {"city": "Goa", "primary_phone": "+91 98000 00000"}
+        updated_seq, merged, row = await _landed(hub, "p-shared")
+        assert updated_seq == second[0].seq
+        assert merged == ("Goa", "+91 98000 00000")
+        assert row == {"city": "Goa", "primary_phone": "+91 98000 00000"}
 
 
 async def test_changes_judged_on_one_state_both_land_when_committed_one_after_the_other() -> None:
@@ -112,14 +121,9 @@ async def test_changes_judged_on_one_state_both_land_when_committed_one_after_th
                                                    user_id=director.user_id, device_id=None,
                                                    principal=director)
             assert isinstance(result, Committed)
-        stored = await hub.store.document("t1", "people/p-race")
-        assert stored is not None
-        merged = RecordDoc(PEOPLE, "p-race", state=stored.state).project()
-        assert (merged.city, merged.primary_phone) == ("Goa", "+91 98000 00001")
-        row = await hub.db.pool.fetchrow(
-            "SELECT city, primary_phone FROM crm_people WHERE tenant_id = 't1' AND id = $1",
-            "p-race")
-        assert dict(row) == {"city": "Goa", "primary_phone": "+91 98000 00001"}
+        _, merged, row = await _landed(hub, "p-race")
+        assert merged == ("Goa", "+91 98000 00001")
+        assert row == {"city": "Goa", "primary_phone": "+91 98000 00001"}
 
 
 async def test_a_change_judged_before_a_reassignment_is_judged_again_when_it_commits() -> None:
