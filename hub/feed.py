@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from core.identity import Principal
 from hub.scope import may_read
-from hub.store import HubStore, LogItem
+from hub.store import HubStore, LogItem, log_item
 
 WINDOW_ROWS = 20_000
 """Rows kept per tenant; older ones are dropped half a window at a time."""
@@ -119,21 +119,16 @@ def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit
         if guid in snapshotted:
             continue
         doc = window.docs[guid]
-        if not may_read(principal, doc.collection, doc.owner_id, doc.team_id):
-            if doc.scope_seq > cursor and may_read(principal, doc.collection,
-                                                   doc.prev_owner_id, doc.prev_team_id):
-                snapshotted.add(guid)  # it was readable before the reassignment
-                items.append(LogItem(seq, guid, b"", False, removed=True))
-            else:
-                continue
-        elif doc.scope_seq > cursor:
-            assert doc.state is not None  # its scope changed inside the window: state was read
-            snapshotted.add(guid)
-            items.append(LogItem(seq, guid, doc.state, snapshot=True))
-        elif principal.device_id is None or origin != principal.device_id:
-            items.append(LogItem(seq, guid, data, snapshot=False))
-        else:
+        item = log_item(principal, cursor, seq, guid,
+                        visible=may_read(principal, doc.collection, doc.owner_id, doc.team_id),
+                        collection=doc.collection, prev_owner_id=doc.prev_owner_id,
+                        prev_team_id=doc.prev_team_id, scope_seq=doc.scope_seq,
+                        state=doc.state, data=data, origin=origin)
+        if item is None:
             continue
+        if item.snapshot or item.removed:  # it stands for the document's history
+            snapshotted.add(guid)
+        items.append(item)
         if len(items) == limit:
             return items, seq
     return items, last

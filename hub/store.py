@@ -230,17 +230,14 @@ class HubStore:
         for r in rows:
             if r["guid"] in snapshotted:
                 continue
-            if not r["visible"]:
-                if r["scope_seq"] > cursor and may_read(principal, r["collection"],
-                                                        r["prev_owner_id"], r["prev_team_id"]):
-                    snapshotted.add(r["guid"])  # it was readable before the reassignment
-                    items.append(LogItem(r["seq"], r["guid"], b"", False, removed=True))
-                continue
-            if r["scope_seq"] > cursor:
-                snapshotted.add(r["guid"])
-                items.append(LogItem(r["seq"], r["guid"], bytes(r["state"]), snapshot=True))
-            elif principal.device_id is None or r["device_id"] != principal.device_id:
-                items.append(LogItem(r["seq"], r["guid"], bytes(r["data"]), snapshot=False))
+            item = log_item(principal, cursor, r["seq"], r["guid"], visible=r["visible"],
+                            collection=r["collection"], prev_owner_id=r["prev_owner_id"],
+                            prev_team_id=r["prev_team_id"], scope_seq=r["scope_seq"],
+                            state=r["state"], data=r["data"], origin=r["device_id"])
+            if item is not None:
+                if item.snapshot or item.removed:  # it stands for the document's history
+                    snapshotted.add(item.guid)
+                items.append(item)
         new_cursor = rows[-1]["seq"] if len(rows) == limit else last
         return items, new_cursor
 
@@ -293,6 +290,27 @@ class HubStore:
                 tenant_id, horizon,
             )
         return int(status.split()[-1])
+
+
+def log_item(
+    principal: Principal, cursor: int, seq: int, guid: str, *, visible: bool, collection: str,
+    prev_owner_id: str | None, prev_team_id: str | None, scope_seq: int, state: bytes | None,
+    data: bytes, origin: str | None,
+) -> LogItem | None:
+    """What a reader at ``cursor`` receives for one log row (None: nothing), judged on the
+    row's document as it is now: a document that left the reader's scope after the cursor
+    comes as a removal, one whose scope changed after it as a snapshot (``state`` is needed
+    then), otherwise the update, unless the reader's own device made it."""
+    if not visible:
+        if scope_seq > cursor and may_read(principal, collection, prev_owner_id, prev_team_id):
+            return LogItem(seq, guid, b"", False, removed=True)  # readable before reassignment
+        return None
+    if scope_seq > cursor:
+        assert state is not None
+        return LogItem(seq, guid, bytes(state), snapshot=True)
+    if principal.device_id is None or origin != principal.device_id:
+        return LogItem(seq, guid, bytes(data), snapshot=False)
+    return None
 
 
 async def _receipts(
