@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from core.errors import (
     AuthError,
@@ -212,15 +212,15 @@ def _enc_strings(*names: str) -> Callable[[Lib0Writer, Message], None]:
     return enc
 
 
-_ENCODERS: dict[type, tuple[MessageType, Callable[[Lib0Writer, object], None]]] = {
-    Hello: (MessageType.HELLO, _enc_hello),  # type: ignore[dict-item]
+_ENCODERS: dict[type, tuple[MessageType, Callable[[Lib0Writer, Any], None]]] = {
+    Hello: (MessageType.HELLO, _enc_hello),
     Challenge: (MessageType.CHALLENGE, lambda w, m: w.write_var_bytes(m.nonce)),
     Auth: (MessageType.AUTH, lambda w, m: w.write_var_bytes(m.signature)),
     Welcome: (MessageType.WELCOME, _enc_strings("tenant_id", "user_id", "role", "horizon",
                                                 "incoming")),
-    PullBatch: (MessageType.PULL_BATCH, _enc_pull),  # type: ignore[dict-item]
-    PushBatch: (MessageType.PUSH_BATCH, _enc_push),  # type: ignore[dict-item]
-    Ack: (MessageType.ACK, _enc_ack),  # type: ignore[dict-item]
+    PullBatch: (MessageType.PULL_BATCH, _enc_pull),
+    PushBatch: (MessageType.PUSH_BATCH, _enc_push),
+    Ack: (MessageType.ACK, _enc_ack),
     Refusal: (MessageType.REFUSAL, _enc_strings("update_id", "guid", "reason", "message")),
     Error: (MessageType.ERROR, _enc_strings("close_code", "reason", "message")),
 }

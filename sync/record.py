@@ -48,7 +48,7 @@ class RecordDoc:
 
     def _reset(self, client_id: int | None, state: bytes | None) -> None:
         """A fresh Y.Doc, loaded from ``state`` (our own snapshot: self-contained)."""
-        self._doc: Y.Doc = Y.Doc(client_id=client_id)
+        self._doc: Y.Doc[Any] = Y.Doc(client_id=client_id)
         self._fields: Y.Map[Any] = self._doc.get(FIELDS_ROOT, type=Y.Map)
         self._texts: dict[str, Y.Text] = {}  # text and list roots are made when first used
         self._lists: dict[str, Y.Array[Any]] = {}
