@@ -20,6 +20,7 @@ import numpy as np
 from core.errors import ConfigError
 from perception.frames import Frame
 from perception.landmarks import N_POINTS, Face, normalized_to_pixels
+from perception.quiet import filter_native_logs
 from perception.settings import ENV_PREFIX
 
 SETTING = f"{ENV_PREFIX}FACE_LANDMARKER_TASK"
@@ -81,6 +82,7 @@ def _options(path: Path, video: bool, detection: float, tracking: float) -> Any:
 def _create(options: Any, path: Path) -> Any:
     from mediapipe.tasks.python import vision
 
+    filter_native_logs()
     try:
         return vision.FaceLandmarker.create_from_options(options)
     except (RuntimeError, ValueError) as exc:

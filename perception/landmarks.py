@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from perception.frames import Frame
+from perception.quiet import filter_native_logs
 
 N_POINTS = 478  # 468 mesh points + 10 iris points (refined landmarks)
 N_MESH_POINTS = 468  # without iris refinement
@@ -94,6 +95,7 @@ class FaceMeshLandmarker:
         from mediapipe.python.solutions import face_mesh
 
         self._points = N_POINTS if iris else N_MESH_POINTS
+        filter_native_logs()
         self._mesh = face_mesh.FaceMesh(
             static_image_mode=static_images, max_num_faces=1, refine_landmarks=iris,
             min_detection_confidence=min_detection_confidence,
