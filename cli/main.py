@@ -25,13 +25,15 @@ def version() -> None:
 @app.command()
 def demo(
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Exit after the convergence "
-                                           "check (for CI).")] = False,
-    people: Annotated[int, typer.Option(help="People in the seeded CRM.")] = 300,
-    port: Annotated[int, typer.Option(help="Hub port (0: any free port) [env VELOCITY_PORT].",
+                                           "check (for CI).", envvar="VELOCITY_DEMO_NO_SERVE")
+                        ] = False,
+    people: Annotated[int, typer.Option(help="People in the seeded CRM.",
+                                        envvar="VELOCITY_DEMO_PEOPLE")] = 300,
+    port: Annotated[int, typer.Option(help="Hub port (0: any free port).",
                                       envvar="VELOCITY_PORT")] = 8000,
     data_dir: Annotated[Path | None, typer.Option(
-        help="Keep the hub's embedded PostgreSQL here (default: a temporary folder) "
-        "[env VELOCITY_DATA_DIR].", envvar="VELOCITY_DATA_DIR")] = None,
+        help="Keep the hub's embedded PostgreSQL here (default: a temporary folder).",
+        envvar="VELOCITY_DATA_DIR")] = None,
 ) -> None:
     """Start a hub, seed a CRM, pair an iPad and a kiosk, make an offline conflict, converge."""
     import asyncio
@@ -52,11 +54,14 @@ def demo(
 
 @app.command()
 def seed(
-    size: Annotated[str, typer.Option(help="small | medium | large")] = "small",
-    tenant: Annotated[str, typer.Option(help="Tenant id to seed.")] = "acme",
-    seed_value: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
+    size: Annotated[str, typer.Option(help="small | medium | large",
+                                      envvar="VELOCITY_SEED_SIZE")] = "small",
+    tenant: Annotated[str, typer.Option(help="Tenant id to seed.",
+                                        envvar="VELOCITY_SEED_TENANT")] = "acme",
+    seed_value: Annotated[int, typer.Option("--seed", help="Random seed.",
+                                            envvar="VELOCITY_SEED")] = 7,
     data_dir: Annotated[Path | None, typer.Option(
-        help="Embedded PostgreSQL folder when DATABASE_URL is unset [env VELOCITY_DATA_DIR].",
+        help="Embedded PostgreSQL folder when DATABASE_URL is unset.",
         envvar="VELOCITY_DATA_DIR")] = None,
 ) -> None:
     """Load a deterministic synthetic CRM into the hub (idempotent)."""

@@ -29,8 +29,8 @@ from edge_agent.settings import EdgeSettings
 app = typer.Typer(help="The device agent: offline-first replica, local API, sync.",
                   no_args_is_help=True)
 console = Console()
-DataOpt = Annotated[Path | None, typer.Option(
-    help="Device data folder [env VELOCITY_EDGE_DATA_DIR].")]
+DataOpt = Annotated[Path | None, typer.Option(help="Device data folder.",
+                                               envvar="VELOCITY_EDGE_DATA_DIR")]
 
 
 def _settings(data_dir: Path | None, **more: object) -> EdgeSettings:
@@ -45,9 +45,12 @@ def _fail(exc: VelocityError) -> None:
 
 @app.command()
 def pair(
-    hub: Annotated[str, typer.Option(help="Hub URL, e.g. http://hub.local:8000")],
-    code: Annotated[str, typer.Option(help="One-time pairing code from an admin")],
-    name: Annotated[str, typer.Option(help="A name for this device")] = socket.gethostname(),
+    hub: Annotated[str, typer.Option(help="Hub URL, e.g. http://hub.local:8000",
+                                     envvar="VELOCITY_EDGE_HUB")],
+    code: Annotated[str, typer.Option(help="One-time pairing code from an admin",
+                                      envvar="VELOCITY_EDGE_PAIRING_CODE")],
+    name: Annotated[str, typer.Option(help="A name for this device",
+                                      envvar="VELOCITY_EDGE_NAME")] = socket.gethostname(),
     data_dir: DataOpt = None,
 ) -> None:
     """Pair this device with a hub using a one-time code."""
@@ -63,7 +66,7 @@ def pair(
 def run(
     data_dir: DataOpt = None,
     api_port: Annotated[int | None, typer.Option(
-        help="Loopback port of the local API [env VELOCITY_EDGE_API_PORT].")] = None,
+        help="Loopback port of the local API.", envvar="VELOCITY_EDGE_API_PORT")] = None,
 ) -> None:
     """Run the agent: bootstrap with a progress bar, then sync and serve the local API."""
     settings = _settings(data_dir, api_port=api_port)

@@ -18,14 +18,17 @@ from hub.settings import HubSettings
 app = typer.Typer(help="The central hub: PostgreSQL sync server and CRM API.")
 console = Console()
 
-HostOpt = Annotated[str | None, typer.Option(help="Listen address [env VELOCITY_HOST].")]
-PortOpt = Annotated[int | None, typer.Option(help="Listen port [env VELOCITY_PORT].")]
+HostOpt = Annotated[str | None, typer.Option(help="Listen address.", envvar="VELOCITY_HOST")]
+PortOpt = Annotated[int | None, typer.Option(help="Listen port (0: any free port, printed).",
+                                             envvar="VELOCITY_PORT")]
 DataOpt = Annotated[Path | None, typer.Option(
-    help="Folder of the embedded PostgreSQL when DATABASE_URL is unset [env VELOCITY_DATA_DIR].")]
+    help="Folder of the embedded PostgreSQL when DATABASE_URL is unset.",
+    envvar="VELOCITY_DATA_DIR")]
 
 
 def _settings(host: str | None, port: int | None, data_dir: Path | None) -> HubSettings:
-    overrides = {k: v for k, v in (("host", host), ("port", port), ("data_dir", data_dir)) if v}
+    overrides = {k: v for k, v in (("host", host), ("port", port), ("data_dir", data_dir))
+                 if v is not None}
     return load_settings(HubSettings, **overrides)
 
 
@@ -58,11 +61,15 @@ def serve(host: HostOpt = None, port: PortOpt = None, data_dir: DataOpt = None) 
 def create_user(
     tenant: Annotated[str, typer.Argument(help="Tenant id (created when new).")],
     email: Annotated[str, typer.Argument()],
-    role: Annotated[Role, typer.Option(help="Role of the new user.")] = Role.JUNIOR_BROKER,
-    name: Annotated[str, typer.Option(help="Full name.")] = "",
-    team: Annotated[str | None, typer.Option(help="Team id.")] = None,
+    role: Annotated[Role, typer.Option(help="Role of the new user.",
+                                       envvar="VELOCITY_USER_ROLE")] = Role.JUNIOR_BROKER,
+    name: Annotated[str, typer.Option(help="Full name.", envvar="VELOCITY_USER_NAME")] = "",
+    team: Annotated[str | None, typer.Option(help="Team id.", envvar="VELOCITY_USER_TEAM")
+                    ] = None,
     password: Annotated[str, typer.Option(prompt=True, hide_input=True,
-                                          confirmation_prompt=True)] = "",
+                                          confirmation_prompt=True,
+                                          help="Asked for when not given.",
+                                          envvar="VELOCITY_USER_PASSWORD")] = "",
     data_dir: DataOpt = None,
 ) -> None:
     """Create a user (and the tenant if it does not exist yet)."""
@@ -81,7 +88,8 @@ def create_user(
 @app.command()
 def compact(
     tenant: Annotated[str, typer.Argument(help="Tenant id.")],
-    keep: Annotated[int, typer.Option(help="Newest updates to keep as raw updates.")] = 10_000,
+    keep: Annotated[int, typer.Option(help="Newest updates to keep as raw updates.",
+                                      envvar="VELOCITY_COMPACT_KEEP")] = 10_000,
     data_dir: DataOpt = None,
 ) -> None:
     """Drop raw updates older than the newest KEEP; devices behind that get snapshots."""

@@ -13,15 +13,16 @@ app = typer.Typer(help="Sentinel: on-device face perception → engagement featu
 
 ConsentOpt = Annotated[str | None, typer.Option(
     "--consent", help="The visitor's consent reference (e.g. the signed form's id). Required: "
-    "nothing is analysed without it.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the session result as JSON.")]
-FpsOpt = Annotated[float | None, typer.Option(
-    help="Frames analysed per second (env VELOCITY_SENTINEL_FPS).")]
+    "nothing is analysed without it.", envvar="VELOCITY_SENTINEL_CONSENT")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the session result as JSON.",
+                                       envvar="VELOCITY_SENTINEL_JSON")]
+FpsOpt = Annotated[float | None, typer.Option(help="Frames analysed per second.",
+                                              envvar="VELOCITY_SENTINEL_FPS")]
 OnnxOpt = Annotated[Path | None, typer.Option(
-    "--onnx-model", help="A tenant's ONNX scorer (env VELOCITY_SENTINEL_ONNX_MODEL).")]
+    "--onnx-model", help="A tenant's ONNX scorer.", envvar="VELOCITY_SENTINEL_ONNX_MODEL")]
 TaskOpt = Annotated[Path | None, typer.Option(
-    "--face-landmarker-task", help="face_landmarker.task bundle for blendshapes "
-    "(env VELOCITY_SENTINEL_FACE_LANDMARKER_TASK).")]
+    "--face-landmarker-task", help="face_landmarker.task bundle for blendshapes.",
+    envvar="VELOCITY_SENTINEL_FACE_LANDMARKER_TASK")]
 
 
 def _settings(**overrides: Any) -> Any:
@@ -100,7 +101,8 @@ def score(
     fps: FpsOpt = None,
     onnx_model: OnnxOpt = None,
     face_landmarker_task: TaskOpt = None,
-    session: Annotated[str | None, typer.Option(help="Session id (default: a new one).")] = None,
+    session: Annotated[str | None, typer.Option(help="Session id (default: a new one).",
+                                                envvar="VELOCITY_SENTINEL_SESSION")] = None,
 ) -> None:
     """Print a session's QD and signals from a recorded video (frames stay in memory)."""
     from core.errors import VelocityError
@@ -120,14 +122,17 @@ def score(
 
 @app.command()
 def run(
-    camera: Annotated[int | None, typer.Option(help="Camera device index.")] = None,
-    video: Annotated[Path | None, typer.Option(help="A video file, played as if live.")] = None,
+    camera: Annotated[int | None, typer.Option(help="Camera device index.",
+                                               envvar="VELOCITY_SENTINEL_CAMERA")] = None,
+    video: Annotated[Path | None, typer.Option(help="A video file, played as if live.",
+                                               envvar="VELOCITY_SENTINEL_VIDEO")] = None,
     consent: ConsentOpt = None,
     as_json: JsonOpt = False,
     fps: FpsOpt = None,
     onnx_model: OnnxOpt = None,
     face_landmarker_task: TaskOpt = None,
-    frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Stop after this many frames.",
+                                               envvar="VELOCITY_SENTINEL_FRAMES")] = None,
 ) -> None:
     """Run live on a camera or a video, showing a live QD line; Ctrl-C ends the session."""
     from core.errors import VelocityError
