@@ -103,3 +103,20 @@ def compact(
                           f"{max(0, last - keep)}")
 
     asyncio.run(run())
+
+
+@app.command()
+def doctor(data_dir: DataOpt = None) -> None:
+    """Check the database, migrations, clock, disk and sandbox; say what to fix."""
+    from rich.table import Table
+
+    from hub.doctor import run_checks
+
+    checks = asyncio.run(run_checks(_settings(None, None, data_dir)))
+    table = Table("check", "", "detail", "what to do")
+    for check in checks:
+        table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail,
+                      "" if check.ok else check.fix)
+    console.print(table)
+    if not all(check.ok for check in checks):
+        raise typer.Exit(1)

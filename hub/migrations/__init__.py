@@ -22,6 +22,14 @@ def _migrations() -> list[tuple[str, str]]:
     ]
 
 
+async def pending_migrations(conn: Any) -> list[str]:
+    """Migrations this hub's code has that the database has not recorded yet."""
+    exists = await conn.fetchval("SELECT to_regclass('hub_schema_migrations') IS NOT NULL")
+    done = ({r["version"] for r in await conn.fetch("SELECT version FROM hub_schema_migrations")}
+            if exists else set())
+    return [version for version, _ in _migrations() if version not in done]
+
+
 async def apply_migrations(conn: Any) -> list[str]:
     """Apply every migration not yet recorded; safe when several hubs start at once."""
     applied: list[str] = []
