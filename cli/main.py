@@ -14,6 +14,25 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def main(
+    ctx: typer.Context,
+    log_format: Annotated[str | None, typer.Option(
+        help="Log lines as text or json.", envvar="VELOCITY_LOG_FORMAT")] = None,
+    log_level: Annotated[str | None, typer.Option(
+        help="DEBUG, INFO, WARNING or ERROR (default INFO; the demo: WARNING).",
+        envvar="VELOCITY_LOG_LEVEL")] = None,
+) -> None:
+    """Velocity Edge: offline-first CRDT sync for a private real-estate sales OS."""
+    from core.logs import LogSettings, configure_logging
+    from core.settings import load_settings
+
+    overrides = {k: v for k, v in (("format", log_format), ("level", log_level)) if v}
+    settings = load_settings(LogSettings, **overrides)
+    configure_logging(settings)
+    ctx.obj = settings
+
+
 @app.command()
 def version() -> None:
     """Print the installed version."""
@@ -24,6 +43,7 @@ def version() -> None:
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Exit after the convergence "
                                            "check (for CI).", envvar="VELOCITY_DEMO_NO_SERVE")
                         ] = False,
@@ -37,11 +57,14 @@ def demo(
 ) -> None:
     """Start a hub, seed a CRM, pair an iPad and a kiosk, make an offline conflict, converge."""
     import asyncio
+    import logging
 
     from rich.console import Console
 
     from cli.demo import run_demo
 
+    if "level" not in ctx.obj.model_fields_set:  # the demo's own output tells the story
+        logging.getLogger().setLevel(logging.WARNING)
     console = Console()
     try:
         ok = asyncio.run(run_demo(console, serve=not no_serve, people=people, port=port,

@@ -28,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import logging
 import math
 import multiprocessing
 import os
@@ -45,6 +46,8 @@ from typing import Any, Literal
 
 from core.errors import UnsafeUpdate
 from sync.record import DEFAULT_MAX_UPDATE_BYTES
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "FAULTS",
@@ -438,7 +441,10 @@ class SandboxPool:
 
     async def _retire(self, slot: _Slot, worker: _Worker, *, grace: float) -> int | None:
         """Stop a failed worker, start its replacement (unless closing); returns the exit code."""
+        pid = worker.proc.pid
         exitcode = await self._stop(worker, grace=grace)
+        log.warning("sandbox worker retired", extra={"slot": slot.index, "pid": pid,
+                                                     "exitcode": exitcode})
         if slot.worker is worker:
             slot.worker = None
             if self._state == "open":
@@ -468,8 +474,10 @@ class SandboxPool:
         while self._state == "open":
             try:
                 worker = await self._spawn(slot.index)
-            except Exception:
+            except Exception as exc:
                 self._spawn_failures += 1
+                log.error("sandbox worker failed to start; retrying",
+                          extra={"slot": slot.index, "error": str(exc), "retry_s": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
