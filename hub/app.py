@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
 
-from hub.api import admin_routes, auth_routes, crm, errors, sentinel
+from hub.api import admin_routes, auth_routes, crm, errors, oracle, sentinel
 from hub.service import Hub
 from hub.sync_endpoint import SyncSession
 
@@ -29,6 +29,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(crm.router)
     app.include_router(sentinel.router)
+    app.include_router(oracle.router)
 
     @app.websocket(SYNC_PATH)
     async def sync_endpoint(ws: WebSocket) -> None:

@@ -7,10 +7,11 @@ so they judge what an update really does, whatever it claims.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import IntEnum
 from typing import Any
 
 from core.errors import PermissionDenied
-from core.identity import Principal
+from core.identity import Principal, Role
 from hub.scope import may_read
 from schema import Collection
 
@@ -36,6 +37,8 @@ def check_write(
         if before is not None and after.get("owner_id") != before.get("owner_id"):
             raise PermissionDenied("only a SALES_DIRECTOR or ADMIN may reassign",
                                    code="reassign_forbidden")
+    if coll.name == CANVAS:
+        check_canvas_write(principal, before, after)
     if not principal.is_manager:
         for name in coll.manager_only_fields:
             old = before.get(name) if before is not None else _default(coll, name)
@@ -49,3 +52,65 @@ def check_write(
 def _default(coll: Collection, name: str) -> Any:
     default = coll.model.model_fields[name].default
     return getattr(default, "value", default)
+
+
+# --- Oracle canvas pages ------------------------------------------------------------------------
+
+CANVAS = "canvas_pages"
+CANVAS_SHARING_FIELDS = ("owner_id", "team_id", "sharing", "editors", "viewers", "deleted")
+"""Who may see or edit a page, and whether it exists: only its owner or an ADMIN changes them."""
+
+
+class Access(IntEnum):
+    """What a principal may do with a canvas page, each level including the ones below."""
+
+    NONE = 0
+    VIEW = 1
+    EDIT = 2
+    OWN = 3
+
+
+def canvas_access(principal: Principal, page: Mapping[str, Any]) -> Access:
+    """Owner and ADMIN own; named editors edit; named viewers, the sharing audience (team or
+    tenant) and SALES_DIRECTORs view; everyone else has no access."""
+    if page.get("tenant_id") != principal.tenant_id:
+        return Access.NONE
+    if principal.role is Role.ADMIN or page.get("owner_id") == principal.user_id:
+        return Access.OWN
+    if principal.user_id in (page.get("editors") or ()):
+        return Access.EDIT
+    sharing = page.get("sharing")
+    if (principal.is_manager or principal.user_id in (page.get("viewers") or ())
+            or sharing == "tenant"
+            or (sharing == "team" and principal.team_id is not None
+                and page.get("team_id") == principal.team_id)):
+        return Access.VIEW
+    return Access.NONE
+
+
+def require_canvas(principal: Principal, page: Mapping[str, Any], needed: Access) -> None:
+    """Raise `PermissionDenied` naming what is missing unless ``principal`` has ``needed``."""
+    have = canvas_access(principal, page)
+    if have >= needed:
+        return
+    if have is Access.NONE:
+        raise PermissionDenied("this canvas page is not shared with you; ask its owner",
+                               code="not_shared")
+    if needed is Access.EDIT:
+        raise PermissionDenied("you may only view this canvas page; ask its owner for edit "
+                               "access", code="view_only")
+    raise PermissionDenied("only the page's owner or an ADMIN may change its sharing or delete "
+                           "it", code="owner_only")
+
+
+def check_canvas_write(principal: Principal, before: Mapping[str, Any] | None,
+                       after: Mapping[str, Any]) -> None:
+    """A new page is owned by its author; an edit needs edit access; a change of sharing,
+    owner or tombstone needs ownership."""
+    if before is None:
+        if after.get("owner_id") != principal.user_id and principal.role is not Role.ADMIN:
+            raise PermissionDenied("a new canvas page must be owned by you", code="not_owner")
+        return
+    require_canvas(principal, before, Access.EDIT)
+    if any(before.get(k) != after.get(k) for k in CANVAS_SHARING_FIELDS):
+        require_canvas(principal, before, Access.OWN)

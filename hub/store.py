@@ -8,7 +8,7 @@ reads ``last_seq`` first and then the rows up to it can never skip one that comm
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -478,6 +478,10 @@ def _sql_value(sql_type: str, value: Any) -> Any:
     return value
 
 
+Values = dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+"""Field values to write, or a function of the record's current content giving them."""
+
+
 class LocalWriter:
     """Writes made on the hub itself (REST, seeding) as CRDT updates authored by the hub.
 
@@ -490,15 +494,17 @@ class LocalWriter:
         self.client_id = client_id
 
     async def write(
-        self, principal: Principal, coll_name: str, record_id: str, values: dict[str, Any],
+        self, principal: Principal, coll_name: str, record_id: str, values: Values,
         *, create: bool,
     ) -> Committed:
-        """Create or change one record on behalf of ``principal``."""
+        """Create or change one record on behalf of ``principal``; ``values`` may be a function
+        of the record's current content (read under the document's lock), for changes that
+        must build on it (reordering a list)."""
         return (await self.write_many(principal, [(coll_name, record_id, values)],
                                       create=create))[0]
 
     async def write_many(
-        self, principal: Principal, writes: Sequence[tuple[str, str, dict[str, Any]]],
+        self, principal: Principal, writes: Sequence[tuple[str, str, Values]],
         *, create: bool,
     ) -> list[Committed]:
         """Several writes in one transaction (seeding, bulk imports); all or nothing."""
@@ -533,7 +539,7 @@ class LocalWriter:
                 doc = RecordDoc(coll, record_id, client_id=self.client_id,
                                 state=bytes(row["state"]) if row else None)
                 before = to_row(doc.project()) if row else None
-                update = doc.write(values)
+                update = doc.write(values(doc.content()) if callable(values) else values)
                 record = doc.project()
                 check_write(principal, coll, before, to_row(record))
                 seq = last - len(writes) + offset + 1

@@ -239,7 +239,46 @@ class PerceptionSession(Record):
     signals: Tags = []
 
 
+class ComponentType(StrEnum):
+    KPI = "kpi"
+    BAR_CHART = "bar_chart"
+    LINE_CHART = "line_chart"
+    TABLE = "table"
+    ACTIVITY_STREAM = "activity_stream"
+    PIPELINE_BOARD = "pipeline_board"
+    CLIENT_SUMMARY = "client_summary"
+
+
+class CanvasSharing(StrEnum):
+    """Who may view a canvas page besides its owner and named users."""
+
+    PRIVATE = "private"
+    TEAM = "team"
+    TENANT = "tenant"
+
+
+class CanvasComponent(BaseModel):
+    """One component of a canvas page: what it shows, where its data comes from, the rows."""
+
+    model_config = ConfigDict(extra="forbid", str_max_length=20_000)
+
+    id: str = Field(min_length=1, max_length=64)
+    type: ComponentType
+    title: str = Field("", max_length=200)
+    config: dict[str, Any] = {}
+    source: dict[str, Any] = {}
+    """``{"kind": "sql" | "named_query", "text": ...}``: how the rows were obtained."""
+    data_rows: list[dict[str, Any]] = Field([], max_length=5_000)
+    layout: dict[str, Any] = {}
+    """Position and size on the page, e.g. ``{"x": 0, "y": 0, "w": 4, "h": 3}``."""
+
+
 class CanvasPage(Record):
     title: str = Field(min_length=1, max_length=200)
-    components: Annotated[list[dict[str, Any]], CrdtKind.LIST] = []
+    components: Annotated[list[CanvasComponent], CrdtKind.LIST] = []
     narrative: LongText = ""
+    sharing: CanvasSharing = CanvasSharing.PRIVATE
+    editors: Tags = []
+    """Users who may edit besides the owner."""
+    viewers: Tags = []
+    """Users who may view besides the owner, the editors and the sharing audience."""

@@ -295,6 +295,9 @@ CREATE TABLE IF NOT EXISTS oracle_canvas_pages (
     title text,
     components jsonb,
     narrative text,
+    sharing text,
+    editors jsonb,
+    viewers jsonb,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS oracle_canvas_pages_owner ON oracle_canvas_pages (tenant_id, owner_id);

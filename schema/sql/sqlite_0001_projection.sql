@@ -295,6 +295,9 @@ CREATE TABLE IF NOT EXISTS oracle_canvas_pages (
     title TEXT,
     components TEXT,
     narrative TEXT,
+    sharing TEXT,
+    editors TEXT,
+    viewers TEXT,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS oracle_canvas_pages_owner ON oracle_canvas_pages (tenant_id, owner_id);
