@@ -10,6 +10,7 @@ from fastapi import FastAPI, WebSocket
 from hub.api import admin_routes, auth_routes, crm, errors, oracle, sentinel
 from hub.service import Hub
 from hub.sync_endpoint import SyncSession
+from hub.yjs_endpoint import YJS_PATH, YjsRooms, YjsSession
 
 SYNC_PATH = "/api/sync/ws"
 
@@ -34,5 +35,11 @@ def create_app(hub: Hub) -> FastAPI:
     @app.websocket(SYNC_PATH)
     async def sync_endpoint(ws: WebSocket) -> None:
         await SyncSession(ws, hub).run()
+
+    rooms = YjsRooms()
+
+    @app.websocket(YJS_PATH)
+    async def yjs_endpoint(ws: WebSocket, page_id: str) -> None:
+        await YjsSession(ws, hub, rooms, page_id).run()
 
     return app

@@ -189,6 +189,30 @@ class Canvases:
         record = RecordDoc(collection(CANVAS), page_id, state=doc.state).project()
         return doc.state, to_row(record)
 
+    # --- stock Yjs clients ------------------------------------------------------------------
+
+    async def log_since(self, tenant_id: str, guid: str, after: int, last: int
+                        ) -> list[tuple[int, bytes]]:
+        """The page's updates committed after ``after`` up to ``last`` (read ``last`` first:
+        the cursor rule), in order."""
+        rows = await self._hub.db.pool.fetch(
+            "SELECT seq, data FROM hub_updates WHERE tenant_id = $1 AND seq > $2 AND seq <= $3"
+            " AND guid = $4 ORDER BY seq", tenant_id, after, last, guid)
+        return [(r["seq"], bytes(r["data"])) for r in rows]
+
+    async def bind_yjs_clients(self, tenant_id: str, device_id: str, client_ids: list[int]
+                               ) -> set[int]:
+        """Bind the Yjs client ids not bound yet to ``device_id`` (a user's Yjs clients);
+        returns the ids bound to it (one bound to another device stays that device's)."""
+        async with self._hub.db.pool.acquire() as conn:
+            await conn.executemany(
+                "INSERT INTO hub_client_ids (tenant_id, client_id, device_id) VALUES ($1, $2, "
+                "$3) ON CONFLICT DO NOTHING", [(tenant_id, c, device_id) for c in client_ids])
+            rows = await conn.fetch(
+                "SELECT client_id FROM hub_client_ids WHERE tenant_id = $1 AND device_id = $2 "
+                "AND client_id = ANY($3::bigint[])", tenant_id, device_id, client_ids)
+        return {r["client_id"] for r in rows}
+
     # --- forks and merge requests -----------------------------------------------------------
 
     async def fork(self, principal: Principal, page_id: str, title: str | None = None) -> Row:

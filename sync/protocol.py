@@ -18,6 +18,7 @@ from core.errors import (
     MalformedFrame,
     PermissionDenied,
     ProtocolError,
+    RecordInvalid,
     Throttled,
     UnsupportedVersion,
     VelocityError,
@@ -395,6 +396,6 @@ def close_code_for(error: VelocityError) -> CloseCode:
         return CloseCode.FORBIDDEN
     if isinstance(error, AuthError):
         return CloseCode.AUTH
-    if isinstance(error, ProtocolError):
+    if isinstance(error, ProtocolError | RecordInvalid):
         return CloseCode.PROTOCOL
     return CloseCode.INTERNAL

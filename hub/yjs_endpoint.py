@@ -1,0 +1,266 @@
+"""Canvas pages for stock Yjs clients: the y-websocket protocol at
+``/api/oracle/v1/ws/oracle/canvas/{page_id}``.
+
+A browser or Node.js `WebsocketProvider` connects with ``?token=<user token>``. The same sharing
+rules as REST apply (no access: refused before any byte of the page; view only: updates refused).
+Every incoming update passes the same gate as a device push (strict decode, client ids bound to
+this user's Yjs clients, isolated apply, record validation, policy) and enters the log through
+the group committer, so edges receive it; what others commit reaches the client from the log
+after commit. Awareness (presence) is relayed between the clients of a page on this hub process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import defaultdict
+from typing import TYPE_CHECKING
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from core.auth import read_token
+from core.errors import AuthError, NotFound, PermissionDenied, ProtocolError, VelocityError
+from core.identity import Principal
+from core.ids import make_guid
+from hub.canvas import Canvases
+from hub.gate import Admitted, Refused
+from hub.policy import CANVAS, Access, canvas_access
+from hub.store import Committed
+from schema import collection
+from sync import yws
+from sync.protocol import close_code_for
+from sync.record import RecordDoc
+from sync.yupdate import decode_state_vector, decode_update
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+log = logging.getLogger(__name__)
+YJS_PATH = "/api/oracle/v1/ws/oracle/canvas/{page_id}"
+EMPTY_UPDATE = b"\x00\x00"
+
+
+class YjsRooms:
+    """The Yjs clients of each page on this hub process and their latest awareness states."""
+
+    def __init__(self) -> None:
+        self._members: dict[str, set[YjsSession]] = defaultdict(set)
+        self._states: dict[str, dict[int, yws.AwarenessEntry]] = defaultdict(dict)
+
+    def join(self, room: str, session: YjsSession) -> None:
+        self._members[room].add(session)
+
+    def leave(self, room: str, session: YjsSession) -> None:
+        self._members[room].discard(session)
+        if not self._members[room]:
+            self._members.pop(room, None)
+            self._states.pop(room, None)
+
+    def states(self, room: str) -> list[yws.AwarenessEntry]:
+        return [e for e in self._states.get(room, {}).values() if e.state != "null"]
+
+    async def publish(self, room: str, sender: YjsSession,
+                      entries: tuple[yws.AwarenessEntry, ...]) -> None:
+        """Keep the newest state of each client and pass the entries to the page's others."""
+        states = self._states[room]
+        for e in entries:
+            if e.client_id not in states or states[e.client_id].clock <= e.clock:
+                states[e.client_id] = e
+        frame = yws.encode_awareness(entries)
+        for peer in list(self._members.get(room, ())):
+            if peer is not sender:
+                await peer.send(frame)
+
+
+class YjsSession:
+    """One stock Yjs client editing one canvas page."""
+
+    def __init__(self, ws: WebSocket, hub: Hub, rooms: YjsRooms, page_id: str) -> None:
+        self.ws, self.hub, self.rooms, self.page_id = ws, hub, rooms, page_id
+        self.guid = make_guid(CANVAS, page_id)
+        self.tenant_id = ""
+        self.device_id = ""
+        """``yjs:<user id>``: the pseudo-device the user's Yjs client ids are bound to."""
+        self._room = ""
+        self._wake = asyncio.Event()
+        self._send_lock = asyncio.Lock()
+        self._known_last: int | None = None
+        self._mine: set[int] = set()
+        """Sequences this client's own updates got (not sent back to it)."""
+        self._announced: dict[int, int] = {}
+        """Awareness client id → clock this connection announced (cleared when it leaves)."""
+
+    # --- the live-session interface (fan-out, revocation) -----------------------------------
+
+    def wake(self, last: int | None = None) -> None:
+        if last is None:
+            self._known_last = None
+        elif self._known_last is not None:
+            self._known_last = max(self._known_last, last)
+        self._wake.set()
+
+    async def close_revoked(self) -> None:
+        await self._close(PermissionDenied("access revoked", code="revoked"))
+
+    async def send(self, frame: bytes) -> None:
+        async with self._send_lock:
+            await self.ws.send_bytes(frame)
+
+    async def _close(self, error: VelocityError) -> None:
+        """Tell the client why (y-protocols' permission-denied message) and close."""
+        with contextlib.suppress(Exception):
+            await self.send(yws.encode_permission_denied(f"{error.code}: {error.message}"))
+        with contextlib.suppress(Exception):
+            await self.ws.close(code=close_code_for(error), reason=error.code[:120])
+
+    # --- the session --------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        await self.ws.accept()
+        try:
+            principal, access = await self._authenticate()
+        except VelocityError as exc:
+            await self._close(exc)
+            return
+        self.tenant_id, self.device_id = principal.tenant_id, principal.device_id or ""
+        self._room = f"{self.tenant_id}/{self.guid}"
+        self.hub.connections.add(self)
+        self.rooms.join(self._room, self)
+        tasks = [asyncio.create_task(self._send_loop()),
+                 asyncio.create_task(self._receive_loop(principal, access))]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        except WebSocketDisconnect:
+            pass
+        except VelocityError as exc:
+            log.info("Yjs client of %s on %s closed: %s", self.device_id, self.guid, exc.code)
+            await self._close(exc)
+        except Exception:
+            log.exception("Yjs session on %s failed", self.guid)
+            await self._close(VelocityError("hub error; retry later", code="internal"))
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self.hub.connections.discard(self)
+            await self._leave()
+
+    async def _authenticate(self) -> tuple[Principal, Access]:
+        token = self.ws.query_params.get("token", "")
+        if not token:
+            raise AuthError("missing ?token=; POST /api/auth/login first", code="no_token")
+        claimed = read_token(token, self.hub.secret_key)
+        user = await self.hub.accounts.user(claimed.tenant_id, claimed.user_id)
+        principal = dataclasses.replace(user.principal, device_id=f"yjs:{user.user_id}")
+        try:
+            page = await Canvases(self.hub).page(principal, self.page_id)
+        except NotFound:
+            raise PermissionDenied("this canvas page does not exist or is not shared with you",
+                                   code="not_shared") from None
+        return principal, canvas_access(principal, page)
+
+    async def _leave(self) -> None:
+        """Tell the page's others that this connection's clients left."""
+        if self._announced:
+            gone = tuple(yws.AwarenessEntry(c, clock + 1, "null")
+                         for c, clock in self._announced.items())
+            with contextlib.suppress(Exception):
+                await self.rooms.publish(self._room, self, gone)
+        self.rooms.leave(self._room, self)
+
+    # --- hub → client -------------------------------------------------------------------------
+
+    async def _send_loop(self) -> None:
+        store = self.hub.store
+        cursor, _ = await store.high_water(self.tenant_id)  # first: the state covers it
+        state = await self._state()
+        await self.send(yws.encode_sync(yws.SyncStep.STEP1, _state_vector(state)))
+        for entry_frame in self._awareness_frames():
+            await self.send(entry_frame)
+        while True:
+            self._wake.clear()
+            if self._known_last is None:
+                self._known_last, _ = await store.high_water(self.tenant_id)
+            last = self._known_last
+            if last > cursor:
+                for seq, data in await Canvases(self.hub).log_since(
+                        self.tenant_id, self.guid, cursor, last):
+                    if seq not in self._mine:
+                        await self.send(yws.encode_sync(yws.SyncStep.UPDATE, data))
+                self._mine = {s for s in self._mine if s > last}
+                cursor = last
+            await self._wake.wait()
+
+    def _awareness_frames(self) -> list[bytes]:
+        states = self.rooms.states(self._room)
+        return [yws.encode_awareness(states)] if states else []
+
+    async def _state(self) -> bytes:
+        doc = await self.hub.store.document(self.tenant_id, self.guid)
+        return doc.state if doc is not None else b""
+
+    # --- client → hub -------------------------------------------------------------------------
+
+    async def _receive_loop(self, principal: Principal, access: Access) -> None:
+        limits = self.hub.limits
+        while True:
+            raw = await self.ws.receive()
+            if raw["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(raw.get("code", 1000))
+            data = raw.get("bytes")
+            if data is None:
+                raise ProtocolError("y-websocket frames are binary")
+            message = yws.decode(data, limits.max_update_bytes)
+            if isinstance(message, yws.Sync):
+                if message.step is yws.SyncStep.STEP1:
+                    await self._answer_step1(message.data)
+                elif message.data != EMPTY_UPDATE:
+                    await self._commit(principal, access, message.data)
+            elif isinstance(message, yws.Awareness):
+                for e in message.entries:
+                    self._announced[e.client_id] = e.clock
+                await self.rooms.publish(self._room, self, message.entries)
+            else:
+                for frame in self._awareness_frames():
+                    await self.send(frame)
+
+    async def _answer_step1(self, state_vector: bytes) -> None:
+        decode_state_vector(state_vector, self.hub.limits)  # strict, before pycrdt sees it
+        state = await self._state()
+        doc = RecordDoc(collection(CANVAS), self.page_id, state=state or None)
+        await self.send(yws.encode_sync(yws.SyncStep.STEP2, doc.diff(state_vector)))
+
+    async def _commit(self, principal: Principal, access: Access, update: bytes) -> None:
+        """One update from the client: judged like a device push, committed, or the client
+        is told why and disconnected (the page keeps what it had)."""
+        if access < Access.EDIT:
+            raise PermissionDenied("you may only view this canvas page; ask its owner for edit "
+                                   "access", code="view_only")
+        decoded = decode_update(update, self.hub.limits, resolve=False)
+        bound = await Canvases(self.hub).bind_yjs_clients(self.tenant_id, self.device_id,
+                                                          list(decoded.clients))
+        (verdict,) = await self.hub.gate.admit_batch(principal, bound,
+                                                     [(self.guid, update, None)])
+        if isinstance(verdict, Refused):
+            raise verdict.error
+        if not isinstance(verdict, Admitted):
+            return  # the hub held every clock already
+        (result,) = await self.hub.committer.commit(
+            self.tenant_id, [verdict.change], user_id=principal.user_id,
+            device_id=self.device_id, principal=principal)
+        if not isinstance(result, Committed):
+            raise result
+        self._mine.add(result.seq)
+
+
+def _state_vector(state: bytes) -> bytes:
+    if not state:
+        return b"\x00"
+    return RecordDoc(collection(CANVAS), "sv", state=state).state_vector()
+
