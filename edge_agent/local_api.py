@@ -18,6 +18,7 @@ from core.errors import (
     RecordInvalid,
     VelocityError,
 )
+from edge_agent.canvas_api import canvas_router
 from edge_agent.sentinel import KioskSentinel, SessionStart
 from edge_agent.service import EdgeAgent
 from schema.models import LeadStage
@@ -132,6 +133,7 @@ def create_local_app(agent: EdgeAgent) -> FastAPI:
             "person_id = ? AND NOT deleted ORDER BY scored_at", (person_id,))
 
     _sentinel_routes(app, agent, api, token_ok)
+    app.include_router(canvas_router(agent), dependencies=[api])
     return app
 
 

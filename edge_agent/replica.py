@@ -13,7 +13,7 @@ import asyncio
 import gc
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
 from importlib import resources
@@ -212,14 +212,18 @@ class Replica:
 
     # --- local writes -----------------------------------------------------------------------
 
-    async def write(self, coll_name: str, record_id: str, values: dict[str, Any]) -> Record:
+    async def write(self, coll_name: str, record_id: str,
+                    values: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+                    ) -> Record:
         """One local change, durable on return: document, outbox and projection in one
-        transaction. The network is never involved."""
+        transaction. The network is never involved. ``values`` may be a function of the
+        document's content as it stands inside the transaction (a list edit)."""
         guid = make_guid(coll_name, record_id)
         async with self._transaction() as dirty:
             dirty.add(guid)
             doc = self.document(guid)  # inside: a failed pull may have reloaded it
-            update = doc.write(values)  # validates first; raises before touching anything
+            # validates first; raises before touching anything
+            update = doc.write(values(doc.content()) if callable(values) else values)
             await self._save(doc)
             await self.db.execute(
                 "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from types import TracebackType
@@ -78,10 +79,13 @@ class EdgeAgent:
     ) -> None:
         await self._stack.aclose()
 
-    async def write(self, collection: str, record_id: str | None, values: dict[str, Any]
+    async def write(self, collection: str, record_id: str | None,
+                    values: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
                     ) -> Record:
-        """Create (no id) or change a record locally; durable when this returns."""
+        """Create (no id) or change a record locally; durable when this returns. A change's
+        ``values`` may be a function of the record's content as it stands when written."""
         if record_id is None:
+            assert isinstance(values, dict), "a new record takes plain values"
             record_id = new_id()
             values = {"tenant_id": self.pairing.tenant_id, "owner_id": self.pairing.user_id,
                       **values}

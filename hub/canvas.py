@@ -8,6 +8,7 @@ Revisions, forks and merge requests are the hub's own tables (``oracle_*``). Who
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,7 @@ from core.identity import Principal
 from core.ids import make_guid, new_id
 from hub import canvas_merge
 from hub.policy import CANVAS, Access, canvas_access, require_canvas
-from schema import collection, to_row
+from schema import canvas, collection, to_row
 from sync.record import RecordDoc
 
 if TYPE_CHECKING:
@@ -94,54 +95,35 @@ class Canvases:
         ``first``); returns the page."""
         await self.page(principal, page_id, Access.EDIT)
         component = {**component, "id": component.get("id") or new_id()}
-
-        def add(content: dict[str, Any]) -> dict[str, Any]:
-            components = list(content["components"])
-            if any(c["id"] == component["id"] for c in components):
-                raise Conflict(f"component {component['id']} already exists on this page")
-            components.insert(_position(components, after, first), component)
-            return {"components": components}
-
-        return await self._write(principal, page_id, add)
+        return await self._edit_components(
+            principal, page_id, lambda cs: canvas.add(cs, component, after, first=first))
 
     async def update_component(self, principal: Principal, page_id: str, component_id: str,
                                values: dict[str, Any]) -> Row:
         await self.page(principal, page_id, Access.EDIT)
-        if "id" in values and values["id"] != component_id:
-            raise RecordInvalid("a component's id cannot change", problems=["id: fixed"])
-
-        def edit(content: dict[str, Any]) -> dict[str, Any]:
-            return {"components": [{**c, **values} if c["id"] == component_id else c
-                                   for c in _with(content, component_id)]}
-
-        return await self._write(principal, page_id, edit)
+        return await self._edit_components(
+            principal, page_id, lambda cs: canvas.update(cs, component_id, values))
 
     async def delete_component(self, principal: Principal, page_id: str, component_id: str
                                ) -> Row:
         await self.page(principal, page_id, Access.EDIT)
-
-        def remove(content: dict[str, Any]) -> dict[str, Any]:
-            return {"components": [c for c in _with(content, component_id)
-                                   if c["id"] != component_id]}
-
-        return await self._write(principal, page_id, remove)
+        return await self._edit_components(
+            principal, page_id, lambda cs: canvas.remove(cs, component_id))
 
     async def move_component(self, principal: Principal, page_id: str, component_id: str,
                              after: str | None, *, first: bool = False) -> Row:
         """Move a component after ``after`` (to the end when None, to the start with
         ``first``)."""
         await self.page(principal, page_id, Access.EDIT)
-        if after == component_id:
-            raise RecordInvalid("a component cannot follow itself", problems=["after: itself"])
+        return await self._edit_components(
+            principal, page_id, lambda cs: canvas.move(cs, component_id, after, first=first))
 
-        def move(content: dict[str, Any]) -> dict[str, Any]:
-            components = list(_with(content, component_id))
-            moving = next(c for c in components if c["id"] == component_id)
-            components.remove(moving)
-            components.insert(_position(components, after, first), moving)
-            return {"components": components}
-
-        return await self._write(principal, page_id, move)
+    async def _edit_components(self, principal: Principal, page_id: str,
+                               edit: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+                               ) -> Row:
+        """One change of the component list, made on the page as it stands when written."""
+        return await self._write(principal, page_id,
+                                 lambda content: {"components": edit(content["components"])})
 
     # --- revisions and rollback -------------------------------------------------------------
 
@@ -333,21 +315,3 @@ def _only_editable(values: dict[str, Any]) -> None:
     if unknown:
         raise RecordInvalid(f"canvas pages do not take {unknown} here",
                             problems=[f"{k}: not editable" for k in unknown])
-
-
-def _with(content: dict[str, Any], component_id: str) -> list[dict[str, Any]]:
-    components: list[dict[str, Any]] = content["components"]
-    if not any(c["id"] == component_id for c in components):
-        raise NotFound(f"no component {component_id} on this page")
-    return components
-
-
-def _position(components: list[dict[str, Any]], after: str | None, first: bool) -> int:
-    if first:
-        return 0
-    if after is None:
-        return len(components)
-    ids = [c["id"] for c in components]
-    if after not in ids:
-        raise NotFound(f"no component {after} on this page to place after")
-    return ids.index(after) + 1
