@@ -67,9 +67,11 @@ def decode(frame: bytes, max_update_bytes: int) -> Message:
     message: Message
     if kind == MessageType.SYNC:
         step = reader.read_var_uint()
-        if step not in iter(SyncStep):
-            raise MalformedFrame(f"unknown y-websocket sync step {step}")
-        message = Sync(SyncStep(step), reader.read_var_bytes(max_update_bytes))
+        try:
+            sync_step = SyncStep(step)
+        except ValueError:
+            raise MalformedFrame(f"unknown y-websocket sync step {step}") from None
+        message = Sync(sync_step, reader.read_var_bytes(max_update_bytes))
     elif kind == MessageType.AWARENESS:
         message = _decode_awareness(reader.read_var_bytes(
             MAX_AWARENESS_ENTRIES * (MAX_AWARENESS_STATE_BYTES + 32)))
