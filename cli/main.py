@@ -117,6 +117,9 @@ def _mount() -> None:
 
     app.add_typer(edge_app, name="edge", help="The device agent: replica, local API, sync.")
     app.add_typer(hub_app, name="hub", help="The central hub: sync server and CRM API.")
+    from ios_bridge.cli import app as ios_app
+
+    app.add_typer(ios_app, name="ios", help="The contract with the native iPad app.")
     try:
         from perception.cli import app as sentinel_app
     except ImportError:  # a hub installed without the `kiosk` extra

@@ -247,19 +247,32 @@ def extract(face: Face | None, t: float, screen: ScreenGeometry = DEFAULT_SCREEN
         g = measure(face)
     except ValueError:
         return FaceFeatures(t, False)
+    scale = g.iod_px / max(face.width, 1)
     if face.blendshapes is not None:
-        smile, brow_raise, furrow, openness, jaw, eye_yaw, eye_pitch = (
-            expression_from_blendshapes(face.blendshapes))
-    else:
-        smile, brow_raise, furrow, openness, jaw = _expression_from_geometry(g)
-        eye_yaw, eye_pitch = g.eye_yaw, g.eye_pitch
-    gaze_yaw = g.yaw + eye_yaw
-    gaze_pitch = g.pitch + EYE_PITCH_WEIGHT * eye_pitch
+        return features_from_blendshapes(t, face.blendshapes, g.yaw, g.pitch, scale, screen)
+    smile, brow_raise, furrow, openness, jaw = _expression_from_geometry(g)
+    return _features(t, (smile, brow_raise, furrow, openness, jaw, g.eye_yaw, g.eye_pitch),
+                     g.yaw, g.pitch, scale, screen)
+
+
+def features_from_blendshapes(t: float, blendshapes: Mapping[str, float], head_yaw: float,
+                              head_pitch: float, face_scale: float,
+                              screen: ScreenGeometry = DEFAULT_SCREEN) -> FaceFeatures:
+    """A present frame's features from blendshapes and head pose (degrees): the kiosk's Tasks
+    source and a device that runs its own face tracking (an iPad's summaries) both come here."""
+    return _features(t, expression_from_blendshapes(blendshapes), head_yaw, head_pitch,
+                     face_scale, screen)
+
+
+def _features(t: float, expression: tuple[float, ...], yaw: float, pitch: float, scale: float,
+              screen: ScreenGeometry) -> FaceFeatures:
+    smile, brow_raise, furrow, openness, jaw, eye_yaw, eye_pitch = expression
+    gaze_yaw = yaw + eye_yaw
+    gaze_pitch = pitch + EYE_PITCH_WEIGHT * eye_pitch
     on_screen = (_gauss(gaze_yaw - screen.yaw_deg, screen.half_width_deg)
                  * _gauss(gaze_pitch - screen.pitch_deg, screen.half_height_deg))
     eyes_open = min(1.0, openness / 0.5)
     return FaceFeatures(
         t=t, present=True, smile=smile, brow_raise=brow_raise, brow_furrow=furrow,
-        eye_openness=openness, jaw_open=jaw, head_yaw=g.yaw, head_pitch=g.pitch,
-        gaze_on_screen=on_screen, attention=on_screen * eyes_open,
-        face_scale=g.iod_px / max(face.width, 1))
+        eye_openness=openness, jaw_open=jaw, head_yaw=yaw, head_pitch=pitch,
+        gaze_on_screen=on_screen, attention=on_screen * eyes_open, face_scale=scale)
