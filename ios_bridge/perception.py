@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from core.errors import ConfigError, RecordInvalid
+
 if TYPE_CHECKING:
     from perception.scoring import Score
 
@@ -81,9 +83,12 @@ def score_seconds(seconds: Iterable[BlendshapeSecond]) -> Score:
 
     Seconds must belong to one session and come in increasing order (a repeated or earlier
     second is bad input, not reordered silently)."""
-    from core.errors import RecordInvalid
-    from perception.features import FaceFeatures, features_from_blendshapes
-    from perception.scoring import RuleScorer
+    try:
+        from perception.features import FaceFeatures, features_from_blendshapes
+        from perception.scoring import RuleScorer
+    except ImportError as exc:
+        raise ConfigError(f"scoring needs the perception packages ({exc}); install the "
+                          "`kiosk` extra: pip install 'velocity-edge[kiosk]'") from exc
 
     scorer = RuleScorer()
     session: str | None = None

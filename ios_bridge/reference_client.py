@@ -257,7 +257,7 @@ class Record:
         self.schema = contract.entities[name]
         self.layout = self.schema["x-velocity"]["document"]
         self.guid = guid
-        self.doc: pycrdt.Doc = pycrdt.Doc(client_id=client_id)
+        self.doc: pycrdt.Doc[Any] = pycrdt.Doc(client_id=client_id)
         self.registers: pycrdt.Map[Any] = self.doc.get(self.layout["registers_root"],
                                                        type=pycrdt.Map)
 

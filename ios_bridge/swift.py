@@ -134,7 +134,7 @@ class _Writer:
             target = defs[name]
             if "enum" in target:
                 self.enums.setdefault(name, [str(v) for v in target["enum"]])
-                return name
+                return str(name)
             return self.swift_type(target, defs)
         if "anyOf" in schema:
             options = [o for o in schema["anyOf"] if o.get("type") != "null"]

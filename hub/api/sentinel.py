@@ -7,16 +7,18 @@ that reaches the kiosks and iPads too.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
-from core.errors import Conflict, NotFound, PermissionDenied
+from core.errors import Conflict, NotFound, PermissionDenied, RecordInvalid
 from hub import sentinel
 from hub.api.crm import create_record, read_one, read_rows
 from hub.api.deps import HubDep, PrincipalDep
+from ios_bridge.perception import MAX_SESSION_SECONDS, BlendshapeSecond, score_seconds
 
 router = APIRouter(prefix="/api/sentinel", tags=["sentinel"])
 Id = Field(min_length=1, max_length=64)
@@ -105,6 +107,30 @@ async def complete_session(body: SessionCompleteIn, principal: PrincipalDep, hub
     return await create_record(hub, principal, "qd_scores", {
         "person_id": person_id, "lead_id": lead_id, "session_id": body.session_id,
         "score": body.qd, "source": "sentinel", "scored_at": _now(), "signals": body.signals})
+
+
+class SummariesIn(BaseModel):
+    session_id: str = Id
+    seconds: list[BlendshapeSecond] = Field(min_length=1, max_length=MAX_SESSION_SECONDS + 1)
+    person_id: str | None = Field(None, max_length=64)
+    lead_id: str | None = Field(None, max_length=64)
+    asset_id: str | None = Field(None, max_length=64)
+
+
+@router.post("/session/summaries", status_code=201)
+async def score_summaries(body: SummariesIn, principal: PrincipalDep, hub: HubDep
+                          ) -> dict[str, Any]:
+    """Score an iPad's per-second blendshape summaries with the kiosk's scorer, then store the
+    QD as a completed session; refused without active consent."""
+    if any(s.session_id != body.session_id for s in body.seconds):
+        raise RecordInvalid("every second must carry the session's session_id")
+    score = await asyncio.to_thread(score_seconds, body.seconds)
+    stored = await complete_session(SessionCompleteIn(
+        session_id=body.session_id, qd=score.qd,
+        signals=[s.label for s in score.signals][:50],
+        frames_seen=sum(s.frames for s in body.seconds), person_id=body.person_id,
+        lead_id=body.lead_id, asset_id=body.asset_id), principal, hub)
+    return {**stored, "qd": score.qd, "engagement": score.engagement}
 
 
 @router.get("/qd-score/{lead_id}")
