@@ -11,7 +11,7 @@ import typer
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="The contract with the native iPad app.")
 
-OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write into [env VELOCITY_IOS_OUT].",
+OutOpt = Annotated[Path, typer.Option("--out", help="Folder to write into.",
                                       envvar="VELOCITY_IOS_OUT")]
 
 
@@ -44,21 +44,18 @@ def swift(out: OutOpt) -> None:
 
 @app.command("pairing-qr")
 def pairing_qr(
-    hub_url: Annotated[str, typer.Option(help="The hub's URL as the iPad reaches it "
-                                         "[env VELOCITY_HUB_URL].", envvar="VELOCITY_HUB_URL")],
-    code: Annotated[str, typer.Option(help="A pairing code an admin issued "
-                                      "[env VELOCITY_PAIRING_CODE].",
+    hub_url: Annotated[str, typer.Option(help="The hub's URL as the iPad reaches it.",
+                                         envvar="VELOCITY_HUB_URL")],
+    code: Annotated[str, typer.Option(help="A pairing code an admin issued.",
                                       envvar="VELOCITY_PAIRING_CODE")],
-    out: Annotated[Path, typer.Option("--out", help="PNG file to write "
-                                      "[env VELOCITY_PAIRING_QR].",
+    out: Annotated[Path, typer.Option("--out", help="PNG file to write.",
                                       envvar="VELOCITY_PAIRING_QR")] = Path("pairing.png"),
-    key_file: Annotated[Path, typer.Option(help="The hub's identity key, created on first use "
-                                           "[env VELOCITY_HUB_KEY_FILE].",
+    key_file: Annotated[Path, typer.Option(help="The hub's identity key, created on first use.",
                                            envvar="VELOCITY_HUB_KEY_FILE")
                         ] = Path("var/hub/hub_identity.key"),
     expires_in: Annotated[int, typer.Option(min=60, max=7 * 24 * 3600,
                                             help="Seconds the payload stays valid (match the "
-                                            "code's own expiry) [env VELOCITY_PAIRING_TTL_S].",
+                                            "code's own expiry).",
                                             envvar="VELOCITY_PAIRING_TTL_S")] = 3600,
 ) -> None:
     """Sign a pairing payload with the hub's key and render it as a QR code PNG."""
