@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
 
-from hub.api import admin_routes, auth_routes, crm, errors, oracle, sentinel
+from hub.api import admin_routes, auth_routes, crm, errors, oracle, pairing_qr, sentinel
 from hub.service import Hub
 from hub.sync_endpoint import SyncSession
 from hub.yjs_endpoint import YJS_PATH, YjsRooms, YjsSession
@@ -31,6 +31,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(crm.router)
     app.include_router(sentinel.router)
     app.include_router(oracle.router)
+    app.include_router(pairing_qr.router)
 
     @app.websocket(SYNC_PATH)
     async def sync_endpoint(ws: WebSocket) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -44,32 +43,33 @@ def swift(out: OutOpt) -> None:
 
 @app.command("pairing-qr")
 def pairing_qr(
-    hub_url: Annotated[str, typer.Option(help="The hub's URL as the iPad reaches it.",
+    hub_url: Annotated[str, typer.Option(help="The hub's URL, as this computer reaches it.",
                                          envvar="VELOCITY_HUB_URL")],
-    code: Annotated[str, typer.Option(help="A pairing code an admin issued.",
-                                      envvar="VELOCITY_PAIRING_CODE")],
+    user: Annotated[str, typer.Option(help="Id of the user the device will belong to.",
+                                      envvar="VELOCITY_PAIRING_USER")],
+    email: Annotated[str, typer.Option(help="Email of an ADMIN or SALES_DIRECTOR.",
+                                       envvar="VELOCITY_ADMIN_EMAIL")],
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          help="That person's password.",
+                                          envvar="VELOCITY_ADMIN_PASSWORD")],
+    kind: Annotated[str, typer.Option(help="ipad, kiosk or desktop.",
+                                      envvar="VELOCITY_PAIRING_KIND")] = "ipad",
+    device_hub_url: Annotated[str | None, typer.Option(
+        help="The hub's URL as the device reaches it (default: --hub-url).",
+        envvar="VELOCITY_DEVICE_HUB_URL")] = None,
     out: Annotated[Path, typer.Option("--out", help="PNG file to write.",
                                       envvar="VELOCITY_PAIRING_QR")] = Path("pairing.png"),
-    key_file: Annotated[Path, typer.Option(help="The hub's identity key, created on first use.",
-                                           envvar="VELOCITY_HUB_KEY_FILE")
-                        ] = Path("var/hub/hub_identity.key"),
-    expires_in: Annotated[int, typer.Option(min=60, max=7 * 24 * 3600,
-                                            help="Seconds the payload stays valid (match the "
-                                            "code's own expiry).",
-                                            envvar="VELOCITY_PAIRING_TTL_S")] = 3600,
 ) -> None:
-    """Sign a pairing payload with the hub's key and render it as a QR code PNG."""
+    """Issue a pairing code on the hub, signed by its key, and save it as a QR code PNG."""
     from core.errors import VelocityError
-    from ios_bridge.pairing import load_or_create_hub_key, render_qr_png, sign_payload
+    from ios_bridge.pairing import fetch_pairing_payload, qr_png
 
-    if not hub_url.startswith(("http://", "https://")):
-        raise typer.BadParameter("the hub URL starts with http:// or https://",
-                                 param_hint="--hub-url")
     try:
-        key = load_or_create_hub_key(key_file)
+        payload = fetch_pairing_payload(hub_url, email, password, user, kind,
+                                        device_hub_url or hub_url)
     except VelocityError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    payload = sign_payload(key, hub_url, code, int(time.time()) + expires_in)
-    render_qr_png(payload, out)
-    typer.echo(f"{out}: hub key {payload.fingerprint}, valid for {expires_in} s")
+    out.write_bytes(qr_png(payload))
+    typer.echo(f"{out}: code {payload.code} for {user}, hub key {payload.fingerprint}, "
+               f"valid until {payload.expires_at} (Unix time)")

@@ -2,21 +2,22 @@
 
 Text form: ``velocity-pair:1:<base64url of the payload's canonical JSON>``. The payload holds
 the hub URL, the one-time pairing code, the hub's Ed25519 public key and its fingerprint, the
-expiry (Unix seconds) and a signature over everything else. The device checks that the key
-matches the fingerprint, the signature verifies and the payload has not expired before it
-redeems the code; it then keeps the fingerprint, and a later payload for the same hub signed by
-another key is refused (see docs/ios.md).
+expiry (Unix seconds) and a signature over everything else, made by the hub with its identity
+key. The device checks that the key matches the fingerprint, the signature verifies and the
+payload has not expired; then that the hub at the URL holds that key (it signs a fresh nonce);
+only then does it redeem the code. It keeps the fingerprint, and a later payload for the same
+hub signed by another key is refused (see docs/ios.md).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import json
-import os
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -28,6 +29,8 @@ from core.errors import AuthError, ConfigError
 PAYLOAD_VERSION = 1
 PREFIX = f"velocity-pair:{PAYLOAD_VERSION}:"
 SIGNING_CONTEXT = b"velocity-pairing-v1"
+IDENTITY_CONTEXT = b"velocity-hub-identity-v1"
+IDENTITY_PATH = "/api/hub/identity"
 MAX_TEXT_CHARS = 1200
 """A payload longer than this is refused unread (a QR code of version 25 holds about 1,200)."""
 
@@ -51,7 +54,7 @@ class PairingPayload:
 
     def to_text(self) -> str:
         """The text a QR code carries."""
-        return PREFIX + _b64(_canonical(asdict(self)))
+        return PREFIX + b64url(_canonical(asdict(self)))
 
 
 def fingerprint(public_key: bytes) -> str:
@@ -62,10 +65,10 @@ def fingerprint(public_key: bytes) -> str:
 def sign_payload(key: DeviceKey, hub_url: str, code: str, expires_at: int) -> PairingPayload:
     """A payload for ``code``, signed by the hub's identity ``key``."""
     public = key.public_bytes
-    unsigned = PairingPayload(hub_url.rstrip("/"), code, _b64(public), fingerprint(public),
+    unsigned = PairingPayload(hub_url.rstrip("/"), code, b64url(public), fingerprint(public),
                               int(expires_at))
     signature = key.private.sign(unsigned.signed_bytes())
-    return PairingPayload(**{**asdict(unsigned), "signature": _b64(signature)})
+    return PairingPayload(**{**asdict(unsigned), "signature": b64url(signature)})
 
 
 def verify_payload(text: str, *, now: float | None = None,
@@ -104,32 +107,72 @@ def verify_payload(text: str, *, now: float | None = None,
     return payload
 
 
-def load_or_create_hub_key(path: Path) -> DeviceKey:
-    """The hub's identity key (raw Ed25519, mode 0600), created on first use."""
-    path = Path(path)
-    if path.exists():
-        if path.stat().st_mode & 0o077:
-            raise ConfigError(f"{path} is readable by others; run `chmod 600 {path}`")
+def identity_signed_bytes(nonce: bytes) -> bytes:
+    """What the hub signs to prove it holds its identity key."""
+    return IDENTITY_CONTEXT + nonce
+
+
+def verify_identity(payload: PairingPayload, nonce: bytes, answer: Mapping[str, Any]) -> None:
+    """Check the hub's answer to ``GET /api/hub/identity?nonce=…``: the hub at the payload's
+    URL holds the key that signed the payload (else `AuthError` ``hub_key_mismatch``)."""
+    try:
+        public = _unb64(str(answer["public_key"]))
+        signature = _unb64(str(answer["signature"]))
+        Ed25519PublicKey.from_public_bytes(public).verify(signature,
+                                                          identity_signed_bytes(nonce))
+    except (KeyError, ValueError, InvalidSignature):
+        raise AuthError("the hub did not prove its identity; check the hub URL",
+                        code="hub_key_mismatch") from None
+    if fingerprint(public) != payload.fingerprint:
+        raise AuthError(f"the hub at {payload.hub_url} holds key {fingerprint(public)}, not the "
+                        f"key {payload.fingerprint} that signed this pairing code; do not pair",
+                        code="hub_key_mismatch")
+
+
+def fetch_pairing_payload(hub_url: str, email: str, password: str, user_id: str,
+                          device_kind: str = "ipad", device_hub_url: str | None = None
+                          ) -> PairingPayload:
+    """Log in as a manager, have the hub issue a signed payload, and check it as a device
+    would (signature, expiry, and the hub's proof that it holds the signing key)."""
+    import secrets
+
+    import httpx
+
+    try:
+        with httpx.Client(base_url=hub_url.rstrip("/"), timeout=30) as http:
+            r = http.post("/api/auth/login", json={"email": email, "password": password})
+            _raise_for(r, "login refused")
+            headers = {"Authorization": f"Bearer {r.json()['access_token']}"}
+            r = http.post("/api/devices/pairing-qr", headers=headers, json={
+                "user_id": user_id, "device_kind": device_kind,
+                "hub_url": device_hub_url or hub_url.rstrip("/")})
+            _raise_for(r, "the hub refused to issue a pairing code")
+            payload = verify_payload(r.json()["payload"])
+            nonce = secrets.token_bytes(32)
+            r = http.get(IDENTITY_PATH, params={"nonce": nonce.hex()})
+            _raise_for(r, "the hub did not answer its identity check")
+            verify_identity(payload, nonce, r.json())
+    except httpx.HTTPError as exc:
+        raise ConfigError(f"cannot reach the hub at {hub_url} ({exc}); check the URL") from exc
+    return payload
+
+
+def _raise_for(response: Any, what: str) -> None:
+    if response.status_code >= 400:
         try:
-            return DeviceKey.from_bytes(path.read_bytes())
-        except ValueError as exc:
-            raise ConfigError(f"{path} is not a raw Ed25519 key ({exc}); move it away to make "
-                              "a new one (devices paired with the old key must re-pair)") from exc
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = DeviceKey.generate()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key.to_bytes())
-    return key
+            detail = response.json().get("detail", response.text)
+        except ValueError:
+            detail = response.text
+        raise AuthError(f"{what}: {detail}", code="pairing_refused")
 
 
-def render_qr_png(payload: PairingPayload, out: Path, scale: int = 8) -> Path:
+def qr_png(payload: PairingPayload, scale: int = 8) -> bytes:
     """The payload as a QR code PNG (error correction M, so a scuffed print still scans)."""
     import segno
 
-    segno.make_qr(payload.to_text(), error="m").save(str(out), kind="png", scale=scale,
-                                                      border=4)
-    return Path(out)
+    out = io.BytesIO()
+    segno.make_qr(payload.to_text(), error="m").save(out, kind="png", scale=scale, border=4)
+    return out.getvalue()
 
 
 def pairing_payload_schema() -> dict[str, Any]:
@@ -155,6 +198,16 @@ def pairing_payload_schema() -> dict[str, Any]:
         "x-velocity": {
             "prefix": PREFIX, "signing_context": SIGNING_CONTEXT.decode(),
             "fingerprint": {"prefix": "sha256:", "hash": "sha256", "hex_digits": 32},
+            "identity": {
+                "method": "GET", "path": IDENTITY_PATH, "context": IDENTITY_CONTEXT.decode(),
+                "query": {"nonce": "64 lowercase hex digits: 32 random bytes"},
+                "response": {"public_key": "base64url of the raw key",
+                             "fingerprint": "as in the payload",
+                             "signature": "base64url Ed25519 signature"},
+                "signed": IDENTITY_CONTEXT.decode() + " (ASCII) + the 32 nonce bytes",
+                "rule": "the key must hash to the payload's fingerprint and the signature "
+                        "verify, before the code is redeemed",
+            },
             "redeem": {
                 "method": "POST", "path": "/api/devices/pair",
                 "request": {"type": "object", "required": ["code", "public_key", "name"],
@@ -177,7 +230,8 @@ def _canonical(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _b64(raw: bytes) -> str:
+def b64url(raw: bytes) -> str:
+    """base64url without padding (every binary field of the payload)."""
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -323,11 +324,27 @@ class ReferenceDevice:
         return FrameCodec(self.contract)
 
     async def pair(self, qr_text: str, name: str = "reference iPad") -> dict[str, Any]:
+        """Verify the payload, make the hub prove it holds the signing key, redeem the code."""
         payload = verify_pairing(self.contract, qr_text)
-        redeem = self.contract.pairing["x-velocity"]["redeem"]
+        rules = self.contract.pairing["x-velocity"]
+        redeem, identity = rules["redeem"], rules["identity"]
         public = self.key.public_key().public_bytes(serialization.Encoding.Raw,
                                                     serialization.PublicFormat.Raw)
         async with httpx.AsyncClient(base_url=payload["hub_url"], timeout=30) as http:
+            nonce = secrets.token_bytes(32)
+            r = await http.request(identity["method"], identity["path"],
+                                   params={"nonce": nonce.hex()})
+            try:
+                answer = r.json()
+                hub_key = _unb64url(answer["public_key"])
+                Ed25519PublicKey.from_public_bytes(hub_key).verify(
+                    _unb64url(answer["signature"]), identity["context"].encode() + nonce)
+            except (ValueError, KeyError, TypeError, InvalidSignature):
+                raise ContractError("hub_key_mismatch", "the hub did not prove its key") \
+                    from None
+            if hub_key != _unb64url(payload["hub_key"]):
+                raise ContractError("hub_key_mismatch", "the hub holds another key than the "
+                                    "one that signed the pairing code")
             r = await http.request(redeem["method"], redeem["path"], json={
                 "code": payload["code"], "public_key": base64.b64encode(public).decode(),
                 "name": name})

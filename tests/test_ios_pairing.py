@@ -5,20 +5,17 @@ from __future__ import annotations
 import base64
 import json
 import time
-from dataclasses import replace
-from pathlib import Path
 
-import cv2
 import pytest
-from typer.testing import CliRunner
 
-from cli.main import app
 from core.auth import DeviceKey
-from core.errors import AuthError, ConfigError
+from core.errors import AuthError
 from ios_bridge.pairing import (
     PREFIX,
-    load_or_create_hub_key,
+    b64url,
+    identity_signed_bytes,
     sign_payload,
+    verify_identity,
     verify_payload,
 )
 
@@ -98,25 +95,20 @@ def test_wrong_types_are_refused_cleanly() -> None:
             verify_payload(_reencode(text, **change))
 
 
-def test_cli_renders_a_qr_code_the_device_can_scan_and_verify(tmp_path: Path) -> None:
-    png, key_file = tmp_path / "pair.png", tmp_path / "hub.key"
-    result = CliRunner().invoke(app, ["ios", "pairing-qr", "--hub-url", HUB, "--code",
-                                      "ABCD-EFGH-JKLM", "--key-file", str(key_file),
-                                      "--out", str(png), "--expires-in", "900"])
-    assert result.exit_code == 0, result.output
-    assert key_file.stat().st_mode & 0o777 == 0o600
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+def test_the_hub_must_hold_the_key_that_signed_the_payload() -> None:
+    text, key = signed()
     payload = verify_payload(text)
-    key = load_or_create_hub_key(key_file)  # the same key, read back
-    assert payload.fingerprint in result.output
-    assert verify_payload(text, pinned_fingerprint=payload.fingerprint) == payload
-    assert payload == sign_payload(key, HUB, "ABCD-EFGH-JKLM", payload.expires_at)
-    assert replace(payload, signature="").signed_bytes() == payload.signed_bytes()
+    nonce = bytes(range(32))
 
+    def answer(k: DeviceKey, signed_nonce: bytes = nonce) -> dict[str, str]:
+        return {"public_key": b64url(k.public_bytes),
+                "signature": b64url(k.private.sign(identity_signed_bytes(signed_nonce)))}
 
-def test_a_hub_key_readable_by_others_is_refused(tmp_path: Path) -> None:
-    key_file = tmp_path / "hub.key"
-    load_or_create_hub_key(key_file)
-    key_file.chmod(0o644)
-    with pytest.raises(ConfigError, match="chmod 600"):
-        load_or_create_hub_key(key_file)
+    verify_identity(payload, nonce, answer(key))
+    for bad in (answer(DeviceKey.generate()),  # another hub, a valid proof of its own key
+                answer(key, bytes(32)),  # a replayed proof of another nonce
+                {"public_key": b64url(key.public_bytes), "signature": "AAAA"},
+                {}):
+        with pytest.raises(AuthError) as refused:
+            verify_identity(payload, nonce, bad)
+        assert refused.value.code == "hub_key_mismatch"

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
+import cv2
 import httpx
+import numpy as np
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app
 from core.auth import DeviceKey
+from hub.identity import identity_key
+from hub.server import HubServer
 from ios_bridge.contract import export
-from ios_bridge.pairing import sign_payload
+from ios_bridge.pairing import sign_payload, verify_payload
 from ios_bridge.reference_client import Contract, ContractError, ReferenceDevice
 from sync import protocol as p
-from tests.hubkit import login, pair_device, running_hub
+from tests.hubkit import PASSWORD, login, pair_device, running_hub
 from tests.test_ios_pairing import _reencode
 
 pytestmark = pytest.mark.anyio
@@ -21,23 +28,28 @@ pytestmark = pytest.mark.anyio
 PERSON = {"tenant_id": "t1", "full_name": "Zara Khan", "city": "Dubai"}
 
 
-async def issue_qr_text(server: object, user_id: str, hub_key: DeviceKey,
-                        expires_in: int = 600) -> str:
-    """What an admin shows: a pairing code from the hub, in a payload signed by its key."""
-    admin = await login(server, "admin@t1.test")  # type: ignore[arg-type]
-    async with httpx.AsyncClient(base_url=server.url) as http:  # type: ignore[attr-defined]
+async def issue_qr_text(server: HubServer, user_id: str) -> str:
+    """What an admin shows: a pairing code the hub issued, signed by the hub's key."""
+    admin = await login(server, "admin@t1.test")
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        r = await http.post("/api/devices/pairing-qr", headers=admin,
+                            json={"user_id": user_id, "device_kind": "ipad"})
+        r.raise_for_status()
+    return str(r.json()["payload"])
+
+
+async def issue_code(server: HubServer, user_id: str) -> str:
+    admin = await login(server, "admin@t1.test")
+    async with httpx.AsyncClient(base_url=server.url) as http:
         r = await http.post("/api/devices/pairing-codes", headers=admin,
                             json={"user_id": user_id, "device_kind": "ipad"})
         r.raise_for_status()
-    payload = sign_payload(hub_key, server.url, r.json()["code"],  # type: ignore[attr-defined]
-                           int(time.time()) + expires_in)
-    return payload.to_text()
+    return str(r.json()["code"])
 
 
 async def test_pairs_bootstraps_pushes_and_pulls(tmp_path: Path) -> None:
     export(tmp_path)
     contract = Contract(tmp_path / f"v{p.PROTOCOL_VERSION}")
-    hub_key = DeviceKey.generate()
     async with running_hub() as server:
         other = await pair_device(server, "sales_director@t1.test", "t1-sales_director", 7001)
         await other.connect()
@@ -47,7 +59,7 @@ async def test_pairs_bootstraps_pushes_and_pulls(tmp_path: Path) -> None:
         await other.wait_for(lambda: {"o-1", "o-2"} <= set(other.acks))
 
         ipad = ReferenceDevice(contract, client_id=7002)
-        answer = await ipad.pair(await issue_qr_text(server, "t1-senior_broker", hub_key))
+        answer = await ipad.pair(await issue_qr_text(server, "t1-senior_broker"))
         assert answer["user_id"] == "t1-senior_broker"
         await ipad.connect()  # handshake, then the bootstrap up to `more = false`
         assert ipad.welcome["role"] == "SENIOR_BROKER"
@@ -91,19 +103,63 @@ async def test_pairs_bootstraps_pushes_and_pulls(tmp_path: Path) -> None:
         await other.close()
 
 
-async def test_an_expired_or_forged_payload_is_refused_before_pairing(tmp_path: Path) -> None:
+async def test_expired_forged_or_foreign_payloads_are_refused_before_pairing(
+        tmp_path: Path) -> None:
     export(tmp_path)
     contract = Contract(tmp_path / f"v{p.PROTOCOL_VERSION}")
     async with running_hub() as server:
-        expired = await issue_qr_text(server, "t1-senior_broker", DeviceKey.generate(),
-                                      expires_in=-1)
-        with pytest.raises(ContractError) as refused:
-            await ReferenceDevice(contract, client_id=7003).pair(expired)
-        assert refused.value.code == "pairing_payload_expired"
-        good = await issue_qr_text(server, "t1-senior_broker", DeviceKey.generate())
-        forged = _reencode(good, hub_url="http://127.0.0.1:9")  # pointed elsewhere
-        with pytest.raises(ContractError) as refused:
-            await ReferenceDevice(contract, client_id=7004).pair(forged)
-        assert refused.value.code == "bad_pairing_signature"
-        ipad = ReferenceDevice(contract, client_id=7005)
-        assert (await ipad.pair(good))["user_id"] == "t1-senior_broker"
+        hub_key = await identity_key(server.hub.db)
+        expired = sign_payload(hub_key, server.url, await issue_code(server, "t1-senior_broker"),
+                               int(time.time()) - 1).to_text()
+        refusals = {}
+        for name, text in (
+            ("expired", expired),
+            # a field changed after signing
+            ("tampered", _reencode(await issue_qr_text(server, "t1-senior_broker"),
+                                   hub_url="http://127.0.0.1:9")),
+            # self-consistent, signed by a key the hub at that URL does not hold
+            ("foreign", sign_payload(DeviceKey.generate(), server.url,
+                                     await issue_code(server, "t1-senior_broker"),
+                                     int(time.time()) + 600).to_text()),
+        ):
+            with pytest.raises(ContractError) as refused:
+                await ReferenceDevice(contract, client_id=7003).pair(text)
+            refusals[name] = refused.value.code
+        assert refusals == {"expired": "pairing_payload_expired",
+                            "tampered": "bad_pairing_signature",
+                            "foreign": "hub_key_mismatch"}
+        devices = await server.hub.db.pool.fetchval("SELECT count(*) FROM hub_devices")
+        assert devices == 0  # no code was redeemed
+
+
+async def test_cli_and_webos_render_qr_codes_a_device_pairs_with(tmp_path: Path) -> None:
+    export(tmp_path / "contract")
+    contract = Contract(tmp_path / "contract" / f"v{p.PROTOCOL_VERSION}")
+    png = tmp_path / "pair.png"
+    async with running_hub() as server:
+        result = await asyncio.to_thread(
+            CliRunner().invoke, app,
+            ["ios", "pairing-qr", "--hub-url", server.url, "--user", "t1-senior_broker",
+             "--email", "admin@t1.test", "--out", str(png)],
+            env={"VELOCITY_ADMIN_PASSWORD": PASSWORD})
+        assert result.exit_code == 0, result.output
+        text, _, _ = cv2.QRCodeDetector().detectAndDecode(cv2.imread(str(png)))
+        assert verify_payload(text).fingerprint in result.output
+        assert (await ReferenceDevice(contract, client_id=7101).pair(text))["kind"] == "ipad"
+
+        admin = await login(server, "admin@t1.test")
+        async with httpx.AsyncClient(base_url=server.url, headers=admin) as http:
+            r = await http.post("/api/devices/pairing-qr.png",
+                                json={"user_id": "t1-junior_broker"})
+            assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+            junior = await login(server, "junior_broker@t1.test")
+            denied = await http.post("/api/devices/pairing-qr", headers=junior,
+                                     json={"user_id": "t1-junior_broker"})
+            assert denied.status_code == 403
+            bad_nonce = await http.get("/api/hub/identity", params={"nonce": "00"})
+            assert bad_nonce.status_code == 422
+        image = cv2.imdecode(np.frombuffer(r.content, np.uint8), cv2.IMREAD_COLOR)
+        text, _, _ = cv2.QRCodeDetector().detectAndDecode(image)
+        assert r.headers["x-pairing-code"] == verify_payload(text).code
+        paired = await ReferenceDevice(contract, client_id=7102).pair(text)
+        assert paired["user_id"] == "t1-junior_broker"
