@@ -68,34 +68,20 @@ def run(
     api_port: Annotated[int | None, typer.Option(
         help="Loopback port of the local API.", envvar="VELOCITY_EDGE_API_PORT")] = None,
 ) -> None:
-    """Run the agent: bootstrap with a progress bar, then sync and serve the local API."""
+    """Run the agent: the local API at once (online or not), sync beside it."""
     settings = _settings(data_dir, api_port=api_port)
 
     async def main() -> None:
         async with EdgeAgent(settings) as agent:
-            assert agent.sync is not None
-            with Progress(TextColumn("sync"), BarColumn(), MofNCompleteColumn(),
-                          TextColumn("records"), TimeRemainingColumn(), console=console,
-                          transient=True) as bar:
-                task = bar.add_task("sync", total=None)
-                start = agent.replica.document_count
-                while not agent.sync.caught_up.is_set():
-                    if agent.sync.stopped_reason:
-                        break
-                    incoming = agent.sync.incoming  # known once the hub has welcomed us
-                    bar.update(task, total=incoming or None,
-                               completed=agent.replica.document_count - start)
-                    await asyncio.sleep(0.2)
-            if agent.sync.stopped_reason:
-                console.print(f"[red]sync stopped:[/] {agent.sync.stopped_reason}")
-            status = await agent.status()
-            console.print(f"online={status['online']} records={agent.replica.document_count} "
-                          f"pending={status['pending_updates']}")
             config = uvicorn.Config(create_local_app(agent), host=settings.api_host,
                                     port=settings.api_port, log_level="warning")
+            server = uvicorn.Server(config)
             console.print(f"local API on http://{settings.api_host}:{settings.api_port} "
                           f"(token in {settings.data_dir / 'local.token'})")
-            await uvicorn.Server(config).serve()
+            async with asyncio.TaskGroup() as tasks:
+                progress = tasks.create_task(_show_catch_up(agent))
+                await server.serve()
+                progress.cancel()
 
     try:
         asyncio.run(main())
@@ -103,6 +89,27 @@ def run(
         _fail(exc)
     except KeyboardInterrupt:
         console.print("agent stopped")
+
+
+async def _show_catch_up(agent: EdgeAgent) -> None:
+    """A progress bar while the replica catches up with the hub; the API serves meanwhile."""
+    sync = agent.sync
+    assert sync is not None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("records"), TimeRemainingColumn(), console=console,
+                  transient=True) as bar:
+        task = bar.add_task("sync", total=None)
+        start = agent.replica.document_count
+        while not sync.caught_up.is_set() and not sync.stopped_reason:
+            bar.update(task, total=sync.incoming or None,
+                       description="sync" if sync.online else "offline, retrying",
+                       completed=agent.replica.document_count - start)
+            await asyncio.sleep(0.2)
+    if sync.stopped_reason:
+        console.print(f"[red]sync stopped:[/] {sync.stopped_reason}")
+    status = await agent.status()
+    console.print(f"caught up: records={agent.replica.document_count} "
+                  f"pending={status['pending_updates']}")
 
 
 @app.command()

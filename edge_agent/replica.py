@@ -10,6 +10,7 @@ outbox and projection together.
 from __future__ import annotations
 
 import asyncio
+import enum
 import gc
 import json
 import sqlite3
@@ -26,9 +27,10 @@ import aiosqlite
 from core.errors import NotFound, RecordInvalid, VelocityError
 from core.ids import make_guid, new_id, split_guid
 from edge_agent.crypto import Sealer
-from schema import Collection, collection, to_row
+from schema import Collection, CrdtKind, collection, to_row
 from schema.ddl import column_types
 from schema.models import Record
+from sync import protocol as p
 from sync.record import RecordDoc
 
 _EDGE_DDL = """
@@ -42,7 +44,7 @@ CREATE TABLE IF NOT EXISTS edge_outbox (
 );
 CREATE TABLE IF NOT EXISTS edge_refusals (
     update_id TEXT PRIMARY KEY, guid TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
-    at TEXT NOT NULL DEFAULT (datetime('now'))
+    at TEXT NOT NULL DEFAULT (datetime('now')), fields TEXT
 );
 """
 
@@ -74,11 +76,28 @@ def _projection_ddl() -> str:
     return sql.replace("CREATE INDEX IF NOT EXISTS ", "CREATE INDEX IF NOT EXISTS temp.")
 
 
+class RefusalKind(enum.Enum):
+    IGNORED = "ignored"
+    """No longer in the outbox (handled already)."""
+    RETRY = "retry"
+    """Kept under a new id at its place in the outbox: push it again."""
+    REBUILT = "rebuilt"
+    """Final: the document was rebuilt without it; later changes re-made at the outbox's end."""
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    kind: RefusalKind
+    position: int = 0
+    """The refused update's outbox position."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutboxEntry:
     update_id: str
     guid: str
     data: bytes
+    position: int = 0
 
 
 class Replica:
@@ -108,6 +127,7 @@ class Replica:
             await self.db.execute("PRAGMA synchronous=FULL")
             await self.db.execute("PRAGMA temp_store=MEMORY")
             await self.db.executescript(_EDGE_DDL)
+            await self._migrate()
             await self.db.executescript(_projection_ddl())
             await self._load()
         except BaseException:
@@ -123,6 +143,13 @@ class Replica:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    async def _migrate(self) -> None:
+        """Bring a replica made by an older build up to date (columns added since)."""
+        async with self.db.execute("PRAGMA table_info(edge_refusals)") as cur:
+            columns = {row[1] for row in await cur.fetchall()}
+        if "fields" not in columns:
+            await self.db.execute("ALTER TABLE edge_refusals ADD COLUMN fields TEXT")
 
     async def _load(self) -> None:
         """Open every document and rebuild the in-memory projection, one table at a time."""
@@ -254,12 +281,15 @@ class Replica:
 
     # --- sync -------------------------------------------------------------------------------
 
-    async def outbox(self, limit: int) -> list[OutboxEntry]:
+    async def outbox(self, limit: int, *, after: int = 0) -> list[OutboxEntry]:
+        """Up to ``limit`` pending updates in outbox order, from just after ``after`` (a
+        position): the pusher reads on from where it stopped instead of from the start."""
         async with self.db.execute(
-            "SELECT update_id, guid, data FROM edge_outbox ORDER BY position LIMIT ?", (limit,)
+            "SELECT update_id, guid, data, position FROM edge_outbox WHERE position > ? "
+            "ORDER BY position LIMIT ?", (after, limit),
         ) as cur:
             rows = await cur.fetchall()
-        return [OutboxEntry(u, g, self._sealer.open(d, g)) for u, g, d in rows]
+        return [OutboxEntry(u, g, self._sealer.open(d, g), n) for u, g, d, n in rows]
 
     async def pending_count(self) -> int:
         async with self.db.execute("SELECT count(*) FROM edge_outbox") as cur:
@@ -403,58 +433,92 @@ class Replica:
             await self.db.execute(f"DELETE FROM edge_outbox WHERE update_id IN ({marks})",
                                   tuple(update_ids))
 
-    async def refuse(self, update_id: str, guid: str, reason: str, message: str) -> None:
-        """Drop a refused update: rebuild its document from confirmed state plus the changes of
-        the outbox entries that remain for it, re-made as new updates; keep the refusal."""
+    async def refuse(self, update_id: str, guid: str, reason: str, message: str
+                     ) -> Refusal:
+        """Handle the hub's refusal of one pushed update; never loses an acknowledged write.
+
+        A retryable refusal (the hub's own trouble), or a refusal of an update that only
+        continues an earlier one still waiting in the outbox, keeps the update as it is under a
+        new id (the hub's verdict on an id is final): it is pushed again. Any other refusal is
+        final: the document is rebuilt from confirmed state, its earlier pending updates kept
+        byte for byte (they may be committed already) and every later one re-made as a new
+        update; the refusal is recorded with the fields it tried to change. A later change that
+        cannot stand without the refused one is recorded as refused too, never dropped silently.
+        """
         async with self._transaction() as dirty:
             async with self.db.execute(
-                "SELECT update_id, data FROM edge_outbox WHERE guid = ? ORDER BY position",
-                (guid,),
+                "SELECT position, update_id, data FROM edge_outbox WHERE guid = ? "
+                "ORDER BY position", (guid,),
             ) as cur:
-                entries = [(u, self._sealer.open(d, guid)) for u, d in await cur.fetchall()]
-            if update_id not in {u for u, _ in entries}:
-                return
+                entries = [(n, u, self._sealer.open(d, guid)) for n, u, d in await cur.fetchall()]
+            index = next((i for i, (_, u, _) in enumerate(entries) if u == update_id), None)
+            if index is None:
+                return Refusal(RefusalKind.IGNORED)
+            position = entries[index][0]
+            if reason in p.RETRYABLE_REASONS or (reason in p.DEPENDENT_REASONS and index > 0):
+                await self.db.execute("UPDATE edge_outbox SET update_id = ? WHERE position = ?",
+                                      (new_id(), position))
+                return Refusal(RefusalKind.RETRY, position)
             dirty.add(guid)
-            coll_name, record_id = split_guid(guid)
-            coll = collection(coll_name)
-            confirmed = await self._confirmed(guid)
-            rebuilt = RecordDoc(coll, record_id, client_id=self.client_id, state=confirmed)
-            replay = RecordDoc(coll, record_id, state=confirmed)  # the original chain
-            await self.db.execute("DELETE FROM edge_outbox WHERE guid = ?", (guid,))
-            for uid, data in entries:
-                before = replay.content()
-                replay.apply(data)
-                if uid == update_id:
-                    continue
-                changed = _changed_fields(coll, before, replay.content())
-                if changed:
-                    try:
-                        update = rebuilt.write(changed)
-                    except RecordInvalid:
-                        continue
-                    await self.db.execute(
-                        "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",
-                        (new_id(), guid, self._sealer.seal(update, guid)),
-                    )
-            self._docs[guid] = rebuilt
-            await self._save(rebuilt)
-            if rebuilt.is_empty:
-                await self.db.execute(f"DELETE FROM temp.{coll.table} WHERE id = ?", (record_id,))
-                await self.db.execute("DELETE FROM edge_documents WHERE guid = ?", (guid,))
-            else:
-                await self._project(rebuilt)
-            await self.db.execute(
-                "INSERT OR REPLACE INTO edge_refusals (update_id, guid, reason, message) "
-                "VALUES (?, ?, ?, ?)", (update_id, guid, reason, message),
-            )
+            await self._rebuild(guid, entries, index, reason, message)
+        return Refusal(RefusalKind.REBUILT, position)
 
-    async def refusals(self) -> list[dict[str, str]]:
+    async def _rebuild(self, guid: str, entries: list[tuple[int, str, bytes]], index: int,
+                       reason: str, message: str) -> None:
+        coll_name, record_id = split_guid(guid)
+        coll = collection(coll_name)
+        confirmed = await self._confirmed(guid)
+        rebuilt = RecordDoc(coll, record_id, client_id=self.client_id, state=confirmed)
+        replay = RecordDoc(coll, record_id, state=confirmed)  # the original chain
+        refusals: list[tuple[str, str, str, str]] = []
+        for n, (_, uid, data) in enumerate(entries):
+            before = replay.content()
+            replay.apply(data)
+            if n < index:
+                rebuilt.apply(data)  # kept as sent
+                continue
+            changed = _changed_fields(coll, before, replay.content())
+            if n == index:
+                refusals.append((uid, reason, message, _describe(changed)))
+                await self.db.execute("DELETE FROM edge_outbox WHERE update_id = ?", (uid,))
+                continue
+            await self.db.execute("DELETE FROM edge_outbox WHERE update_id = ?", (uid,))
+            if not changed:
+                continue
+            try:
+                update = rebuilt.write(_rebased(coll, rebuilt.content(), before, changed))
+            except RecordInvalid as exc:
+                refusals.append((uid, "depends_on_refused",
+                                 f"needs the refused change {entries[index][1]}: {exc.message}",
+                                 _describe(changed)))
+                continue
+            await self.db.execute(
+                "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",
+                (new_id(), guid, self._sealer.seal(update, guid)))
+        self._docs[guid] = rebuilt
+        await self._save(rebuilt)
+        if rebuilt.is_empty:
+            await self.db.execute(f"DELETE FROM temp.{coll.table} WHERE id = ?", (record_id,))
+            await self.db.execute("DELETE FROM edge_documents WHERE guid = ?", (guid,))
+        else:
+            await self._project(rebuilt)
+        await self.db.executemany(
+            "INSERT OR REPLACE INTO edge_refusals (update_id, guid, reason, message, fields) "
+            "VALUES (?, ?, ?, ?, ?)", [(u, guid, r, m, f) for u, r, m, f in refusals])
+
+    async def refusals(self) -> list[dict[str, Any]]:
+        """What the hub refused (newest first): the record, the reason, and the field values
+        the refused change tried to set."""
         async with self.db.execute(
-            "SELECT update_id, guid, reason, message, at FROM edge_refusals ORDER BY at DESC"
+            "SELECT update_id, guid, reason, message, fields, at FROM edge_refusals "
+            "ORDER BY at DESC, rowid DESC"
         ) as cur:
             rows = await cur.fetchall()
-        keys = ("update_id", "guid", "reason", "message", "at")
-        return [dict(zip(keys, r, strict=True)) for r in rows]
+        keys = ("update_id", "guid", "reason", "message", "fields", "at")
+        out = [dict(zip(keys, r, strict=True)) for r in rows]
+        for refusal in out:
+            refusal["fields"] = json.loads(refusal["fields"] or "{}")
+        return out
 
     # --- queries ----------------------------------------------------------------------------
 
@@ -468,6 +532,41 @@ class Replica:
 def _changed_fields(coll: Collection, before: dict[str, Any], after: dict[str, Any]
                     ) -> dict[str, Any]:
     return {k: after.get(k) for k in coll.kinds if before.get(k) != after.get(k)}
+
+
+def _rebased(coll: Collection, current: dict[str, Any], before: dict[str, Any],
+             changed: dict[str, Any]) -> dict[str, Any]:
+    """A later change re-made on the rebuilt document: registers and lists take their new
+    value; a text takes the same edit (the span that changed), applied to the text as it now
+    stands, so a refused edit of the same text does not come back with it."""
+    out = dict(changed)
+    for name, value in changed.items():
+        if coll.kinds[name] is CrdtKind.TEXT:
+            old, new, now = str(before.get(name) or ""), str(value or ""), str(
+                current.get(name) or "")
+            start, end_old, end_new = _splice(old, new)
+            at = min(start, len(now))
+            out[name] = now[:at] + new[start:end_new] + now[min(len(now), at + end_old - start):]
+    return out
+
+
+def _splice(old: str, new: str) -> tuple[int, int, int]:
+    """The span where ``old`` and ``new`` differ: (start, end in old, end in new)."""
+    start = 0
+    limit = min(len(old), len(new))
+    while start < limit and old[start] == new[start]:
+        start += 1
+    end_old, end_new = len(old), len(new)
+    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
+        end_old -= 1
+        end_new -= 1
+    return start, end_old, end_new
+
+
+def _describe(changed: dict[str, Any]) -> str:
+    """The field values a change tried to set, as JSON for the person (long texts cut)."""
+    return json.dumps({k: v[:200] if isinstance(v, str) else v for k, v in changed.items()},
+                      default=str)
 
 
 async def _upsert_many(db: aiosqlite.Connection, coll: Collection,

@@ -55,7 +55,9 @@ class EdgeAgent:
             if self._sync_enabled:
                 self.sync = await self._stack.enter_async_context(SyncClient(
                     self.replica, self.pairing, key, batch=self.settings.push_batch,
+                    backoff_base_s=self.settings.backoff_base_s,
                     backoff_cap_s=self.settings.backoff_cap_s,
+                    max_window=self.settings.push_window,
                 ))
             if self.settings.sentinel or (self.settings.sentinel is None
                                           and self.pairing.kind == "kiosk"):

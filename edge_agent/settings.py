@@ -15,7 +15,11 @@ class EdgeSettings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8765, ge=0, lt=65536)
     push_batch: int = Field(200, gt=0, le=1000)
+    backoff_base_s: float = Field(0.5, gt=0, description="First reconnect delay (before "
+                                  "jitter); doubles per failed attempt up to the cap")
     backoff_cap_s: float = Field(60.0, gt=0)
+    push_window: int = Field(8, gt=0, le=64, description="Most push batches awaiting the "
+                             "hub's answer at once")
     sentinel: bool | None = Field(None, description="Run Sentinel perception; unset means "
                                   "'when paired as a kiosk'. Its own settings are "
                                   "VELOCITY_SENTINEL_… variables.")

@@ -1,25 +1,32 @@
 """The edge's sync client: keeps a websocket session with the hub, pulls from its cursor,
-pushes the outbox in batches, and reconnects with exponential backoff and jitter."""
+pushes the outbox through a bounded window, and reconnects with backoff (see `reconnect`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-import random
+import time
 from datetime import UTC, datetime
 from types import TracebackType
 
 import websockets
 
 from core.auth import DeviceKey
-from core.errors import AuthError, ProtocolError
+from core.errors import AuthError, ProtocolError, StorageError
 from edge_agent.device import Pairing
-from edge_agent.replica import Replica
+from edge_agent.push_window import PushWindow
+from edge_agent.reconnect import Backoff, wait_to_reconnect
+from edge_agent.replica import RefusalKind, Replica
 from sync import protocol as p
 
 log = logging.getLogger(__name__)
 PERMANENT_CLOSE = {p.CloseCode.FORBIDDEN, p.CloseCode.UNSUPPORTED_VERSION}
+PERMANENT_AUTH = {"revoked", "blocked", "unknown_device"}
+IDLE_CHECK_S = 1.0
+"""How often an idle pusher looks at its window for overdue answers."""
+RETRY_PAUSE_S = (0.5, 15.0)
+"""First and longest pause before pushing again after the hub refused for its own trouble."""
 
 
 class SyncClient:
@@ -27,15 +34,21 @@ class SyncClient:
 
     def __init__(
         self, replica: Replica, pairing: Pairing, key: DeviceKey, *, batch: int = 200,
-        backoff_base_s: float = 0.5, backoff_cap_s: float = 60.0,
+        backoff_base_s: float = 0.5, backoff_cap_s: float = 60.0, max_window: int = 8,
     ) -> None:
         self.replica = replica
         self.pairing = pairing
         self.key = key
         self.batch = batch
-        self._base, self._cap = backoff_base_s, backoff_cap_s
+        self.max_window = max_window
+        self.backoff = Backoff(backoff_base_s, backoff_cap_s)
         self._outbox_event = asyncio.Event()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._welcomed_at: float | None = None
+        self._retry_pause = 0.0
+        self._retry_at = 0.0
+        self.window: PushWindow | None = None
         self.online = False
         self.caught_up = asyncio.Event()
         self.incoming = 0
@@ -43,7 +56,10 @@ class SyncClient:
         self.last_sync: datetime | None = None
         self.last_error: str | None = None
         self.stopped_reason: str | None = None
-        self.attempts = 0
+        self.sessions = 0
+        self.retried = 0
+        """Updates the hub refused for its own trouble (or after an earlier one) and pushed
+        again."""
 
     async def __aenter__(self) -> SyncClient:
         self._task = asyncio.create_task(self._run(), name="velocity-edge-sync")
@@ -62,39 +78,47 @@ class SyncClient:
         """A local write happened: push soon."""
         self._outbox_event.set()
 
-    def backoff(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, capped."""
-        return random.uniform(0, min(self._cap, self._base * 2 ** attempt))
+    def wake(self) -> None:
+        """The hub announced it is back, or the network changed: reconnect now if waiting."""
+        self._wake.set()
 
     async def _run(self) -> None:
         while True:
+            self._welcomed_at = None
+            unreachable = False
             try:
                 await self._session()
-                self.attempts = 0
+                self.last_error = "the hub closed the session"
             except asyncio.CancelledError:
                 raise
             except websockets.ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd else None
-                self.last_error = f"connection closed ({code})"
+                self.last_error = f"connection closed ({code or 'no close frame'})"
                 if code in PERMANENT_CLOSE:
                     self.stopped_reason = exc.rcvd.reason if exc.rcvd else "refused"
-                    self.online = False
-                    return
-            except (OSError, TimeoutError, ProtocolError, AuthError,
-                    websockets.InvalidHandshake) as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                if isinstance(exc, AuthError) and exc.code in ("revoked", "blocked",
-                                                               "unknown_device"):
+            except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+                self.last_error = f"hub unreachable: {type(exc).__name__}: {exc}"
+                unreachable = self._welcomed_at is None
+            except AuthError as exc:
+                self.last_error = f"{exc.code}: {exc.message}"
+                if exc.code in PERMANENT_AUTH:
                     self.stopped_reason = exc.message
-                    self.online = False
-                    return
-            except Exception as exc:  # anything else: keep the device syncing, and say why
+            except (ProtocolError, StorageError) as exc:
+                self.last_error = f"{exc.code}: {exc.message}"
+            except Exception as exc:  # a bug: keep the device syncing, and say why
                 log.exception("sync session failed; retrying")
                 self.last_error = f"{type(exc).__name__}: {exc}"
             self.online = False
             self.caught_up.clear()
-            await asyncio.sleep(self.backoff(self.attempts))
-            self.attempts += 1
+            if self.stopped_reason:
+                log.warning("sync stopped: %s", self.stopped_reason)
+                return
+            welcomed = self._welcomed_at
+            self.backoff.session_ended(time.monotonic() - welcomed if welcomed else None)
+            delay = self.backoff.next_delay()
+            log.info("sync: %s; reconnecting within %.1fs", self.last_error, delay)
+            await wait_to_reconnect(delay, self.pairing.hub_url, self._wake,
+                                    unreachable=unreachable)
 
     async def _session(self) -> None:
         async with websockets.connect(self.pairing.sync_url, max_size=None,
@@ -115,40 +139,53 @@ class SyncClient:
                 raise ProtocolError("expected WELCOME")
             self.incoming = welcome.incoming
             self.online = True
+            self.sessions += 1
+            self._welcomed_at = time.monotonic()
             self.last_error = None
-            in_flight: set[str] = set()
-            acked = asyncio.Event()
-            pusher = asyncio.create_task(self._push_loop(ws, in_flight, acked))
-            # Messages are handled strictly in order, but the next frame is read and decoded
-            # while the previous one is being applied (its SQLite work runs in a thread):
-            # at most one message waits, so memory stays bounded by two frames.
-            handling: asyncio.Task[None] | None = None
+            window = self.window = PushWindow(max_batches=self.max_window)
+            answered = asyncio.Event()
+            tasks = [asyncio.create_task(self._read_loop(ws, window, answered)),
+                     asyncio.create_task(self._push_loop(ws, window, answered))]
             try:
-                async for frame in ws:
-                    message = p.decode(frame)  # type: ignore[arg-type]
-                    previous = handling
-                    handling = asyncio.create_task(
-                        self._handle_after(previous, message, in_flight, acked))
-                    if previous is not None:
-                        await previous
-                if handling is not None:
-                    await handling
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # the first failure ends the session
             finally:
-                if handling is not None:
-                    handling.cancel()  # no-op when done; its error, if any, was raised above
+                for task in tasks:
+                    task.cancel()
+                for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await handling
-                pusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await pusher
+                        await task
+
+    async def _read_loop(self, ws: websockets.ClientConnection, window: PushWindow,
+                         answered: asyncio.Event) -> None:
+        # Messages are handled strictly in order, but the next frame is read and decoded
+        # while the previous one is being applied (its SQLite work runs in a thread):
+        # at most one message waits, so memory stays bounded by two frames.
+        handling: asyncio.Task[None] | None = None
+        try:
+            async for frame in ws:
+                message = p.decode(frame)  # type: ignore[arg-type]
+                previous = handling
+                handling = asyncio.create_task(
+                    self._handle_after(previous, message, window, answered))
+                if previous is not None:
+                    await previous
+            if handling is not None:
+                await handling
+        finally:
+            if handling is not None:
+                handling.cancel()  # no-op when done; its error, if any, was raised above
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await handling
 
     async def _handle_after(self, previous: asyncio.Task[None] | None, message: p.Message,
-                            in_flight: set[str], acked: asyncio.Event) -> None:
+                            window: PushWindow, answered: asyncio.Event) -> None:
         if previous is not None:
             await previous  # in order; a failed predecessor fails this one too
-        await self._handle(message, in_flight, acked)
+        await self._handle(message, window, answered)
 
-    async def _handle(self, message: p.Message, in_flight: set[str], acked: asyncio.Event
+    async def _handle(self, message: p.Message, window: PushWindow, answered: asyncio.Event
                       ) -> None:
         if isinstance(message, p.PullBatch):
             await self.replica.apply_pulled(
@@ -162,36 +199,62 @@ class SyncClient:
         elif isinstance(message, p.Ack):
             ids = [uid for uid, _ in message.entries]
             await self.replica.acknowledge(ids)
-            in_flight.difference_update(ids)
+            now = time.monotonic()
+            for uid in ids:
+                window.answered(uid, now)
+            self._retry_pause = 0.0
             self.last_sync = datetime.now(UTC)
-            acked.set()
+            answered.set()
         elif isinstance(message, p.Refusal):
-            await self.replica.refuse(message.update_id, message.guid, message.reason,
-                                      message.message)
-            in_flight.discard(message.update_id)
-            acked.set()
-            self.poke()
+            outcome = await self.replica.refuse(message.update_id, message.guid, message.reason,
+                                                message.message)
+            window.answered(message.update_id, time.monotonic())
+            if outcome.kind is RefusalKind.RETRY:
+                self.retried += 1
+                window.rewind(outcome.position)
+                if message.reason in p.RETRYABLE_REASONS:
+                    self._pause_pushing()
+            elif outcome.kind is RefusalKind.REBUILT:
+                log.info("the hub refused update %s of %s (%s): %s", message.update_id,
+                         message.guid, message.reason, message.message)
+            answered.set()
         elif isinstance(message, p.Error):
             raise AuthError(message.message, code=message.reason)
 
-    async def _push_loop(self, ws: websockets.ClientConnection, in_flight: set[str],
-                         acked: asyncio.Event) -> None:
+    def _pause_pushing(self) -> None:
+        """The hub refused for its own trouble: give it a moment (longer each time in a row)."""
+        first, longest = RETRY_PAUSE_S
+        self._retry_pause = min(longest, self._retry_pause * 2 or first)
+        self._retry_at = time.monotonic() + self._retry_pause
+
+    async def _push_loop(self, ws: websockets.ClientConnection, window: PushWindow,
+                         answered: asyncio.Event) -> None:
+        """Push the outbox in order, at most ``window.limit`` batches unanswered; a batch
+        unanswered far too long ends the session (the next one pushes it again: the hub
+        answers a repeated id with its first verdict)."""
         while True:
-            entries = [e for e in await self.replica.outbox(self.batch + len(in_flight))
-                       if e.update_id not in in_flight][: self.batch]
-            if entries:
-                in_flight.update(e.update_id for e in entries)
-                await ws.send(p.encode(p.PushBatch(tuple(
-                    p.PushItem(e.update_id, e.guid, e.data) for e in entries))))
+            pause = self._retry_at - time.monotonic()
+            if pause > 0:
+                await asyncio.sleep(pause)
                 continue
             self._outbox_event.clear()
-            acked.clear()
+            answered.clear()
+            if window.open:
+                entries = await self.replica.outbox(self.batch, after=window.after)
+                if entries:
+                    batch = window.sendable(entries)
+                    window.sent(batch, time.monotonic(), read_to=entries[-1].position)
+                    if batch:
+                        await ws.send(p.encode(p.PushBatch(tuple(
+                            p.PushItem(e.update_id, e.guid, e.data) for e in batch))))
+                    continue
+            if window.overdue(time.monotonic()):
+                raise TimeoutError(f"the hub did not answer a push in {window.timeout_s:.0f}s")
             waiters = [asyncio.create_task(self._outbox_event.wait()),
-                       asyncio.create_task(acked.wait())]
+                       asyncio.create_task(answered.wait())]
             try:
-                await asyncio.wait(waiters, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(waiters, timeout=IDLE_CHECK_S,
+                                   return_when=asyncio.FIRST_COMPLETED)
             finally:
                 for w in waiters:
                     w.cancel()
-            if not self._outbox_event.is_set() and not acked.is_set() and in_flight:
-                in_flight.clear()  # no answer in 30 s: send again (the hub deduplicates)

@@ -384,6 +384,16 @@ def decode(frame: bytes, limits: SyncLimits | None = None) -> Message:
     return message
 
 
+RETRYABLE_REASONS = frozenset({
+    "worker_timeout", "pool_unavailable", "pool_closed", "overloaded", "unavailable", "internal",
+})
+"""Refusal reasons that are the hub's own trouble, not the update's: the device pushes the same
+change again (under a new update id, since a verdict on an id is final), never drops it."""
+DEPENDENT_REASONS = frozenset({"gap", "causality", "delete_unknown"})
+"""Refusal reasons of an update that continues an earlier one the hub does not hold yet: when
+that earlier update is still waiting on the device, the later one is pushed again after it."""
+
+
 def close_code_for(error: VelocityError) -> CloseCode:
     """The websocket close code for an error (the one place this mapping lives)."""
     if isinstance(error, Throttled):
