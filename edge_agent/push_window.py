@@ -22,9 +22,10 @@ class PushWindow:
 
     The hub judges one session's batches one after another, so more than a couple in flight
     only queue up there. The window grows by one batch while answers come back within twice
-    the fastest answer seen per update (plus a small allowance), and shrinks by one when they come back
-    slower: the device keeps the hub busy without piling work in front of it. The outbox is
-    read on from ``after``, the last position sent; a refusal to push again rewinds it.
+    the fastest answer seen per update (plus a small allowance), and shrinks by one when they
+    come back slower: the device keeps the hub busy without piling work in front of it. The
+    outbox is read on from ``after``, the last position sent; a refusal to push again rewinds
+    it.
     """
 
     max_batches: int = 8

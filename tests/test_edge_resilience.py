@@ -3,6 +3,8 @@ never lose a later change (real hub, real PostgreSQL, real SQLite, a fault proxy
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -203,14 +205,11 @@ async def test_sandbox_timeouts_on_the_hub_lose_no_write_of_the_device(tmp_path:
 
 
 def _continue(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGCONT)
-    except ProcessLookupError:
-        pass
 
 
 async def _sleep(seconds: float) -> None:
-    import asyncio
     await asyncio.sleep(seconds)
 
 
