@@ -98,6 +98,18 @@ class NotFound(StorageError):
     code = "not_found"
 
 
+class DiskFull(StorageError):
+    """The device's disk (or its database's size limit) is full."""
+
+    code = "disk_full"
+
+
+class StorageFailed(StorageError):
+    """The disk or database file failed to read or write (an I/O error)."""
+
+    code = "io_error"
+
+
 class Conflict(StorageError):
     """The request conflicts with the current state (duplicate, already used, revoked)."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
@@ -13,15 +14,19 @@ from core.errors import (
     AuthError,
     ConfigError,
     Conflict,
+    DiskFull,
     NotFound,
     PermissionDenied,
     RecordInvalid,
+    StorageFailed,
     VelocityError,
 )
 from edge_agent.canvas_api import canvas_router
 from edge_agent.sentinel import KioskSentinel, SessionStart
 from edge_agent.service import EdgeAgent
 from schema.models import LeadStage
+
+log = logging.getLogger(__name__)
 
 
 class Values(BaseModel):
@@ -39,7 +44,8 @@ class RevokeIn(BaseModel):
 
 def _status(exc: VelocityError) -> int:
     for kind, status in ((PermissionDenied, 403), (AuthError, 401), (NotFound, 404),
-                         (RecordInvalid, 422), (ConfigError, 409), (Conflict, 409)):
+                         (RecordInvalid, 422), (ConfigError, 409), (Conflict, 409),
+                         (DiskFull, 507), (StorageFailed, 503)):
         if isinstance(exc, kind):
             return status
     return 400
@@ -52,6 +58,12 @@ def create_local_app(agent: EdgeAgent) -> FastAPI:
     async def _errors(_r: Request, exc: VelocityError) -> JSONResponse:
         return JSONResponse({"error": exc.code, "detail": exc.message},
                             status_code=_status(exc))
+
+    @app.exception_handler(Exception)
+    async def _bug(_r: Request, exc: Exception) -> JSONResponse:
+        log.exception("local API request failed")
+        return JSONResponse({"error": "internal", "detail": "the device agent failed on this "
+                             "request; its log says why"}, status_code=500)
 
     def token_ok(presented: str | None) -> bool:
         return presented is not None and hmac.compare_digest(presented.encode(),

@@ -13,6 +13,8 @@ import asyncio
 import enum
 import gc
 import json
+import os
+import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
@@ -24,7 +26,14 @@ from typing import Any
 
 import aiosqlite
 
-from core.errors import NotFound, RecordInvalid, VelocityError
+from core.errors import (
+    DiskFull,
+    NotFound,
+    RecordInvalid,
+    StorageError,
+    StorageFailed,
+    VelocityError,
+)
 from core.ids import make_guid, new_id, split_guid
 from edge_agent.crypto import Sealer
 from schema import Collection, CrdtKind, collection, to_row
@@ -47,6 +56,29 @@ CREATE TABLE IF NOT EXISTS edge_refusals (
     at TEXT NOT NULL DEFAULT (datetime('now')), fields TEXT
 );
 """
+
+
+WAL_LIMIT_BYTES = 4 << 20
+"""The WAL file is cut back to this size after a checkpoint (SQLite's journal_size_limit);
+left alone it keeps the largest size it ever reached, a bootstrap's worth."""
+WAL_TRIM_BYTES = 16 << 20
+"""A WAL grown past this (a long pull, the device's only connection always busy) is
+checkpointed and truncated at once."""
+LOW_DISK_BYTES = 1 << 20
+_FAILED_STORAGE = {sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_CANTOPEN,
+                   sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOTADB}
+
+
+def storage_error(exc: sqlite3.Error) -> StorageError | None:
+    """What a SQLite failure means for the person (None: not the storage's fault, a bug)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return DiskFull("the device's storage is full, so this change was not saved (earlier "
+                        "work is safe): free some space, then try again")
+    if code in _FAILED_STORAGE:
+        return StorageFailed(f"the device could not read or write its data ({exc}): restart "
+                             "the app; if it happens again, check the device's storage")
+    return None
 
 
 @contextmanager
@@ -112,6 +144,8 @@ class Replica:
         self._tx_lock = asyncio.Lock()  # one connection: transactions take turns
         self.invalid: dict[str, str] = {}
         """Documents that do not project (guid → problem); kept, never shown as records."""
+        self.storage_error: str | None = None
+        """The last storage failure (disk full, I/O error); cleared by the next commit."""
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -126,6 +160,7 @@ class Replica:
             await self.db.execute("PRAGMA journal_mode=WAL")
             await self.db.execute("PRAGMA synchronous=FULL")
             await self.db.execute("PRAGMA temp_store=MEMORY")
+            await self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             await self.db.executescript(_EDGE_DDL)
             await self._migrate()
             await self.db.executescript(_projection_ddl())
@@ -244,7 +279,17 @@ class Replica:
                     ) -> Record:
         """One local change, durable on return: document, outbox and projection in one
         transaction. The network is never involved. ``values`` may be a function of the
-        document's content as it stands inside the transaction (a list edit)."""
+        document's content as it stands inside the transaction (a list edit). A full disk gets
+        one more try after the WAL is checkpointed and truncated (that may be the space it
+        needs)."""
+        try:
+            return await self._write(coll_name, record_id, values)
+        except DiskFull:
+            return await self._write(coll_name, record_id, values)
+
+    async def _write(self, coll_name: str, record_id: str,
+                     values: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
+                     ) -> Record:
         guid = make_guid(coll_name, record_id)
         async with self._transaction() as dirty:
             dirty.add(guid)
@@ -265,19 +310,51 @@ class Replica:
         on one connection). The caller adds to the yielded set the guids whose
         in-memory documents it changes; on any failure, cancellation included, the transaction
         is rolled back and those documents are reloaded from disk, so memory always equals
-        what is committed."""
+        what is committed. A storage failure is raised as `DiskFull` or `StorageFailed` (after
+        a checkpoint that may free space) and kept in ``storage_error`` until a commit works."""
         dirty: set[str] = set()
         async with self._tx_lock:
             try:
                 await self.db.execute("BEGIN IMMEDIATE")
                 yield dirty
                 await self.db.execute("COMMIT")
-            except BaseException:
+            except BaseException as exc:
                 # Nothing may be open: BEGIN never ran, or COMMIT ran before a cancellation.
-                with suppress(sqlite3.OperationalError):
+                with suppress(sqlite3.Error):
                     await self.db.execute("ROLLBACK")
-                await self._reload(dirty)
-                raise
+                with suppress(sqlite3.Error):  # a failing disk may fail this too: memory
+                    await self._reload(dirty)  # then reloads on the next transaction
+                failure = storage_error(exc) if isinstance(exc, sqlite3.Error) else None
+                if failure is None:
+                    raise
+                self.storage_error = failure.message
+                if isinstance(failure, DiskFull):
+                    await self.checkpoint()
+                raise failure from exc
+            self.storage_error = None
+        await self._trim_wal()
+
+    async def checkpoint(self) -> None:
+        """Copy the WAL into the database and truncate it (frees its space on a full disk)."""
+        with suppress(sqlite3.Error):
+            await self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    async def _trim_wal(self) -> None:
+        if _size(self._wal_path) > WAL_TRIM_BYTES:
+            await self.checkpoint()
+
+    @property
+    def _wal_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-wal")
+
+    def storage(self) -> dict[str, Any]:
+        """The replica's storage as the person and `velocity edge status` see it."""
+        free = shutil.disk_usage(self.path.parent).free
+        error = self.storage_error or (
+            f"the device's storage is almost full ({free} bytes free): free some space"
+            if free < LOW_DISK_BYTES else None)
+        return {"error": error, "disk_free_bytes": free,
+                "database_bytes": _size(self.path), "wal_bytes": _size(self._wal_path)}
 
     # --- sync -------------------------------------------------------------------------------
 
@@ -524,9 +601,23 @@ class Replica:
 
     async def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
         """Read the in-memory projection (SQL written by this package, never by a caller)."""
-        async with self.db.execute(sql, tuple(params)) as cur:
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+        try:
+            async with self.db.execute(sql, tuple(params)) as cur:
+                names = [d[0] for d in cur.description]
+                return [dict(zip(names, row, strict=True)) for row in await cur.fetchall()]
+        except sqlite3.Error as exc:
+            failure = storage_error(exc)
+            if failure is None:
+                raise
+            self.storage_error = failure.message
+            raise failure from exc
+
+
+def _size(path: Path) -> int:
+    try:
+        return os.stat(path).st_size
+    except FileNotFoundError:
+        return 0
 
 
 def _changed_fields(coll: Collection, before: dict[str, Any], after: dict[str, Any]

@@ -109,4 +109,5 @@ class EdgeAgent:
             "stopped": sync.stopped_reason if sync else None,
             "refusals": await self.replica.refusals(),
             "invalid_documents": dict(self.replica.invalid),
+            "storage": self.replica.storage(),
         }

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.auth import verify_challenge
@@ -96,6 +97,10 @@ class SyncSession:
             return
         except WebSocketDisconnect:
             return
+        except Exception as exc:  # the database or the network failed, or a bug
+            _log_failure(exc, "handshake", self.device_id)
+            await self._close(p.CloseCode.INTERNAL, "internal", "hub error; retry later")
+            return
         self.hub.connections.add(self)
         self._cursor = hello.cursor
         try:
@@ -150,8 +155,8 @@ class SyncSession:
             pass
         except VelocityError as exc:
             await self._close(p.close_code_for(exc), exc.code, exc.message)
-        except Exception:
-            log.exception("sync session of device %s failed", self.device_id)
+        except Exception as exc:
+            _log_failure(exc, "session", self.device_id)
             await self._close(p.CloseCode.INTERNAL, "internal", "hub error; retry later")
         finally:
             for task in tasks:
@@ -295,6 +300,20 @@ class SyncSession:
                                                       self.hub.settings.max_offences)
             if blocked:
                 raise AuthError("device blocked after repeated unsafe updates", code="blocked")
+
+
+_OUTAGES = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+            asyncpg.exceptions.OperatorInterventionError,
+            asyncpg.exceptions.InsufficientResourcesError)
+"""Failures of the database or the network, not of the code: one log line, no traceback."""
+
+
+def _log_failure(exc: Exception, stage: str, device_id: str) -> None:
+    if isinstance(exc, _OUTAGES):
+        log.warning("sync %s of device %s ended: %s: %s", stage, device_id or "?",
+                    type(exc).__name__, exc)
+    else:
+        log.exception("sync %s of device %s failed", stage, device_id or "?")
 
 
 def _chunks(items: list[LogItem], max_bytes: int, max_items: int) -> Iterator[list[LogItem]]:

@@ -17,12 +17,14 @@ import httpx
 import pytest
 
 from edge_agent.crypto import Sealer
+from edge_agent.local_api import create_local_app
 from edge_agent.reconnect import Backoff
 from edge_agent.replica import RefusalKind, Replica
 from edge_agent.service import EdgeAgent, local_token
 from tests.hubkit import running_hub
 from tests.reliability.kit import paired, until
 from tests.reliability.proxy import FaultProxy
+from tests.test_edge_local_api import _offline_device
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,3 +233,72 @@ async def _retried(edge: EdgeAgent) -> bool:
 
 async def _pending_zero(edge: EdgeAgent) -> bool:
     return await edge.replica.pending_count() == 0
+
+
+async def test_a_full_disk_answers_json_on_the_local_api_and_shows_in_status(
+    tmp_path: Path,
+) -> None:
+    """The database can grow no more (SQLite's own size limit, the same SQLITE_FULL a full disk
+    gives): the writer gets a JSON 507 saying so, earlier work stays readable, the status
+    reports it until a write succeeds again."""
+    async with EdgeAgent(_offline_device(tmp_path / "dev")) as agent:
+        transport = httpx.ASGITransport(app=create_local_app(agent))
+        auth = {"Authorization": f"Bearer {agent.token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://edge") as http:
+            r = await http.post("/api/crm/people", headers=auth,
+                                json={"values": {"full_name": "Zara Khan"}})
+            assert r.status_code == 201
+            db = agent.replica.db
+            async with db.execute("PRAGMA page_count") as cur:
+                pages = (await cur.fetchone())[0]  # type: ignore[index]
+            await db.execute(f"PRAGMA max_page_count = {pages + 2}")
+            for i in range(50):
+                r = await http.post("/api/crm/people", headers=auth, json={
+                    "values": {"full_name": f"Visitor {i}", "notes": "x" * 20_000}})
+                if r.status_code != 201:
+                    break
+            assert r.status_code == 507, r.text
+            assert r.json()["error"] == "disk_full" and "full" in r.json()["detail"]
+            status = (await http.get("/status", headers=auth)).json()
+            assert "full" in status["storage"]["error"]
+            names = {c["full_name"] for c in (await http.get("/api/crm/contacts",
+                                                              headers=auth)).json()}
+            assert "Zara Khan" in names
+            await db.execute("PRAGMA max_page_count = 1073741823")
+            r = await http.post("/api/crm/people", headers=auth,
+                                json={"values": {"full_name": "After space was freed"}})
+            assert r.status_code == 201
+            assert (await http.get("/status", headers=auth)).json()["storage"]["error"] is None
+
+
+async def test_a_database_outage_ends_each_session_with_error_and_close_code() -> None:
+    """The hub's database stops taking connections: a device connecting gets the protocol's
+    ERROR with 4500 and a close frame (handshakes used to die with no close frame)."""
+    import asyncpg
+    import websockets
+
+    from sync import protocol as p
+    from tests.hubkit import pair_device
+    from tests.pg import server_url
+
+    async with running_hub() as server:
+        dev = await pair_device(server, "senior_broker@t1.test", "t1-senior_broker", 501)
+        name = server.hub.database_url.rsplit("/", 1)[1]
+        admin = await asyncpg.connect(server_url())
+        try:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+            await admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                "WHERE datname = $1 AND pid <> pg_backend_pid()", name)
+            for _ in range(3):
+                async with websockets.connect(server.sync_url) as ws:
+                    await ws.send(p.encode(p.Hello(dev.device_id, 0, (501,))))
+                    error = p.decode(await ws.recv())  # type: ignore[arg-type]
+                    assert isinstance(error, p.Error), error
+                    assert error.close_code == p.CloseCode.INTERNAL
+                    with pytest.raises(websockets.ConnectionClosed) as closed:
+                        await ws.recv()
+                    assert closed.value.rcvd is not None
+                    assert closed.value.rcvd.code == p.CloseCode.INTERNAL
+        finally:
+            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            await admin.close()
