@@ -19,6 +19,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass
+from difflib import SequenceMatcher
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -516,11 +517,14 @@ class Replica:
 
         A retryable refusal (the hub's own trouble), or a refusal of an update that only
         continues an earlier one still waiting in the outbox, keeps the update as it is under a
-        new id (the hub's verdict on an id is final): it is pushed again. Any other refusal is
-        final: the document is rebuilt from confirmed state, its earlier pending updates kept
-        byte for byte (they may be committed already) and every later one re-made as a new
-        update; the refusal is recorded with the fields it tried to change. A later change that
-        cannot stand without the refused one is recorded as refused too, never dropped silently.
+        new id (the hub's verdict on an id is final): it is pushed again. A gap with nothing
+        earlier waiting (its predecessor has landed since, or the clocks went astray) rebuilds
+        the document as below but re-makes the refused change too: it was never judged on its
+        content. Any other refusal is final: the document is rebuilt from confirmed state, its
+        earlier pending updates kept byte for byte (they may be committed already) and every
+        later one re-made as a new update; the refusal is recorded with the fields it tried to
+        change. A later change that cannot stand without the refused one is recorded as refused
+        too, never dropped silently.
         """
         async with self._transaction() as dirty:
             async with self.db.execute(
@@ -537,11 +541,12 @@ class Replica:
                                       (new_id(), position))
                 return Refusal(RefusalKind.RETRY, position)
             dirty.add(guid)
-            await self._rebuild(guid, entries, index, reason, message)
+            await self._rebuild(guid, entries, index, reason, message,
+                                keep_refused=reason in p.DEPENDENT_REASONS)
         return Refusal(RefusalKind.REBUILT, position)
 
     async def _rebuild(self, guid: str, entries: list[tuple[int, str, bytes]], index: int,
-                       reason: str, message: str) -> None:
+                       reason: str, message: str, *, keep_refused: bool) -> None:
         coll_name, record_id = split_guid(guid)
         coll = collection(coll_name)
         confirmed = await self._confirmed(guid)
@@ -555,7 +560,7 @@ class Replica:
                 rebuilt.apply(data)  # kept as sent
                 continue
             changed = _changed_fields(coll, before, replay.content())
-            if n == index:
+            if n == index and not keep_refused:
                 refusals.append((uid, reason, message, _describe(changed)))
                 await self.db.execute("DELETE FROM edge_outbox WHERE update_id = ?", (uid,))
                 continue
@@ -628,30 +633,33 @@ def _changed_fields(coll: Collection, before: dict[str, Any], after: dict[str, A
 def _rebased(coll: Collection, current: dict[str, Any], before: dict[str, Any],
              changed: dict[str, Any]) -> dict[str, Any]:
     """A later change re-made on the rebuilt document: registers and lists take their new
-    value; a text takes the same edit (the span that changed), applied to the text as it now
-    stands, so a refused edit of the same text does not come back with it."""
+    value; a text takes the same edits, placed on the text as it now stands (without the
+    refused change), so a refused edit of the same text does not come back with it."""
     out = dict(changed)
     for name, value in changed.items():
         if coll.kinds[name] is CrdtKind.TEXT:
-            old, new, now = str(before.get(name) or ""), str(value or ""), str(
-                current.get(name) or "")
-            start, end_old, end_new = _splice(old, new)
-            at = min(start, len(now))
-            out[name] = now[:at] + new[start:end_new] + now[min(len(now), at + end_old - start):]
+            out[name] = _rebase_text(str(before.get(name) or ""), str(value or ""),
+                                     str(current.get(name) or ""))
     return out
 
 
-def _splice(old: str, new: str) -> tuple[int, int, int]:
-    """The span where ``old`` and ``new`` differ: (start, end in old, end in new)."""
-    start = 0
-    limit = min(len(old), len(new))
-    while start < limit and old[start] == new[start]:
-        start += 1
-    end_old, end_new = len(old), len(new)
-    while end_old > start and end_new > start and old[end_old - 1] == new[end_new - 1]:
-        end_old -= 1
-        end_new -= 1
-    return start, end_old, end_new
+def _rebase_text(before: str, after: str, now: str) -> str:
+    """Apply the edits that turned ``before`` into ``after`` to ``now`` (a three-way merge
+    at character level: positions in ``before`` are carried over to ``now``)."""
+    alignment = SequenceMatcher(None, before, now, autojunk=False).get_opcodes()
+
+    def carried(i: int) -> int:
+        for tag, a1, a2, b1, b2 in alignment:
+            if a1 <= i <= a2 and (i < a2 or a1 == a2 or tag == "equal"):
+                return b1 + (i - a1) if tag == "equal" else (b1 if i == a1 else b2)
+        return len(now)
+
+    edits = SequenceMatcher(None, before, after, autojunk=False).get_opcodes()
+    for tag, i1, i2, j1, j2 in reversed(edits):
+        if tag != "equal":
+            start, end = carried(i1), max(carried(i1), carried(i2))
+            now = now[:start] + after[j1:j2] + now[end:]
+    return now
 
 
 def _describe(changed: dict[str, Any]) -> str:

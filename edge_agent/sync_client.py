@@ -183,10 +183,11 @@ class SyncClient:
                             window: PushWindow, answered: asyncio.Event) -> None:
         if previous is not None:
             await previous  # in order; a failed predecessor fails this one too
-        await self._handle(message, window, answered)
+        await self.handle(message, window, answered)
 
-    async def _handle(self, message: p.Message, window: PushWindow, answered: asyncio.Event
-                      ) -> None:
+    async def handle(self, message: p.Message, window: PushWindow, answered: asyncio.Event
+                     ) -> None:
+        """Apply one message from the hub: a pull batch, an ACK or a REFUSAL."""
         if isinstance(message, p.PullBatch):
             await self.replica.apply_pulled(
                 ((i.guid, i.data, i.kind is p.ItemKind.SNAPSHOT) for i in message.items
@@ -227,6 +228,18 @@ class SyncClient:
         self._retry_pause = min(longest, self._retry_pause * 2 or first)
         self._retry_at = time.monotonic() + self._retry_pause
 
+    async def next_batch(self, window: PushWindow) -> p.PushBatch | None:
+        """The next batch to push, counted in ``window``, when the window is open and the
+        outbox has more (it may be empty: what was read is all awaiting answers already)."""
+        if not window.open:
+            return None
+        entries = await self.replica.outbox(self.batch, after=window.after)
+        if not entries:
+            return None
+        batch = window.sendable(entries)
+        window.sent(batch, time.monotonic(), read_to=entries[-1].position)
+        return p.PushBatch(tuple(p.PushItem(e.update_id, e.guid, e.data) for e in batch))
+
     async def _push_loop(self, ws: websockets.ClientConnection, window: PushWindow,
                          answered: asyncio.Event) -> None:
         """Push the outbox in order, at most ``window.limit`` batches unanswered; a batch
@@ -239,15 +252,11 @@ class SyncClient:
                 continue
             self._outbox_event.clear()
             answered.clear()
-            if window.open:
-                entries = await self.replica.outbox(self.batch, after=window.after)
-                if entries:
-                    batch = window.sendable(entries)
-                    window.sent(batch, time.monotonic(), read_to=entries[-1].position)
-                    if batch:
-                        await ws.send(p.encode(p.PushBatch(tuple(
-                            p.PushItem(e.update_id, e.guid, e.data) for e in batch))))
-                    continue
+            batch = await self.next_batch(window)
+            if batch is not None:
+                if batch.items:
+                    await ws.send(p.encode(batch))
+                continue
             if window.overdue(time.monotonic()):
                 raise TimeoutError(f"the hub did not answer a push in {window.timeout_s:.0f}s")
             waiters = [asyncio.create_task(self._outbox_event.wait()),
