@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -46,3 +54,57 @@ def point_at(folder: Path, hub_url: str) -> None:
     path = folder / IDENTITY_FILE
     identity = json.loads(path.read_text())
     path.write_text(json.dumps({**identity, "hub_url": hub_url}))
+
+
+ROOT = Path(__file__).resolve().parents[2]
+VELOCITY = [sys.executable, "-c", "from cli.main import app; app()"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """A `velocity …` command run as its own process group, killed with `kill -9` on demand
+    (the whole group: a hub's sandbox workers die with it, as on a power cut)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.args, self.env, self.log = args, env, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [*VELOCITY, *self.args], cwd=ROOT, stdout=out, stderr=out,
+                env={**os.environ, "PYTHONPATH": str(ROOT), **self.env},
+                start_new_session=True)
+        self.starts += 1
+
+    def kill_9(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.proc = None
+
+    def stop(self) -> None:
+        """Ctrl-C, then kill -9 after 15 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill_9()
+        self.proc = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def integrity(path: Path) -> str:
+    """SQLite's own verdict on a database file ("ok" when sound)."""
+    with closing(sqlite3.connect(path)) as db:
+        return str(db.execute("PRAGMA integrity_check").fetchone()[0])

@@ -1,0 +1,144 @@
+"""The standing fault suite: real processes and real parts, faults at random moments.
+
+After every run: each write the local API acknowledged is on the hub exactly once (no write is
+there twice), the replica equals the hub, and SQLite's integrity check passes. The fault plan
+comes from ``VELOCITY_FAULT_SEED`` (printed on failure, so a run can be repeated).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from edge_agent.service import EdgeAgent, local_token
+from tests.hubkit import running_hub
+from tests.pg import fresh_database
+from tests.reliability.kit import Process, free_port, integrity, paired, point_at, until
+
+pytestmark = pytest.mark.anyio
+SEED = int(os.environ.get("VELOCITY_FAULT_SEED", str(random.randrange(1 << 16))))
+TOKEN = re.compile(r"\[(w\d+)\]")
+
+
+class Writer:
+    """A broker's app on the device: creates people and appends to their notes through the
+    local API; remembers which writes were acknowledged."""
+
+    def __init__(self, api_port: int, token: str, rng: random.Random) -> None:
+        self.http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{api_port}", timeout=5,
+                                      headers={"Authorization": f"Bearer {token}"})
+        self.rng = rng
+        self.notes: dict[str, str] = {}
+        self.acked: set[str] = set()
+        self.tried = 0
+
+    async def write_for(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            await self.write_one()
+
+    async def write_one(self) -> None:
+        self.tried += 1
+        token = f"[w{self.tried}]"
+        try:
+            if not self.notes or self.rng.random() < 0.3:
+                r = await self.http.post("/api/crm/people", json={
+                    "values": {"full_name": f"Visitor {self.tried}", "notes": token}})
+                if r.status_code == 201:
+                    self.notes[r.json()["id"]] = token
+            else:
+                person = self.rng.choice(sorted(self.notes))
+                notes = self.notes[person] + token
+                r = await self.http.patch(f"/api/crm/people/{person}",
+                                          json={"values": {"notes": notes}})
+                if r.status_code == 200:
+                    self.notes[person] = notes
+        except httpx.TransportError:
+            await asyncio.sleep(0.05)  # the agent is down: the app waits a moment
+            return
+        assert r.status_code in (200, 201), r.text
+        self.acked.add(token.strip("[]"))
+
+    async def serving(self) -> bool:
+        try:
+            return (await self.http.get("/status")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    async def drained(self) -> bool:
+        try:
+            status = (await self.http.get("/status")).json()
+        except httpx.TransportError:
+            return False
+        return bool(status["online"] and status["pending_updates"] == 0)
+
+
+async def test_kill_9_of_edge_and_hub_at_random_moments(tmp_path: Path) -> None:
+    rng = random.Random(SEED)
+    url = await fresh_database()
+    folder = tmp_path / "ipad"
+    async with running_hub(url) as server:  # tenants, users and the pairing
+        await paired(server, folder, "t1-senior_broker")
+    hub_port, api_port = free_port(), free_port()
+    point_at(folder, f"http://127.0.0.1:{hub_port}")
+    hub = Process(["hub", "serve"], {"DATABASE_URL": url, "VELOCITY_PORT": str(hub_port),
+                                     "VELOCITY_DATA_DIR": str(tmp_path / "hub")},
+                  tmp_path / "hub.log")
+    edge = Process(["edge", "run"], {"VELOCITY_EDGE_DATA_DIR": str(folder),
+                                     "VELOCITY_EDGE_API_PORT": str(api_port),
+                                     "VELOCITY_EDGE_BACKOFF_CAP_S": "2"},
+                   tmp_path / "edge.log")
+    writer = Writer(api_port, local_token(folder), rng)
+    kills = {"edge": 0, "hub": 0}
+    hub.start()
+    edge.start()
+    try:
+        await until(writer.serving, timeout=30, what="the local API")
+        for _ in range(5):
+            await writer.write_for(rng.uniform(0.5, 1.5))
+            name, victim = rng.choice([("edge", edge), ("hub", hub), ("edge", edge)])
+            victim.kill_9()
+            kills[name] += 1
+            await writer.write_for(rng.uniform(0.1, 0.6))
+            victim.start()
+            await until(writer.serving, timeout=30, what="the local API")
+        await writer.write_for(1.0)
+        await until(writer.drained, timeout=60, what=f"the edge drained (seed {SEED})")
+    finally:
+        await writer.http.aclose()
+        edge.stop()
+        hub.stop()
+    assert integrity(folder / "replica.db") == "ok"
+    assert len(writer.acked) > 40, f"too few writes got through: {writer.acked}"
+    await _check_exactly_once(url, folder, writer.acked, kills)
+
+
+async def _check_exactly_once(url: str, folder: Path, acked: set[str],
+                              faults: dict[str, int]) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetch("SELECT id, full_name, notes FROM crm_people")
+    finally:
+        await conn.close()
+    on_hub = {r["id"]: (r["full_name"], r["notes"]) for r in rows}
+    seen: dict[str, int] = {}
+    for _, notes in on_hub.values():
+        for token in TOKEN.findall(notes or ""):
+            seen[token] = seen.get(token, 0) + 1
+    context = f"seed {SEED}, faults {faults}"
+    assert {t for t, n in seen.items() if n > 1} == set(), f"written twice ({context})"
+    assert acked - seen.keys() == set(), f"acknowledged but lost ({context})"
+    from edge_agent.settings import EdgeSettings
+
+    async with EdgeAgent(EdgeSettings(data_dir=folder), sync=False) as agent:
+        replica = {r["id"]: (r["full_name"], r["notes"]) for r in await agent.replica.query(
+            "SELECT id, full_name, notes FROM temp.crm_people")}
+    assert replica == on_hub, f"the replica differs from the hub ({context})"
