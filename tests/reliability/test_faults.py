@@ -11,6 +11,7 @@ import asyncio
 import os
 import random
 import re
+import tempfile
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from tests.reliability.kit import Process, free_port, integrity, paired, point_a
 
 pytestmark = pytest.mark.anyio
 SEED = int(os.environ.get("VELOCITY_FAULT_SEED", str(random.randrange(1 << 16))))
-TOKEN = re.compile(r"\[(w\d+)\]")
+TOKEN = re.compile(r"\[([a-z]\d+)\]")
 
 
 class Writer:
@@ -142,3 +143,120 @@ async def _check_exactly_once(url: str, folder: Path, acked: set[str],
         replica = {r["id"]: (r["full_name"], r["notes"]) for r in await agent.replica.query(
             "SELECT id, full_name, notes FROM temp.crm_people")}
     assert replica == on_hub, f"the replica differs from the hub ({context})"
+
+
+class InProcessWriter:
+    """Writes on an in-process edge agent (acknowledged = the write returned)."""
+
+    def __init__(self, agent: EdgeAgent, name: str, rng: random.Random) -> None:
+        self.agent, self.name, self.rng = agent, name, rng
+        self.acked: set[str] = set()
+        self.count = 0
+
+    async def write(self, n: int) -> None:
+        for _ in range(n):
+            self.count += 1
+            token = f"{self.name}{self.count}"
+            people = sorted(d.record_id for d in self.agent.replica.documents()
+                            if d.collection.name == "people")
+            if not people or self.rng.random() < 0.3:
+                await self.agent.write("people", None, {"full_name": f"Visitor {token}",
+                                                        "notes": f"[{token}]"})
+            else:
+                def append(content: dict[str, object], token: str = token) -> dict[str, object]:
+                    return {"notes": f"{content.get('notes') or ''}[{token}]"}
+                # appended to the text as it stands when written (changes pulled meanwhile kept)
+                await self.agent.write("people", self.rng.choice(people), append)
+            self.acked.add(token)
+
+
+async def test_network_cuts_delays_stalls_and_refusals(tmp_path: Path) -> None:
+    """Two devices of one broker behind a fault proxy: cut, slowed, stalled (half-open) and
+    refused links while both write, each on records the other changes too."""
+    from tests.reliability.proxy import FaultProxy
+
+    rng = random.Random(SEED)
+    async with running_hub() as server, FaultProxy(server.port) as proxy:
+        a = await paired(server, tmp_path / "a", "t1-senior_broker", hub_url=proxy.url)
+        b = await paired(server, tmp_path / "b", "t1-senior_broker", hub_url=proxy.url)
+        faults: dict[str, int] = {}
+        async with EdgeAgent(a) as edge_a, EdgeAgent(b) as edge_b:
+            writers = [InProcessWriter(edge_a, "a", rng), InProcessWriter(edge_b, "b", rng)]
+            for _ in range(5):
+                fault = rng.choice(["cut", "delay", "stall", "refuse"])
+                faults[fault] = faults.get(fault, 0) + 1
+                if fault == "cut":
+                    proxy.cut()
+                elif fault == "delay":
+                    proxy.delay_s = 0.05
+                elif fault == "stall":
+                    proxy.stall()
+                else:
+                    await proxy.refuse()
+                for writer in writers:
+                    await writer.write(rng.randint(3, 10))
+                await asyncio.sleep(rng.uniform(0.2, 1.0))
+                proxy.delay_s = 0
+                proxy.flow()
+                await proxy.accept()
+                for writer in writers:
+                    await writer.write(rng.randint(3, 10))
+                await asyncio.sleep(rng.uniform(0.2, 0.6))
+            proxy.cut()  # a stalled link may hold a session open: start clean
+
+            async def converged() -> bool:
+                if any([await e.replica.pending_count() for e in (edge_a, edge_b)]):
+                    return False
+                docs = [{d.guid: d.content() for d in e.replica.documents()}
+                        for e in (edge_a, edge_b)]
+                return docs[0] == docs[1]
+            await until(converged, timeout=60, what=f"convergence (seed {SEED}, {faults})")
+            acked = writers[0].acked | writers[1].acked
+        for folder in (a.data_dir, b.data_dir):
+            assert integrity(folder / "replica.db") == "ok"
+        await _check_exactly_once(server.hub.database_url, a.data_dir, acked, faults)
+
+
+async def test_postgresql_restarted_mid_stream(tmp_path: Path) -> None:
+    """The hub's PostgreSQL (a private server of this test, never a shared one) restarts while
+    a device pushes a backlog and writes on: sessions end with ERROR 4500, the device comes
+    back, nothing is lost or doubled."""
+    import pgserver
+    from pgserver.postgres_server import pg_ctl
+
+    rng = random.Random(SEED)
+    # its own folder under the temporary directory (the server's user must reach it)
+    pg = pgserver.get_server(Path(tempfile.mkdtemp(prefix="velocity-test-pg-")),
+                             cleanup_mode="delete")
+    try:
+        admin = await asyncpg.connect(pg.get_uri())
+        await admin.execute("CREATE DATABASE velocity")
+        await admin.close()
+        url = pg.get_uri("velocity")
+        async with running_hub(url) as server:
+            settings = await paired(server, tmp_path / "ipad", "t1-senior_broker")
+            async with EdgeAgent(settings, sync=False) as offline:
+                backlog = InProcessWriter(offline, "o", rng)
+                await backlog.write(120)
+            async with EdgeAgent(settings) as edge:
+                writer = InProcessWriter(edge, "w", rng)
+                await until(lambda: _hub_has_some(server), what="pushing")
+                await asyncio.to_thread(pg_ctl, ["-w", "-m", "fast", "restart"],
+                                        pgdata=pg.pgdata, user=pg.system_user, timeout=60)
+                await writer.write(20)
+                await until(lambda: _drained(edge), timeout=60,
+                            what=f"the edge drained (seed {SEED})")
+            acked = backlog.acked | writer.acked
+            await _check_exactly_once(url, settings.data_dir, acked, {"pg_restart": 1})
+            assert integrity(settings.data_dir / "replica.db") == "ok"
+    finally:
+        pg.cleanup()
+
+
+async def _hub_has_some(server: object) -> bool:
+    pool = server.hub.db.pool  # type: ignore[attr-defined]
+    return bool(await pool.fetchval("SELECT count(*) FROM hub_updates") > 20)
+
+
+async def _drained(edge: EdgeAgent) -> bool:
+    return bool(edge.sync and edge.sync.online and await edge.replica.pending_count() == 0)
