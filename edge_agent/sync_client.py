@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import TracebackType
 
@@ -35,12 +36,15 @@ class SyncClient:
     def __init__(
         self, replica: Replica, pairing: Pairing, key: DeviceKey, *, batch: int = 200,
         backoff_base_s: float = 0.5, backoff_cap_s: float = 60.0, max_window: int = 8,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.replica = replica
         self.pairing = pairing
         self.key = key
         self.batch = batch
         self.max_window = max_window
+        self.clock = clock
+        """Time for the push window's answer latencies (a simulation passes its own)."""
         self.backoff = Backoff(backoff_base_s, backoff_cap_s)
         self._outbox_event = asyncio.Event()
         self._wake = asyncio.Event()
@@ -200,7 +204,7 @@ class SyncClient:
         elif isinstance(message, p.Ack):
             ids = [uid for uid, _ in message.entries]
             await self.replica.acknowledge(ids)
-            now = time.monotonic()
+            now = self.clock()
             for uid in ids:
                 window.answered(uid, now)
             self._retry_pause = 0.0
@@ -209,7 +213,7 @@ class SyncClient:
         elif isinstance(message, p.Refusal):
             outcome = await self.replica.refuse(message.update_id, message.guid, message.reason,
                                                 message.message)
-            window.answered(message.update_id, time.monotonic())
+            window.answered(message.update_id, self.clock())
             if outcome.kind is RefusalKind.RETRY:
                 self.retried += 1
                 window.rewind(outcome.position)
@@ -237,7 +241,7 @@ class SyncClient:
         if not entries:
             return None
         batch = window.sendable(entries)
-        window.sent(batch, time.monotonic(), read_to=entries[-1].position)
+        window.sent(batch, self.clock(), read_to=entries[-1].position)
         return p.PushBatch(tuple(p.PushItem(e.update_id, e.guid, e.data) for e in batch))
 
     async def _push_loop(self, ws: websockets.ClientConnection, window: PushWindow,

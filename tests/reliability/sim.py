@@ -121,6 +121,11 @@ class Simulation:
         self.hub = SimHub()
         self.edges: list[SimEdge] = []
         self.outcome = Outcome(seed, [])
+        self.step = 0
+
+    def clock(self) -> float:
+        """Logical time: one tick per scheduler step (wall time would make runs differ)."""
+        return float(self.step)
 
     def note(self, line: str) -> None:
         self.outcome.trace.append(line)
@@ -130,7 +135,8 @@ class Simulation:
             replica = Replica(Path(":memory:"), Sealer(bytes([n + 1]) * 32), client_id=1000 + n)
             await replica.__aenter__()
             pairing = Pairing("http://hub.invalid", f"d{n}", "t1", f"u{n}", "ipad", 1000 + n)
-            client = SyncClient(replica, pairing, DeviceKey.generate(), batch=3)
+            client = SyncClient(replica, pairing, DeviceKey.generate(), batch=3,
+                                clock=self.clock)
             self.edges.append(SimEdge(n, replica, client))
         try:
             for step in range(self.steps):
@@ -179,6 +185,7 @@ class Simulation:
         return await self._push_any()
 
     async def _act(self, kind: str, edge: SimEdge) -> None:
+        self.step += 1
         actions = {"write": self._write, "cut": self._cut, "connect": self._connect,
                    "deliver_up": self._deliver_up, "deliver_down": self._deliver_down,
                    "push": self._push}
