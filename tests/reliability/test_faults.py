@@ -260,3 +260,28 @@ async def _hub_has_some(server: object) -> bool:
 
 async def _drained(edge: EdgeAgent) -> bool:
     return bool(edge.sync and edge.sync.online and await edge.replica.pending_count() == 0)
+
+
+async def test_fail_over_to_a_second_hub(tmp_path: Path) -> None:
+    """Two hub processes on one PostgreSQL behind one address: the first is cut off mid-stream
+    and connections go to the second; nothing is lost or doubled."""
+    from tests.reliability.proxy import FaultProxy
+
+    rng = random.Random(SEED)
+    async with running_hub() as first, running_hub(first.hub.database_url) as second, \
+            FaultProxy(first.port) as proxy:
+        settings = await paired(first, tmp_path / "ipad", "t1-senior_broker",
+                                hub_url=proxy.url)
+        async with EdgeAgent(settings, sync=False) as offline:
+            backlog = InProcessWriter(offline, "o", rng)
+            await backlog.write(60)
+        async with EdgeAgent(settings) as edge:
+            writer = InProcessWriter(edge, "w", rng)
+            await until(lambda: _hub_has_some(first), what="pushing to the first hub")
+            await proxy.retarget(second.port)  # the first hub is gone for this device
+            await writer.write(20)
+            await until(lambda: _drained(edge), timeout=60,
+                        what=f"the edge drained on the second hub (seed {SEED})")
+        await _check_exactly_once(first.hub.database_url, settings.data_dir,
+                                  backlog.acked | writer.acked, {"fail_over": 1})
+        assert integrity(settings.data_dir / "replica.db") == "ok"
