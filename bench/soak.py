@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -319,6 +320,7 @@ async def main(args: argparse.Namespace) -> None:
         result = await soak(settings, hub, url, args.minutes, rng)
     finally:
         hub.stop()
+        shutil.rmtree(folder, ignore_errors=True)
         if pg is not None:
             pg.cleanup()
         else:  # a database of its own on a shared server: leave nothing behind
