@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from hub.database import Database
 from hub.server import HubServer
 from sync import protocol as p
 from tests.hubkit import login, pair_device, running_hub
+from tests.pg import fresh_database
 
 pytestmark = pytest.mark.anyio
 API = "/api/oracle/v1"
@@ -235,3 +238,20 @@ async def test_synced_edit_of_a_view_only_page_is_refused_with_a_reason() -> Non
         assert now["title"] == "Shared" and now["narrative"] == "Agenda: whales"
         assert now["sharing"] == "tenant"
         assert isinstance(refusal, p.Refusal)
+
+
+async def test_a_database_from_before_page_sharing_gains_its_columns() -> None:
+    url = await fresh_database()
+    conn = await asyncpg.connect(url)
+    try:  # the projection table as the first release created it
+        await conn.execute(
+            "CREATE TABLE oracle_canvas_pages (tenant_id text NOT NULL, id text, owner_id text, "
+            "team_id text, created_at timestamptz, deleted boolean, title text, components "
+            "jsonb, narrative text, PRIMARY KEY (tenant_id, id))")
+    finally:
+        await conn.close()
+    async with Database(url) as db:
+        columns = {r["column_name"] for r in await db.pool.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = "
+            "'oracle_canvas_pages'")}
+    assert {"sharing", "editors", "viewers"} <= columns
