@@ -35,6 +35,8 @@ class _DocInfo:
     team_id: str | None
     prev_owner_id: str | None
     prev_team_id: str | None
+    readers: list[str] | None
+    prev_readers: list[str] | None
     scope_seq: int
     state: bytes | None
     """Its merged state, read when its scope changed within the window (snapshots need it)."""
@@ -80,7 +82,8 @@ class LogFeed:
                 return
             rows = await self._store.db.pool.fetch(
                 "SELECT u.seq, u.guid, u.data, u.device_id, d.collection, d.owner_id, "
-                "d.team_id, d.prev_owner_id, d.prev_team_id, d.scope_seq, "
+                "d.team_id, d.prev_owner_id, d.prev_team_id, d.readers, d.prev_readers, "
+                "d.scope_seq, "
                 "CASE WHEN d.scope_seq > $4 THEN d.state END AS state "
                 "FROM hub_updates u JOIN hub_documents d "
                 "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
@@ -92,7 +95,8 @@ class LogFeed:
                 state = r["state"]
                 window.docs[r["guid"]] = _DocInfo(
                     r["collection"], r["owner_id"], r["team_id"], r["prev_owner_id"],
-                    r["prev_team_id"], r["scope_seq"], bytes(state) if state is not None else None)
+                    r["prev_team_id"], r["readers"], r["prev_readers"], r["scope_seq"],
+                    bytes(state) if state is not None else None)
             window.top = rows[-1]["seq"] if len(rows) == MAX_EXTEND_ROWS else last
             if len(window.seqs) > self._window_rows:
                 _trim(window, len(window.seqs) - self._window_rows // 2)
@@ -120,9 +124,11 @@ def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit
             continue
         doc = window.docs[guid]
         item = log_item(principal, cursor, seq, guid,
-                        visible=may_read(principal, doc.collection, doc.owner_id, doc.team_id),
+                        visible=may_read(principal, doc.collection, doc.owner_id, doc.team_id,
+                                         doc.readers),
                         collection=doc.collection, prev_owner_id=doc.prev_owner_id,
-                        prev_team_id=doc.prev_team_id, scope_seq=doc.scope_seq,
+                        prev_team_id=doc.prev_team_id, prev_readers=doc.prev_readers,
+                        scope_seq=doc.scope_seq,
                         state=doc.state, data=data, origin=origin)
         if item is None:
             continue

@@ -12,7 +12,7 @@ from typing import Any
 
 from core.errors import PermissionDenied
 from core.identity import Principal, Role
-from hub.scope import may_read
+from hub.scope import CANVAS, may_read
 from schema import Collection
 
 
@@ -56,7 +56,6 @@ def _default(coll: Collection, name: str) -> Any:
 
 # --- Oracle canvas pages ------------------------------------------------------------------------
 
-CANVAS = "canvas_pages"
 CANVAS_SHARING_FIELDS = ("owner_id", "team_id", "sharing", "editors", "viewers", "deleted")
 """Who may see or edit a page, and whether it exists: only its owner or an ADMIN changes them."""
 

@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from core.identity import Principal, Role
 from schema import COLLECTIONS
 
 OWNER_SCOPED = tuple(sorted(c.name for c in COLLECTIONS.values() if c.owner_scoped))
+CANVAS = "canvas_pages"
+
+
+def readers_of(collection: str, values: Mapping[str, Any]) -> list[str] | None:
+    """The names that may read a document its collection shares by name (a canvas page not
+    shared with the whole tenant): its owner, editors and viewers, and ``team:<id>`` for a
+    page shared with its team. None: the owner and team rule alone decides (every other
+    document). Kept as the document's ``readers`` column."""
+    if collection != CANVAS or values.get("sharing") == "tenant":
+        return None
+    names = {values.get("owner_id"), *(values.get("editors") or ()),
+             *(values.get("viewers") or ())}
+    if values.get("sharing") == "team" and values.get("team_id"):
+        names.add(f"team:{values['team_id']}")
+    return sorted(n for n in names if n)
+
+
+def reader_keys(principal: Principal) -> list[str]:
+    """The names that stand for ``principal`` in a ``readers`` list."""
+    return [principal.user_id] + ([f"team:{principal.team_id}"] if principal.team_id else [])
 
 
 def may_read(principal: Principal, collection: str, owner_id: str | None,
-             team_id: str | None) -> bool:
+             team_id: str | None, readers: Sequence[str] | None = None) -> bool:
     """Managers read the whole tenant; brokers read owner-scoped records that are theirs
-    (seniors: also their team's) and every other collection of the tenant."""
-    if principal.is_manager or collection not in OWNER_SCOPED:
+    (seniors: also their team's), documents shared by name with them (``readers``), and every
+    other document of the tenant."""
+    if principal.is_manager:
+        return True
+    if readers is not None and not set(reader_keys(principal)) & set(readers):
+        return False
+    if collection not in OWNER_SCOPED:
         return True
     if owner_id == principal.user_id:
         return True
@@ -26,17 +54,22 @@ def may_read(principal: Principal, collection: str, owner_id: str | None,
 def scope_sql(principal: Principal, alias: str, first_param: int, *, previous: bool = False
               ) -> tuple[str, list[object]]:
     """The same rule as `may_read` as a SQL condition on ``alias`` (hub_documents); with
-    ``previous``, on the owner and team the document had before its last scope change."""
+    ``previous``, on the owner, team and readers the document had before its last scope
+    change."""
     if principal.is_manager:
         return "TRUE", []
-    owner, team = ("prev_owner_id", "prev_team_id") if previous else ("owner_id", "team_id")
+    owner, team, readers = (("prev_owner_id", "prev_team_id", "prev_readers") if previous
+                            else ("owner_id", "team_id", "readers"))
     n = first_param
     cond = f"(NOT ({alias}.collection = ANY(${n}::text[])) OR {alias}.{owner} = ${n + 1}"
     params: list[object] = [list(OWNER_SCOPED), principal.user_id]
     if principal.role is Role.SENIOR_BROKER and principal.team_id is not None:
         cond += f" OR {alias}.{team} = ${n + 2}"
         params.append(principal.team_id)
-    return cond + ")", params
+    cond += (f") AND ({alias}.{readers} IS NULL OR {alias}.{readers} && "
+             f"${n + len(params)}::text[])")
+    params.append(reader_keys(principal))
+    return f"({cond})", params
 
 
 def row_scope_sql(principal: Principal, table_collection: str, alias: str, first_param: int

@@ -19,7 +19,7 @@ from core.identity import Principal
 from core.ids import split_guid
 from hub.database import Database
 from hub.policy import check_write
-from hub.scope import may_read, scope_sql
+from hub.scope import may_read, readers_of, scope_sql
 from schema import collection, to_row
 from schema.ddl import column_types
 from schema.models import Record
@@ -216,7 +216,7 @@ class HubStore:
         rows = await self.db.pool.fetch(
             "SELECT u.seq, u.guid, u.data, u.device_id, d.scope_seq, d.collection, "
             "CASE WHEN d.scope_seq > $2 THEN d.state END AS state, "  # only snapshots need it
-            f"d.prev_owner_id, d.prev_team_id, ({cond}) AS visible "
+            f"d.prev_owner_id, d.prev_team_id, d.prev_readers, ({cond}) AS visible "
             "FROM hub_updates u JOIN hub_documents d "
             "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
             f"WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 AND (CASE WHEN {cond} "
@@ -232,7 +232,8 @@ class HubStore:
                 continue
             item = log_item(principal, cursor, r["seq"], r["guid"], visible=r["visible"],
                             collection=r["collection"], prev_owner_id=r["prev_owner_id"],
-                            prev_team_id=r["prev_team_id"], scope_seq=r["scope_seq"],
+                            prev_team_id=r["prev_team_id"], prev_readers=r["prev_readers"],
+                            scope_seq=r["scope_seq"],
                             state=r["state"], data=r["data"], origin=r["device_id"])
             if item is not None:
                 if item.snapshot or item.removed:  # it stands for the document's history
@@ -295,14 +296,15 @@ class HubStore:
 def log_item(
     principal: Principal, cursor: int, seq: int, guid: str, *, visible: bool, collection: str,
     prev_owner_id: str | None, prev_team_id: str | None, scope_seq: int, state: bytes | None,
-    data: bytes, origin: str | None,
+    data: bytes, origin: str | None, prev_readers: Sequence[str] | None = None,
 ) -> LogItem | None:
     """What a reader at ``cursor`` receives for one log row (None: nothing), judged on the
     row's document as it is now: a document that left the reader's scope after the cursor
     comes as a removal, one whose scope changed after it as a snapshot (``state`` is needed
     then), otherwise the update, unless the reader's own device made it."""
     if not visible:
-        if scope_seq > cursor and may_read(principal, collection, prev_owner_id, prev_team_id):
+        if scope_seq > cursor and may_read(principal, collection, prev_owner_id, prev_team_id,
+                                           prev_readers):
             return LogItem(seq, guid, b"", False, removed=True)  # readable before reassignment
         return None
     if scope_seq > cursor:
@@ -349,6 +351,8 @@ class _Draft:
         self.team_id = row["team_id"] if row else None
         self.prev_owner_id = row["prev_owner_id"] if row else None
         self.prev_team_id = row["prev_team_id"] if row else None
+        self.readers = row["readers"] if row else None
+        self.prev_readers = row["prev_readers"] if row else None
         self.created_seq = row["created_seq"] if row else 0
         self.scope_seq = row["scope_seq"] if row else 0
         self.updated_seq = row["updated_seq"] if row else 0
@@ -373,10 +377,14 @@ class _Draft:
             state = doc.encode_state()
         if record.tenant_id != tenant_id:
             return RecordInvalid(f"{self.guid}: tenant_id may not be {record.tenant_id!r}")
-        if not self.exists or (self.owner_id, self.team_id) != (record.owner_id, record.team_id):
+        readers = readers_of(self.coll.name, vars(record))
+        if not self.exists or (self.owner_id, self.team_id, self.readers) != (
+                record.owner_id, record.team_id, readers):
             if self.exists:
                 self.prev_owner_id, self.prev_team_id = self.owner_id, self.team_id
+                self.prev_readers = self.readers
             self.scope_seq = seq
+        self.readers = readers
         if not self.exists:
             self.created_seq, self.exists = seq, True
         self.owner_id, self.team_id, self.updated_seq = record.owner_id, record.team_id, seq
@@ -420,13 +428,14 @@ async def write_changes(
     if written:
         await conn.executemany(
             "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id,"
-            " state, created_seq, updated_seq, scope_seq, prev_owner_id, prev_team_id) VALUES"
-            " ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (tenant_id, guid)"
-            " DO UPDATE SET owner_id = $5, team_id = $6, state = $7, updated_seq = $9,"
-            " scope_seq = $10, prev_owner_id = $11, prev_team_id = $12",
+            " state, created_seq, updated_seq, scope_seq, prev_owner_id, prev_team_id, readers,"
+            " prev_readers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+            " ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = $5, team_id = $6,"
+            " state = $7, updated_seq = $9, scope_seq = $10, prev_owner_id = $11,"
+            " prev_team_id = $12, readers = $13, prev_readers = $14",
             [(tenant_id, d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id,
               d.state, d.created_seq, d.updated_seq, d.scope_seq,
-              d.prev_owner_id, d.prev_team_id) for d in written])
+              d.prev_owner_id, d.prev_team_id, d.readers, d.prev_readers) for d in written])
         by_table: dict[str, list[_Draft]] = {}
         for d in written:
             by_table.setdefault(d.coll.table, []).append(d)
@@ -598,10 +607,11 @@ async def create_many(
                                                                                   strict=True)])
         await conn.executemany(
             "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, "
-            "team_id, state, created_seq, updated_seq, scope_seq) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8)",
+            "team_id, state, created_seq, updated_seq, scope_seq, readers) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9)",
             [(tenant, d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
-              d[2].encode_state(), seq) for seq, d in zip(seqs, docs, strict=True)])
+              d[2].encode_state(), seq, readers_of(d[0], d[4]))
+             for seq, d in zip(seqs, docs, strict=True)])
         by_table: dict[str, list[dict[str, Any]]] = {}
         for coll_name, _, _, _, row in docs:
             by_table.setdefault(coll_name, []).append(row)

@@ -255,3 +255,50 @@ async def test_a_database_from_before_page_sharing_gains_its_columns() -> None:
             "SELECT column_name FROM information_schema.columns WHERE table_name = "
             "'oracle_canvas_pages'")}
     assert {"sharing", "editors", "viewers"} <= columns
+
+
+async def test_pages_replicate_only_to_devices_whose_users_may_read_them() -> None:
+    async with _session("junior_broker@t1.test") as (server, clients):
+        owner, = clients
+        private = (await owner.call("POST", "/canvas-pages", {"values": {"title": "Mine"}},
+                                    expect=201))["id"]
+        public = (await owner.call("POST", "/canvas-pages", {"values": {
+            "title": "Everyone", "sharing": "tenant"}}, expect=201))["id"]
+        team = (await owner.call("POST", "/canvas-pages", {"values": {
+            "title": "North", "sharing": "team"}}, expect=201))["id"]
+        other = await pair_device(server, "junior2@t1.test", "t1-junior2", 7201)  # south
+        senior = await pair_device(server, "senior_broker@t1.test", "t1-senior_broker", 7202)
+        director = await pair_device(server, "sales_director@t1.test", "t1-sales_director",
+                                     7203)
+        guids = {name: f"canvas_pages/{pid}" for name, pid in
+                 (("private", private), ("public", public), ("team", team))}
+        try:
+            for device in (other, senior, director):
+                await device.connect()
+                await device.wait_for(lambda d=device: guids["public"] in d.docs)
+            await director.wait_for(lambda: set(guids.values()) <= set(director.docs))
+            await senior.wait_for(lambda: guids["team"] in senior.docs)  # north, like the page
+            assert guids["private"] not in other.docs and guids["team"] not in other.docs
+            assert guids["private"] not in senior.docs
+
+            # shared by name: the page arrives whole; unshared: it leaves the device
+            await owner.call("PATCH", f"/canvas-pages/{private}", {"values": {
+                "viewers": ["t1-junior2"], "narrative": "for your eyes"}})
+            await other.wait_for(lambda: guids["private"] in other.docs)
+            assert other.docs[guids["private"]].content()["narrative"] == "for your eyes"
+            await owner.call("PATCH", f"/canvas-pages/{private}", {"values": {"viewers": []}})
+            await other.wait_for(lambda: guids["private"] not in other.docs)
+            assert guids["private"] not in senior.docs
+        finally:
+            for device in (other, senior, director):
+                await device.close()
+
+        # a device that bootstraps later gets exactly what its user may read
+        late = await pair_device(server, "junior2@t1.test", "t1-junior2", 7204)
+        await late.connect()
+        try:
+            await late.wait_for(lambda: guids["public"] in late.docs)
+            await late.wait_for(lambda: late.batches > 0 and late.cursor > 0)
+            assert {g for g in late.docs if g.startswith("canvas_pages/")} == {guids["public"]}
+        finally:
+            await late.close()
