@@ -173,15 +173,6 @@ class Canvases:
 
     # --- stock Yjs clients ------------------------------------------------------------------
 
-    async def log_since(self, tenant_id: str, guid: str, after: int, last: int
-                        ) -> list[tuple[int, bytes]]:
-        """The page's updates committed after ``after`` up to ``last`` (read ``last`` first:
-        the cursor rule), in order."""
-        rows = await self._hub.db.pool.fetch(
-            "SELECT seq, data FROM hub_updates WHERE tenant_id = $1 AND seq > $2 AND seq <= $3"
-            " AND guid = $4 ORDER BY seq", tenant_id, after, last, guid)
-        return [(r["seq"], bytes(r["data"])) for r in rows]
-
     async def bind_yjs_clients(self, tenant_id: str, device_id: str, client_ids: list[int]
                                ) -> set[int]:
         """Bind the Yjs client ids not bound yet to ``device_id`` (a user's Yjs clients);

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 YJS_PATH = "/api/oracle/v1/ws/oracle/canvas/{page_id}"
 EMPTY_UPDATE = b"\x00\x00"
+FEED_PAGE = 1000
 
 
 class YjsRooms:
@@ -128,7 +129,7 @@ class YjsSession:
         self._room = f"{self.tenant_id}/{self.guid}"
         self.hub.connections.add(self)
         self.rooms.join(self._room, self)
-        tasks = [asyncio.create_task(self._send_loop()),
+        tasks = [asyncio.create_task(self._send_loop(principal)),
                  asyncio.create_task(self._receive_loop(principal, access))]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -176,8 +177,11 @@ class YjsSession:
 
     # --- hub → client -------------------------------------------------------------------------
 
-    async def _send_loop(self) -> None:
+    async def _send_loop(self, principal: Principal) -> None:
+        """The page's committed updates after the connection's start, read through the
+        tenant's shared log feed (one query per commit for every session of the hub)."""
         store = self.hub.store
+        reader = dataclasses.replace(principal, device_id=None)  # the user's other clients too
         cursor, _ = await store.high_water(self.tenant_id)  # first: the state covers it
         state = await self._state()
         await self.send(yws.encode_sync(yws.SyncStep.STEP1, _state_vector(state)))
@@ -188,13 +192,16 @@ class YjsSession:
             if self._known_last is None:
                 self._known_last, _ = await store.high_water(self.tenant_id)
             last = self._known_last
-            if last > cursor:
-                for seq, data in await Canvases(self.hub).log_since(
-                        self.tenant_id, self.guid, cursor, last):
-                    if seq not in self._mine:
-                        await self.send(yws.encode_sync(yws.SyncStep.UPDATE, data))
-                self._mine = {s for s in self._mine if s > last}
-                cursor = last
+            while last > cursor:
+                items, cursor = await self.hub.feed.read(reader, cursor, FEED_PAGE, last=last)
+                for item in items:
+                    if item.guid != self.guid or item.seq in self._mine:
+                        continue
+                    if item.removed:
+                        raise PermissionDenied("this canvas page is no longer shared with you",
+                                               code="not_shared")
+                    await self.send(yws.encode_sync(yws.SyncStep.UPDATE, item.data))
+            self._mine = {s for s in self._mine if s > cursor}
             await self._wake.wait()
 
     def _awareness_frames(self) -> list[bytes]:
