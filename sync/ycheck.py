@@ -56,9 +56,10 @@ class _Segment(NamedTuple):
 
 
 class OriginIndex:
-    """What the receiver holds, by id range: each range's root and map key, and what is deleted."""
+    """What the receiver holds, by id range: each range's root and map key, what is deleted,
+    and where its text holds surrogate pairs."""
 
-    __slots__ = ("_deleted", "_segments", "_starts", "_state")
+    __slots__ = ("_deleted", "_pairs", "_segments", "_starts", "_state")
 
     def __init__(self) -> None:
         """An empty index: the receiver holds nothing yet."""
@@ -66,6 +67,8 @@ class OriginIndex:
         self._starts: dict[int, list[int]] = {}
         self._deleted: dict[int, list[tuple[int, int]]] = {}
         self._state: dict[int, int] = {}
+        self._pairs: dict[int, list[int]] = {}
+        """client → clocks (ascending) of held text units that open a surrogate pair."""
 
     @classmethod
     def from_state(cls, state: bytes, limits: SyncLimits) -> OriginIndex:
@@ -78,21 +81,27 @@ class OriginIndex:
         index = cls()
         placements = resolve_placements(decoded, strict=True)
         for struct, where in zip(decoded.structs, placements, strict=True):
-            segment = _Segment(struct.clock, struct.end, where, struct.content)
-            index._segments.setdefault(struct.client, []).append(segment)
-            index._starts.setdefault(struct.client, []).append(struct.clock)
+            index._add(struct, where)
         index._state = {client: end for client, (_, end) in decoded.clients.items()}
         index._deleted = {c: _merge(r) for c, r in decoded.delete_set.items()}
         return index
+
+    def _add(self, struct: Struct, where: Where) -> None:
+        """Index one struct that continues its client's held clocks."""
+        self._segments.setdefault(struct.client, []).append(
+            _Segment(struct.clock, struct.end, where, struct.content))
+        self._starts.setdefault(struct.client, []).append(struct.clock)
+        if struct.text is not None:
+            pairs = _pair_starts(struct)
+            if pairs:
+                self._pairs.setdefault(struct.client, []).extend(pairs)
 
     def extend(self, inspection: Inspection) -> None:
         """Add an update the receiver has just applied: it passed `inspect` against this index
         (so each of its clients continues exactly where the index ends)."""
         decoded = inspection.decoded
         for struct, where in zip(decoded.structs, inspection.placements, strict=True):
-            segment = _Segment(struct.clock, struct.end, where, struct.content)
-            self._segments.setdefault(struct.client, []).append(segment)
-            self._starts.setdefault(struct.client, []).append(struct.clock)
+            self._add(struct, where)
         for client, (_, end) in decoded.clients.items():
             self._state[client] = end
         for client, ranges in decoded.delete_set.items():
@@ -123,6 +132,21 @@ class OriginIndex:
                 if units:
                     yield segment, units
             pos += 1
+
+    def opens_live_pair(self, client: int, clock: int) -> bool:
+        """True when held unit ``client:clock`` is the first half of a surrogate pair of
+        which a half is not deleted yet (splitting deleted text changes nothing)."""
+        pairs = self._pairs.get(client)
+        if not pairs:
+            return False
+        pos = bisect_right(pairs, clock) - 1
+        if pos < 0 or pairs[pos] != clock:
+            return False
+        return bool(_subtract(clock, clock + 2, self._deleted.get(client, [])))
+
+    def is_deleted(self, client: int, clock: int) -> bool:
+        """True when held unit ``client:clock`` is deleted."""
+        return _covers(self._deleted.get(client, []), clock)
 
     def _segment_at(self, client: int, clock: int) -> _Segment | None:
         starts = self._starts.get(client)
@@ -233,7 +257,85 @@ def inspect(
     check_causality(decoded, held, bound_clients)
     placements = _placements(decoded, index)
     _check_schema(decoded, roots, placements)
+    check_text_positions(decoded, index)
     return Inspection(decoded, placements, _effects(decoded, index, placements))
+
+
+def check_text_positions(decoded: DecodedUpdate, index: OriginIndex) -> None:
+    """No insert origin, right origin or delete boundary between the two halves of a surrogate
+    pair, in the text as held (``index``) or as this update writes it.
+
+    Yjs counts text in UTF-16 units and yrs stores UTF-8: a split pair leaves a document that
+    re-encodes differently each time and diverges between replicas. A pair already deleted
+    whole may be split (it holds no text); a delete range that only restates held deletions
+    is not judged again (a document stored before this rule must not refuse honest updates).
+    """
+    own = _OwnPairs(decoded)
+
+    def opens_pair(client: int, clock: int) -> bool:
+        return own.opens(client, clock) or index.opens_live_pair(client, clock)
+
+    for struct in decoded.structs:
+        at = f"item {struct.client}:{struct.clock}"
+        if struct.origin is not None and opens_pair(*struct.origin):
+            raise UnsafeUpdate(f"{at} is inserted inside a surrogate pair (after "
+                               f"{struct.origin.client}:{struct.origin.clock})",
+                               code="surrogate_split")
+        right = struct.right_origin
+        if right is not None and right.clock > 0 and opens_pair(right.client, right.clock - 1):
+            raise UnsafeUpdate(f"{at} is inserted inside a surrogate pair (before "
+                               f"{right.client}:{right.clock})", code="surrogate_split")
+    for client, ranges in decoded.delete_set.items():
+        spans = _merge(ranges)
+        for start, end in spans:
+            for high in (start - 1, end - 1):
+                if high < 0 or not opens_pair(client, high):
+                    continue
+                halves = [(index.is_deleted(client, unit), _covers(spans, unit))
+                          for unit in (high, high + 1)]
+                newly = any(ours and not held for held, ours in halves)
+                if newly and len({held or ours for held, ours in halves}) == 2:
+                    raise UnsafeUpdate(
+                        f"the delete of {client}:{start}..{end - 1} removes half of the "
+                        f"surrogate pair at {client}:{high}", code="surrogate_split")
+
+
+def _covers(spans: list[tuple[int, int]], clock: int) -> bool:
+    """True when the sorted disjoint ``spans`` contain ``clock``."""
+    return not _subtract(clock, clock + 1, spans)
+
+
+class _OwnPairs:
+    """Where the strings an update writes open surrogate pairs."""
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, decoded: DecodedUpdate) -> None:
+        self._pairs: dict[int, set[int]] = {}
+        for struct in decoded.structs:
+            if struct.text is not None:
+                pairs = _pair_starts(struct)
+                if pairs:
+                    self._pairs.setdefault(struct.client, set()).update(pairs)
+
+    def opens(self, client: int, clock: int) -> bool:
+        return clock in self._pairs.get(client, ())
+
+
+def _pair_starts(struct: Struct) -> list[int]:
+    """Clocks of the units of a string struct that open a surrogate pair (ascending)."""
+    assert struct.text is not None
+    if struct.text.isascii():
+        return []
+    starts = []
+    clock = struct.clock
+    for char in struct.text:
+        if ord(char) > 0xFFFF:
+            starts.append(clock)
+            clock += 2
+        else:
+            clock += 1
+    return starts
 
 
 def _placements(decoded: DecodedUpdate, index: OriginIndex | None) -> tuple[Where, ...]:
