@@ -129,6 +129,19 @@ class RecordInvalid(VelocityError):
         self.problems = problems or []
 
 
+class FieldTooLarge(RecordInvalid):
+    """A field exceeds its size limit (string length, list length, element size, map keys)."""
+
+    code = "field_too_large"
+
+
+class UnsafeValue(RecordInvalid):
+    """A value no store can keep faithfully: a NUL character, an integer beyond ±(2^53 − 1), a
+    non-finite number."""
+
+    code = "unsafe_value"
+
+
 class UnknownCollection(RecordInvalid):
     """The collection named in a guid is not part of the schema."""
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, WebSocket
 
 from hub.api import admin_routes, auth_routes, crm, errors, oracle, pairing_qr, sentinel
+from hub.api.nul_guard import RefuseNul
 from hub.service import Hub
 from hub.sync_endpoint import SyncSession
 from hub.yjs_endpoint import YJS_PATH, YjsRooms, YjsSession
@@ -26,6 +27,7 @@ def create_app(hub: Hub) -> FastAPI:
     app = FastAPI(title="Velocity Edge hub", version="0.1.0", lifespan=lifespan)
     app.state.hub = hub
     errors.install(app)
+    app.add_middleware(RefuseNul)
     app.include_router(admin_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(crm.router)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from core.errors import CausalityError, RecordInvalid, VelocityError
+from core.errors import CausalityError, RecordInvalid, StorageError, VelocityError
 from core.identity import Principal
 from core.ids import split_guid
 from core.settings import SyncLimits
@@ -140,7 +140,12 @@ class Gate:
         state = stored[guid].state if guid in stored else b""
         held = self._hot.pop((tenant_id, guid), None)
         if held is None or held.state != state:
-            held = _Held.load(coll, record_id, state, None)
+            try:
+                held = _Held.load(coll, record_id, state, None)
+            except VelocityError as exc:  # the hub's own state: never the pushing device's fault
+                raise StorageError(f"{guid} as stored cannot be judged against ({exc.code}): "
+                                   f"{exc.message}; an admin must repair it",
+                                   code="stored_invalid") from exc
         overlay[guid] = held
         return held
 

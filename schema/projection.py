@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from core.errors import RecordInvalid
+from schema.limits import check_values
 from schema.models import Record
 from schema.registry import Collection
 
@@ -16,8 +17,10 @@ def project(coll: Collection, record_id: str, content: Mapping[str, Any]) -> Rec
     """Validate document content (registers, texts, lists by field name) as a record.
 
     Unknown fields are refused, so a document carrying keys the schema does not declare never
-    reaches a table. The error lists every problem, naming the field.
+    reaches a table; so are values over the field limits or unsafe to store (`check_values`).
+    The error lists every problem, naming the field.
     """
+    check_values(coll, record_id, content)
     values = {k: v for k, v in content.items() if v is not None or k in coll.kinds}
     values["id"] = record_id
     try:

@@ -246,11 +246,22 @@ class _Decoder:
         self.limits = limits
 
     def string(self, limit: int, what: str, *, allow_empty: bool = False) -> str:
-        value = self.r.read_var_string(limit * 4)
+        """A string of at most ``limit`` characters (``too_large``) without NUL (PostgreSQL
+        text cannot hold it: ``malformed``)."""
+        length = self.r.read_var_uint()
+        if length > limit * 4:  # more bytes than ``limit`` characters can take in UTF-8
+            raise FrameTooLarge(f"{what} longer than {limit} characters")
+        raw = self.r.read_bytes(length)
+        try:
+            value = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedFrame(f"{what} is not valid UTF-8") from None
         if len(value) > limit:
             raise FrameTooLarge(f"{what} longer than {limit} characters")
         if not value and not allow_empty:
             raise MalformedFrame(f"{what} is empty")
+        if "\x00" in value:
+            raise MalformedFrame(f"{what} holds a NUL character")
         return value
 
     def count(self, what: str) -> int:

@@ -141,21 +141,25 @@ class RecordDoc:
             raise RecordInvalid(f"{self.collection.name} has no field(s) {sorted(unknown)}")
         current = self._read()
         project(self.collection, self.record_id, {**current, **values})
-        kinds = self.collection.kinds
         with self._change() as (txn, update):
-            registers = self._fields.integrated
-            for name, value in values.items():
-                kind = kinds[name]
-                if kind is CrdtKind.REGISTER:
-                    if name not in current or current[name] != value:
-                        # pycrdt's native map, straight: a validated register value is never a
-                        # shared type or a sub-document, the checks `Map[...] =` repeats per key
-                        registers.insert(txn, name, value)
-                elif kind is CrdtKind.TEXT:
-                    _edit_text(self._text(name), str(value or ""))
-                else:
-                    _replace_list(self._list(name), list(value or []))
+            _call_crdt(self._write_values, txn, values, current)
         return update[0]
+
+    def _write_values(self, txn: Any, values: Mapping[str, Any], current: Mapping[str, Any]
+                      ) -> None:
+        kinds = self.collection.kinds
+        registers = self._fields.integrated
+        for name, value in values.items():
+            kind = kinds[name]
+            if kind is CrdtKind.REGISTER:
+                if name not in current or current[name] != value:
+                    # pycrdt's native map, straight: a validated register value is never a
+                    # shared type or a sub-document, the checks `Map[...] =` repeats per key
+                    registers.insert(txn, name, value)
+            elif kind is CrdtKind.TEXT:
+                _edit_text(self._text(name), str(value or ""))
+            else:
+                _replace_list(self._list(name), list(value or []))
 
     def edit_text(self, name: str, index: int, delete: int = 0, insert: str = "") -> bytes:
         """Low-level text edit at a UTF-8 byte offset (what a text cursor in an editor sends)."""

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from core.errors import CausalityError, UnsafeUpdate
 from core.settings import SyncLimits
+from sync._lib0 import MAX_SAFE_INTEGER
 from sync.yupdate import (
     ID,
     ContentKind,
@@ -195,7 +196,11 @@ def check_causality(
     decoded: DecodedUpdate, held: Mapping[int, int], bound_clients: Collection[int]
 ) -> None:
     """Only the device's own client ids, each continuing exactly the receiver's state vector
-    ``held``; deletes only of clocks that exist."""
+    ``held``; deletes only of clocks that exist. An empty update (no struct, no delete) is
+    ``already_applied``: it holds nothing the receiver lacks, so it is acknowledged, never
+    committed or sent on."""
+    if not decoded.clients and not decoded.delete_set:
+        raise CausalityError("the update is empty: nothing to apply", code="already_applied")
     foreign = sorted(set(decoded.clients) - set(bound_clients))
     if foreign:
         raise CausalityError(
@@ -257,8 +262,37 @@ def inspect(
     check_causality(decoded, held, bound_clients)
     placements = _placements(decoded, index)
     _check_schema(decoded, roots, placements)
+    check_values(decoded)
     check_text_positions(decoded, index)
     return Inspection(decoded, placements, _effects(decoded, index, placements))
+
+
+def check_values(decoded: DecodedUpdate) -> None:
+    """No NUL character in any string (root names, map keys, text, values, object keys) and no
+    integer beyond ±(2^53 − 1): PostgreSQL text cannot hold NUL, and such integers lose
+    precision in JavaScript peers or panic the CRDT library."""
+    for struct in decoded.structs:
+        at = f"item {struct.client}:{struct.clock}"
+        for text in (struct.parent, struct.parent_sub, struct.text):
+            if text is not None and "\x00" in text:
+                raise UnsafeUpdate(f"{at} holds a NUL character", code="nul_character")
+        stack: list[Any] = list(struct.values)
+        while stack:
+            value = stack.pop()
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise UnsafeUpdate(f"{at} holds a NUL character", code="nul_character")
+            elif isinstance(value, dict):
+                if any("\x00" in key for key in value):
+                    raise UnsafeUpdate(f"{at} holds a NUL character in an object key",
+                                       code="nul_character")
+                stack.extend(value.values())
+            elif isinstance(value, list):
+                stack.extend(value)
+            elif isinstance(value, int) and not isinstance(value, bool) and (
+                    abs(value) > MAX_SAFE_INTEGER):
+                raise UnsafeUpdate(f"{at} holds the integer {value}, beyond ±(2^53 − 1)",
+                                   code="unsafe_integer")
 
 
 def check_text_positions(decoded: DecodedUpdate, index: OriginIndex) -> None:

@@ -12,9 +12,10 @@ from core.errors import FrameTooLarge, MalformedFrame, ProtocolError, Unsupporte
 from core.settings import SyncLimits
 from sync import protocol as p
 
-ids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=p.MAX_ID_CHARS)
-guids = st.text(st.characters(codec="utf-8"), min_size=1, max_size=p.MAX_GUID_CHARS)
-msgs = st.text(st.characters(codec="utf-8"), max_size=200)
+chars = st.characters(codec="utf-8", exclude_characters="\x00")
+ids = st.text(chars, min_size=1, max_size=p.MAX_ID_CHARS)
+guids = st.text(chars, min_size=1, max_size=p.MAX_GUID_CHARS)
+msgs = st.text(chars, max_size=200)
 u53 = st.integers(0, (1 << 53) - 1)
 blobs = st.binary(max_size=300)
 items = st.builds(p.PullItem, u53, guids, st.sampled_from(p.ItemKind), blobs)
@@ -91,6 +92,24 @@ def test_bounds_are_enforced() -> None:
         p.decode(p.encode(big), limits)
     with pytest.raises(MalformedFrame, match="53 bits"):
         p.decode(b"\x01\x07\x01\x01u" + b"\xff" * 9 + b"\x01")
+
+
+@pytest.mark.parametrize("message", [
+    p.Hello("dev\x00ice", 0),
+    p.PushBatch((p.PushItem("u\x00", "people/x", b"\x00\x00"),)),
+    p.PushBatch((p.PushItem("u", "people/x\x00", b"\x00\x00"),)),
+], ids=["device id", "update id", "guid"])
+def test_a_nul_character_in_any_string_is_malformed(message: p.Message) -> None:
+    """PostgreSQL text cannot hold NUL: refused while decoding, before any query sees it."""
+    with pytest.raises(MalformedFrame, match="NUL"):
+        p.decode(p.encode(message))
+
+
+def test_a_string_longer_than_its_bound_is_too_large_whatever_its_bytes() -> None:
+    """300 characters of ASCII (300 bytes) and 65 four-byte characters are both too large."""
+    for device_id in ("d" * 300, "😀" * 65, "d" * 65):
+        with pytest.raises(FrameTooLarge, match="device id longer than 64"):
+            p.decode(p.encode(p.Hello(device_id, 0)))
 
 
 def test_close_codes_map_by_family() -> None:

@@ -34,11 +34,16 @@ def status_for(error: VelocityError) -> int:
     return 500
 
 
+def response_for(exc: VelocityError) -> JSONResponse:
+    """The HTTP answer to an error: its status, code and message (and problems, if any)."""
+    body: dict[str, object] = {"error": exc.code, "detail": exc.message}
+    if isinstance(exc, RecordInvalid) and exc.problems:
+        body["problems"] = exc.problems
+    headers = {"WWW-Authenticate": "Bearer"} if status_for(exc) == 401 else None
+    return JSONResponse(body, status_code=status_for(exc), headers=headers)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(VelocityError)
     async def _handle(_request: Request, exc: VelocityError) -> JSONResponse:
-        body: dict[str, object] = {"error": exc.code, "detail": exc.message}
-        if isinstance(exc, RecordInvalid) and exc.problems:
-            body["problems"] = exc.problems
-        headers = {"WWW-Authenticate": "Bearer"} if status_for(exc) == 401 else None
-        return JSONResponse(body, status_code=status_for(exc), headers=headers)
+        return response_for(exc)
