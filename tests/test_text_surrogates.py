@@ -194,7 +194,7 @@ def _utf8_at(text: str, offset16: int) -> int:
 
 
 def _scratch(doc: RecordDoc) -> RecordDoc:
-    return RecordDoc(PEOPLE, "p1", client_id=doc.client_id, state=doc.encode_state())
+    return RecordDoc(PEOPLE, doc.record_id, client_id=doc.client_id, state=doc.encode_state())
 
 
 def _pair_ids(doc: RecordDoc, at16: int) -> tuple[ID, ID]:
@@ -261,9 +261,9 @@ def _edit(doc: RecordDoc, operation: tuple[Any, ...]) -> tuple[bytes, bool]:
 def _assert_sound(doc: RecordDoc) -> None:
     """Re-encodes to itself, and its projection row says what the document says."""
     state = doc.encode_state()
-    reloaded = RecordDoc(PEOPLE, "p1", state=state)
+    reloaded = RecordDoc(PEOPLE, doc.record_id, state=state)
     assert reloaded.encode_state() == state
-    assert RecordDoc(PEOPLE, "p1", state=reloaded.encode_state()).encode_state() == state
+    assert RecordDoc(PEOPLE, doc.record_id, state=reloaded.encode_state()).encode_state() == state
     assert to_row(doc.project())["notes"] == _read(doc) == _read(reloaded)
 
 
