@@ -66,7 +66,7 @@ DEFAULTS: Mapping[Shape, FieldLimit] = {
     Shape.STRING: FieldLimit(chars=500),
     Shape.TEXT: FieldLimit(chars=20_000),
     Shape.STRINGS: FieldLimit(items=100, item_chars=64),
-    Shape.OBJECTS: FieldLimit(items=200, item_bytes=16_384, keys=64, item_chars=64),
+    Shape.OBJECTS: FieldLimit(items=200, item_bytes=512 * 1024, keys=64, item_chars=64),
     Shape.OTHER: FieldLimit(),
 }
 """Each shape's limit; a model's own ``max_length`` on a string field replaces ``chars``."""
@@ -207,7 +207,7 @@ _SHAPE_FIELDS = {
     Shape.STRING: "every other string field (enums included)",
     Shape.TEXT: "long text (notes, body, description, narrative)",
     Shape.STRINGS: "lists of strings (tags, signals)",
-    Shape.OBJECTS: "lists of objects (canvas components)",
+    Shape.OBJECTS: "lists of objects (canvas components: a table holds its rows)",
 }
 
 

@@ -23,6 +23,13 @@ PERSON = {"tenant_id": "t1", "full_name": "Zara Khan"}
 SESSION = {"tenant_id": "t1", "consent_id": "c1", "started_at": "2026-01-01T00:00:00+00:00"}
 CANVAS = {"tenant_id": "t1", "title": "Plan"}
 
+
+def _table(approx_bytes: int) -> dict[str, Any]:
+    """A table component whose rows take about ``approx_bytes`` of JSON."""
+    rows = [{"name": "x" * 90} for _ in range(approx_bytes // 100)]
+    return {"id": "c1", "type": "table", "title": "Leads", "data_rows": rows}
+
+
 REFUSED: list[tuple[str, dict[str, Any], type[RecordInvalid], str]] = [
     ("people", {**PERSON, "tags": [f"t{i}" for i in range(101)]}, FieldTooLarge,
      "tags: 101 elements exceed 100"),
@@ -35,20 +42,25 @@ REFUSED: list[tuple[str, dict[str, Any], type[RecordInvalid], str]] = [
      "frames_seen: an? (integer|number) beyond"),
     ("perception_sessions", {**SESSION, "signals": ["s"] * 51}, FieldTooLarge,
      "signals: 51 elements exceed 50"),
-    ("canvas_pages", {**CANVAS, "components": [{"k": "x" * 17_000}]}, FieldTooLarge,
-     "components: element 0: 17008 bytes of JSON exceed 16384"),
-    ("canvas_pages", {**CANVAS, "components": [{f"k{i}": i for i in range(65)}]}, FieldTooLarge,
+    ("canvas_pages", {**CANVAS, "components": [_table(600_000)]}, FieldTooLarge,
+     r"components: element 0: \d+ bytes of JSON exceed 524288"),
+    ("canvas_pages", {**CANVAS, "components": [_table(10)] * 201}, FieldTooLarge,
+     "components: 201 elements exceed 200"),
+    ("canvas_pages", {**CANVAS, "components": [{**_table(10), "config": {
+        f"k{i}": i for i in range(65)}}]}, FieldTooLarge,
      "components: element 0: an object of 65 keys exceeds 64"),
-    ("canvas_pages", {**CANVAS, "components": [{"n": 2**60}]}, UnsafeValue,
-     r"components: an? (integer|number) beyond"),  # pycrdt reads it back as a float
-    ("canvas_pages", {**CANVAS, "components": [{"n": float("inf")}]}, UnsafeValue,
-     "components: a non-finite number"),
+    ("canvas_pages", {**CANVAS, "components": [{**_table(10), "config": {"n": 2**60}}]},
+     UnsafeValue, r"components: an? (integer|number) beyond"),  # pycrdt reads a float back
+    ("canvas_pages", {**CANVAS, "components": [{**_table(10), "config": {
+        "n": float("inf")}}]}, UnsafeValue, "components: a non-finite number"),
+    ("canvas_pages", {**CANVAS, "components": [{**_table(10), "title": "a\x00"}]},
+     UnsafeValue, "components: a NUL character"),
 ]
 
 ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("people", {**PERSON, "tags": ["x" * 64] * 100, "city": "x" * 500, "notes": "😀" * 20_000}),
     ("perception_sessions", {**SESSION, "frames_seen": MAX_SAFE_INTEGER}),
-    ("canvas_pages", {**CANVAS, "components": [{"k": "x" * 16_000}] * 3}),
+    ("canvas_pages", {**CANVAS, "components": [_table(500_000)] + [_table(10)] * 199}),
 ]
 
 
