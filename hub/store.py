@@ -23,7 +23,7 @@ from hub.scope import may_read, readers_of, scope_sql
 from schema import collection, to_row
 from schema.ddl import column_types
 from schema.models import Record
-from sync.record import RecordDoc
+from sync.record import EMPTY_UPDATE, RecordDoc
 
 NOTIFY_CHANNEL = "velocity_updates"
 
@@ -535,8 +535,8 @@ class LocalWriter:
                 coll = collection(coll_name)
                 guid = f"{coll_name}/{record_id}"
                 row = await conn.fetchrow(
-                    "SELECT state, owner_id, team_id FROM hub_documents WHERE tenant_id = $1 AND "
-                    "guid = $2 FOR UPDATE", principal.tenant_id, guid,
+                    "SELECT state, owner_id, team_id, updated_seq FROM hub_documents WHERE "
+                    "tenant_id = $1 AND guid = $2 FOR UPDATE", principal.tenant_id, guid,
                 )
                 if row is not None and not may_read(principal, coll_name, row["owner_id"],
                                                     row["team_id"]):
@@ -551,6 +551,9 @@ class LocalWriter:
                 update = doc.write(values(doc.content()) if callable(values) else values)
                 record = doc.project()
                 check_write(principal, coll, before, to_row(record))
+                if row is not None and update == EMPTY_UPDATE:  # nothing changed: no entry
+                    results.append(Committed(guid, row["updated_seq"], record, duplicate=True))
+                    continue
                 seq = last - len(writes) + offset + 1
                 change = Change(guid, update, base=bytes(row["state"]) if row else b"",
                                 after=(doc.encode_state(), record))

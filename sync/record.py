@@ -260,7 +260,7 @@ class RecordDoc:
 
     def missing_from(self, state_vector: bytes) -> bool:
         """True when a replica at ``state_vector`` lacks something this document has."""
-        return self.diff(state_vector) != _EMPTY_UPDATE
+        return self.diff(state_vector) != EMPTY_UPDATE
 
     def compact(self) -> bytes:
         """A snapshot for the log's compaction; refused while any update is held pending."""
@@ -302,7 +302,8 @@ TRUSTED_LIMITS = SyncLimits(
 )
 """Bounds for decoding what our own replicas produced (snapshots, the hub's log): size and
 count limits are for untrusted input; the format checks still apply."""
-_EMPTY_UPDATE = b"\x00\x00"
+EMPTY_UPDATE = b"\x00\x00"
+"""What a change that changes nothing encodes to: no struct, no delete."""
 _EMPTY_STATE = b"\x00"
 
 

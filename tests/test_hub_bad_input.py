@@ -69,6 +69,11 @@ async def _values_over_limits_or_unsafe_are_refused(server: HubServer) -> None:
         r = await http.patch(f"/api/crm/client-data/{person_id}",
                              json={"values": {"tags": [f"tag{i}" for i in range(100)]}})
         assert r.status_code == 200 and len(r.json()["tags"]) == 100
+        logged = await server.hub.db.pool.fetchval("SELECT count(*) FROM hub_updates")
+        r = await http.patch(f"/api/crm/client-data/{person_id}",  # the same again: no change
+                             json={"values": {"tags": [f"tag{i}" for i in range(100)]}})
+        assert r.status_code == 200 and len(r.json()["tags"]) == 100
+        assert await server.hub.db.pool.fetchval("SELECT count(*) FROM hub_updates") == logged
         r = await http.patch(f"/api/crm/client-data/{person_id}",
                              json={"values": {"city": "x" * 501}})
         assert r.status_code == 422 and r.json()["error"] == "field_too_large"
