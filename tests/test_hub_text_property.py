@@ -31,7 +31,8 @@ def hub() -> Iterator[tuple[asyncio.Runner, Hub]]:
     """One hub for every example (each example edits a record of its own)."""
     runner = asyncio.Runner()
     url = runner.run(fresh_database())
-    service = Hub(HubSettings(database_url=url, sandbox_workers=1))
+    # a generous sandbox deadline: a timeout under a loaded machine is not what is tested here
+    service = Hub(HubSettings(database_url=url, sandbox_workers=1, sandbox_timeout_s=60))
     runner.run(service.__aenter__())
     try:
         runner.run(service.accounts.ensure_tenant(TENANT, "T1"))
