@@ -397,6 +397,7 @@ def decode(frame: bytes, limits: SyncLimits | None = None) -> Message:
 
 RETRYABLE_REASONS = frozenset({
     "worker_timeout", "pool_unavailable", "pool_closed", "overloaded", "unavailable", "internal",
+    "stored_invalid",
 })
 """Refusal reasons that are the hub's own trouble, not the update's: the device pushes the same
 change again (under a new update id, since a verdict on an id is final), never drops it."""
