@@ -98,7 +98,10 @@ class CpuSampler:
         self.samples: list[tuple[float, float]] = []
 
     def cpu(self) -> float:
-        total = sum(self._proc.cpu_times()[:2])
+        try:
+            total = sum(self._proc.cpu_times()[:2])
+        except psutil.NoSuchProcess:  # the hub stopped: its last reading stands
+            return self.samples[-1][1] if self.samples else 0.0
         for child in self._proc.children(recursive=True):
             with contextlib.suppress(psutil.NoSuchProcess):
                 total += sum(child.cpu_times()[:2])
@@ -180,6 +183,8 @@ async def run(yjs: int, edges: int, edits: int, interval: float) -> dict[str, ob
         sampler = CpuSampler(info["pid"])
         edge_sent: dict[str, float] = {}
         edge_seen: list[dict[str, float]] = [{} for _ in agents]
+        watchers: list[asyncio.Task[None]] = []
+        cpu_task = asyncio.create_task(asyncio.sleep(0))
         try:
             for agent in agents:
                 await agent.__aenter__()
@@ -215,6 +220,8 @@ async def run(yjs: int, edges: int, edits: int, interval: float) -> dict[str, ob
                 t.cancel()
             refusals = [r for a in agents for r in await a.replica.refusals()]
         finally:
+            for t in (*watchers, cpu_task):
+                t.cancel()
             for agent in agents:
                 await agent.__aexit__(None, None, None)
             if node.returncode is None:
