@@ -153,3 +153,24 @@ def test_swift_models_are_stable_and_parse_cleanly(tmp_path: Path) -> None:
     # the check is real: a broken file is caught
     assert _syntax_problems(source.replace("public struct Lead: Codable, Equatable {",
                                            "public struct Lead: Codable, Equatable"))
+
+
+def test_the_pairing_calls_in_the_contract_are_the_hubs() -> None:
+    from hub.app import create_app
+    from hub.service import Hub
+    from hub.settings import HubSettings
+    from ios_bridge.pairing import pairing_payload_schema
+
+    api = create_app(Hub(HubSettings(database_url="postgresql://unused"))).openapi()
+    rules = pairing_payload_schema()["x-velocity"]
+    redeem, identity = rules["redeem"], rules["identity"]
+    operation = api["paths"][redeem["path"]][redeem["method"].lower()]
+    body = api["components"]["schemas"][
+        operation["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/")[-1]]
+    assert set(redeem["request"]["properties"]) == set(body["properties"])
+    assert set(body["required"]) <= set(redeem["request"]["required"])
+    answer = api["components"]["schemas"][operation["responses"]["200"]["content"][
+        "application/json"]["schema"]["$ref"].rsplit("/")[-1]]
+    assert set(redeem["response"]["required"]) == set(answer["required"])
+    check = api["paths"][identity["path"]][identity["method"].lower()]
+    assert [q["name"] for q in check["parameters"]] == list(identity["query"])
