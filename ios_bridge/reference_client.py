@@ -258,12 +258,34 @@ class Record:
         self.schema = contract.entities[name]
         self.layout = self.schema["x-velocity"]["document"]
         self.guid = guid
-        self.doc: pycrdt.Doc[Any] = pycrdt.Doc(client_id=client_id)
+        self.client_id = client_id
+        self.confirmed: pycrdt.Doc[Any] = pycrdt.Doc()
+        """What the hub holds, as far as this device knows: pulled items and acked pushes."""
+        self._open(b"")
+
+    def _open(self, state: bytes) -> None:
+        self.doc: pycrdt.Doc[Any] = pycrdt.Doc(client_id=self.client_id)
         self.registers: pycrdt.Map[Any] = self.doc.get(self.layout["registers_root"],
                                                        type=pycrdt.Map)
+        if state:
+            self.doc.apply_update(state)
 
     def apply(self, update: bytes) -> None:
+        """A pulled item: the hub holds it."""
         self.doc.apply_update(update)
+        self.confirmed.apply_update(update)
+
+    def confirm(self, update: bytes) -> None:
+        """One of this device's updates was acknowledged."""
+        self.confirmed.apply_update(update)
+
+    def rebuild(self, unsent: list[bytes]) -> None:
+        """After a refusal: the confirmed state plus the changes still waiting for an answer
+        (the refused one left out). A waiting change that built on the refused one stays
+        held by Yjs and will be refused too: this client pushes one change at a time."""
+        self._open(bytes(self.confirmed.get_update()))
+        for update in unsent:
+            self.doc.apply_update(update)
 
     def write(self, values: dict[str, Any]) -> bytes:
         """Set registers, replace texts and lists; returns the update to push."""
@@ -316,6 +338,8 @@ class ReferenceDevice:
     acks: dict[str, int] = field(default_factory=dict)
     refusals: dict[str, dict[str, Any]] = field(default_factory=dict)
     welcome: dict[str, Any] = field(default_factory=dict)
+    unanswered: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    """update id → (guid, update) pushed and not yet answered (the outbox)."""
     _ws: Any = None
     _sent: int = 0
 
@@ -409,9 +433,17 @@ class ReferenceDevice:
                     self.record(item["guid"]).apply(bytes.fromhex(item["data"]))
             self.cursor = fields["cursor"]
         elif message["type"] == "ACK":
-            self.acks.update({e["update_id"]: e["seq"] for e in fields["entries"]})
+            for entry in fields["entries"]:
+                self.acks[entry["update_id"]] = entry["seq"]
+                if entry["update_id"] in self.unanswered:
+                    guid, update = self.unanswered.pop(entry["update_id"])
+                    self.record(guid).confirm(update)
         elif message["type"] == "REFUSAL":
             self.refusals[fields["update_id"]] = fields
+            refused = self.unanswered.pop(fields["update_id"], None)
+            if refused is not None:
+                guid = refused[0]
+                self.record(guid).rebuild([u for g, u in self.unanswered.values() if g == guid])
         elif message["type"] == "ERROR":
             raise ContractError(fields["reason"], fields["message"])
 
@@ -420,6 +452,7 @@ class ReferenceDevice:
         update = self.record(guid).write(values)
         self._sent += 1
         update_id = f"{self.device_id}:{self._sent}"
+        self.unanswered[update_id] = (guid, update)
         await self._send("PUSH_BATCH", {"items": [
             {"update_id": update_id, "guid": guid, "data": update.hex()}]})
         return update_id

@@ -81,10 +81,19 @@ async def test_pairs_bootstraps_pushes_and_pulls(tmp_path: Path) -> None:
                              and not other.docs["people/p2"].is_empty)
         assert other.docs["people/p2"].project().tags == ["vip"]
 
-        # a refusal, with its reason, for a record of another tenant
+        # refusals, with their reasons; the replica goes back to what the hub confirmed
         refused = await ipad.push("people/p9", {**PERSON, "tenant_id": "t2"})
         await ipad.answered(refused)
         assert ipad.refusals[refused]["reason"] == "other_tenant"
+        assert "tenant_id" not in ipad.records["people/p9"].content()
+        refused = await ipad.push("leads/l1", {"owner_id": "t1-junior_broker"})
+        assert ipad.records["leads/l1"].content()["owner_id"] == "t1-junior_broker"
+        await ipad.answered(refused)
+        assert ipad.refusals[refused]["reason"] == "reassign_forbidden"
+        assert ipad.records["leads/l1"].content()["owner_id"] == "t1-senior_broker"
+        after = await ipad.push("leads/l1", {"timeline": "3 months"})  # the next edit lands
+        await ipad.answered(after)
+        assert ipad.acks.get(after, 0) > 0, ipad.refusals.get(after)
 
         # pull: a live change made on another device
         await other.write("leads/l1", {"stage": "QUALIFIED"}, "o-3")
