@@ -109,6 +109,13 @@ def frame_layout() -> dict[str, Any]:
                  "signed": "context (ASCII) + nonce + device_id (UTF-8)"},
         "messages": [{"type": int(t), "name": t.name, **spec} for t, spec in MESSAGES.items()],
         "item_kinds": {k.name.lower(): int(k) for k in p.ItemKind},
+        "refusal_reasons": {
+            "retryable": sorted(p.RETRYABLE_REASONS),
+            "dependent": sorted(p.DEPENDENT_REASONS),
+            "rule": "retryable: the hub's own trouble, push the same change again under a new "
+                    "update id after a pause; dependent: push it again under a new id once its "
+                    "predecessor in the same document lands; any other reason is final",
+        },
         "close_codes": {c.name.lower(): int(c) for c in p.CloseCode},
         "strictness": "a frame with an unknown version is unsupported_version; an unknown type, "
                       "a truncated field, invalid UTF-8, a varint over 53 bits, a bound exceeded "
