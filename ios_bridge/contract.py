@@ -8,12 +8,14 @@ speaks it. `export` writes it under ``DIR/v<protocol version>/``.
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ios_bridge.pairing import pairing_payload_schema
 from ios_bridge.wire import LIMITS, MESSAGES, frame_layout
 from schema import COLLECTIONS, FIELDS_ROOT, Collection
+from schema.limits import limits_of
 from sync import protocol as p
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -36,6 +38,10 @@ def entity_schema(coll: Collection) -> dict[str, Any]:
                     "the field; list: a root Array named after the field. 'id' is the guid's "
                     "tail, never stored in the document.",
         },
+        "limits": {name: {k: v for k, v in asdict(limit).items() if v is not None}
+                   for name, limit in limits_of(coll).items()},
+        "value_rules": "no NUL character in any string; integers within ±(2^53 - 1); finite "
+                       "numbers only (the hub refuses the update otherwise)",
         "owner_scoped": coll.owner_scoped,
         "manager_only_fields": sorted(coll.manager_only_fields),
     }

@@ -189,6 +189,8 @@ class FrameCodec:
                 raise ContractError("too_large", f"{spec['name']} too long")
             if len(text) < spec["min_chars"]:
                 raise ContractError("malformed", f"{spec['name']} is empty")
+            if "\x00" in text:
+                raise ContractError("malformed", f"{spec['name']} holds a NUL character")
             return text
         if wire == "bytes":
             n = r.varuint()

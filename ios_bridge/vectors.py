@@ -218,6 +218,7 @@ INVALID = (
     ("unknown_item_kind", bytes([1, 5, 1, 0, 1, 1, 1, 0x67, 9, 0]), "malformed"),
     ("id_too_long", bytes([1, 1, 1, 65]) + b"d" * 65 + bytes([0, 0]), "too_large"),
     ("hello_version_2", bytes([1, 1, 2, 1, 0x64, 0, 0]), "unsupported_version"),
+    ("string_with_nul", bytes([1, 10, 0xA0, 0x1F, 1, 0x61, 1, 0]), "malformed"),
 )
 """Frames a decoder must refuse, with the error family it refuses them as."""
 

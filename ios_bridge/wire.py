@@ -118,8 +118,9 @@ def frame_layout() -> dict[str, Any]:
         },
         "close_codes": {c.name.lower(): int(c) for c in p.CloseCode},
         "strictness": "a frame with an unknown version is unsupported_version; an unknown type, "
-                      "a truncated field, invalid UTF-8, a varint over 53 bits, a bound exceeded "
-                      "or any trailing byte is malformed (too_large for size bounds)",
+                      "a truncated field, invalid UTF-8, a NUL character in a string, a varint "
+                      "over 53 bits, a bound exceeded or any trailing byte is malformed "
+                      "(too_large for size bounds)",
     }
 
 
