@@ -7,7 +7,9 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, WebSocket
 
+from gpu_hub.api import mount as mount_gpu_front
 from hub.api import admin_routes, auth_routes, crm, errors, oracle, pairing_qr, sentinel
+from hub.api.deps import current_principal
 from hub.api.nul_guard import RefuseNul
 from hub.service import Hub
 from hub.sync_endpoint import SyncSession
@@ -26,6 +28,7 @@ def create_app(hub: Hub) -> FastAPI:
 
     app = FastAPI(title="Velocity Edge hub", version="0.1.0", lifespan=lifespan)
     app.state.hub = hub
+    app.state.gpu = hub.gpu
     errors.install(app)
     app.add_middleware(RefuseNul)
     app.include_router(admin_routes.router)
@@ -34,6 +37,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(sentinel.router)
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)
+    mount_gpu_front(app, current_principal)
 
     @app.websocket(SYNC_PATH)
     async def sync_endpoint(ws: WebSocket) -> None:

@@ -7,6 +7,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 from core.settings import SyncLimits, load_settings
+from gpu_hub.front import GpuFront
 from hub.accounts import Accounts
 from hub.committer import GroupCommitter
 from hub.connections import Connections
@@ -51,6 +52,7 @@ class Hub:
                 Fanout(self.db, self.connections)
             )
             self.secret_key = self.settings.secret_key or await self._shared_secret()
+            self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
         except BaseException:
             await self._stack.aclose()
             raise

@@ -15,6 +15,7 @@ from core.errors import (
     RecordInvalid,
     VelocityError,
 )
+from gpu_hub.errors import BadRequest, GpuUnavailable, PayloadTooLarge, QueryRefused
 
 _STATUS: list[tuple[type[VelocityError], int]] = [
     (PermissionDenied, 403),
@@ -24,6 +25,10 @@ _STATUS: list[tuple[type[VelocityError], int]] = [
     (RecordInvalid, 422),
     (ProtocolError, 400),
     (ConfigError, 500),
+    (QueryRefused, 422),
+    (BadRequest, 400),
+    (PayloadTooLarge, 413),
+    (GpuUnavailable, 502),
 ]
 
 

@@ -17,9 +17,13 @@ def _migrations() -> list[tuple[str, str]]:
         for p in schema_sql.iterdir()
         if p.name.startswith("postgres_") and p.name.endswith(".sql")
     )
-    return [(f"hub/{n}", p.read_text()) for n, p in hub] + [
-        (f"schema/{n}", p.read_text()) for n, p in projection
-    ]
+    gpu_sql = resources.files("gpu_hub.sql")
+    gpu = sorted((p.name, p) for p in gpu_sql.iterdir() if p.name.endswith(".sql"))
+    return (
+        [(f"hub/{n}", p.read_text()) for n, p in hub]
+        + [(f"schema/{n}", p.read_text()) for n, p in projection]
+        + [(f"gpu_hub/{n}", p.read_text()) for n, p in gpu]
+    )
 
 
 async def pending_migrations(conn: Any) -> list[str]:
