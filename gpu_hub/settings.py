@@ -45,6 +45,9 @@ class GpuSettings(BaseSettings):
     asset_dir: Path = Path("var/assets")
     """Where generated images are stored and served from."""
     dream_weaver_max_bytes: int = Field(20 * 1024 * 1024, gt=0)
+    dream_weaver_checkpoint: str = "sd_xl_base_1.0.safetensors"
+    dream_weaver_slots: int = Field(4, ge=1, le=64)
+    """Dream Weaver jobs one hub runs at once (one per ComfyUI worker is the natural fit)."""
     comfy_timeout_s: float = Field(600.0, gt=0)
     """A job with no progress for this long is taken as hung and run on another worker."""
     comfy_health_interval_s: float = Field(5.0, gt=0)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from gpu_hub.api import deps, oracle_routes
+from gpu_hub.api import admin_routes, deps, media_routes, oracle_routes, runtime_routes
 
 
 def mount(app: FastAPI, principal: Callable[..., Any]) -> None:
@@ -15,3 +15,6 @@ def mount(app: FastAPI, principal: Callable[..., Any]) -> None:
     authenticates a request (the GPU front does not know how)."""
     app.dependency_overrides[deps.principal] = principal
     app.include_router(oracle_routes.router)
+    app.include_router(runtime_routes.router)
+    app.include_router(admin_routes.router)
+    app.include_router(media_routes.router)

@@ -30,3 +30,17 @@ async def serve(app: Any) -> AsyncIterator[str]:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, timeout=5)
+
+
+@asynccontextmanager
+async def serve_comfy(standin: Any) -> AsyncIterator[str]:
+    """A ComfyUI stand-in served with its execution loop running; leaving the block kills
+    both (a worker that dies mid-job)."""
+    async with serve(standin.app()) as url:
+        loop = asyncio.create_task(standin.execute())
+        try:
+            yield url
+        finally:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
