@@ -8,7 +8,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, WebSocket
 
 from gpu_hub.api import mount as mount_gpu_front
-from hub.api import admin_routes, auth_routes, crm, errors, oracle, pairing_qr, sentinel
+from hub.api import (
+    admin_routes,
+    auth_routes,
+    crm,
+    errors,
+    oracle,
+    oracle_prompts,
+    pairing_qr,
+    sentinel,
+)
 from hub.api.deps import current_principal
 from hub.api.nul_guard import RefuseNul
 from hub.service import Hub
@@ -37,6 +46,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(sentinel.router)
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)
+    app.include_router(oracle_prompts.router)
     mount_gpu_front(app, current_principal)
 
     @app.websocket(SYNC_PATH)

@@ -125,9 +125,10 @@ async def test_a_question_is_planned_verified_run_and_visualized(
                            "ORDER BY occurred_at DESC\n```",
         "Top leads": "```sql\nSELECT id, stage, budget_max, last_qd FROM crm_leads\n```",
     }
-    shapes = {"How many leads per stage?": "pipeline", "How many people do we have?": "kpi",
-              "Interactions per week": "line", "People by segment": "bar",
-              "Recent activity": "activity", "Top leads": "table"}
+    shapes = {"How many leads per stage?": "pipeline_board",
+              "How many people do we have?": "kpi", "Interactions per week": "line_chart",
+              "People by segment": "bar_chart", "Recent activity": "activity_stream",
+              "Top leads": "table"}
     standin.responder = lambda messages: replies[messages[-1]["content"]]
     headers = await _login(seeded, "director@acme.example")
     async with httpx.AsyncClient(base_url=seeded.url, timeout=30) as http:
@@ -208,3 +209,31 @@ async def test_role_setup_is_idempotent(seeded: HubServer) -> None:
         policies = await conn.fetchval(
             "SELECT count(*) FROM pg_policies WHERE policyname = 'velocity_oracle_scope'")
     assert policies >= 16
+
+
+async def test_a_canvas_prompt_keeps_the_answer_as_a_component(
+        seeded: HubServer, llm: tuple[SglangStandIn, str]) -> None:
+    standin, _ = llm
+    standin.responder = lambda _m: ("```sql\nSELECT stage, count(*) AS leads FROM crm_leads "
+                                    "GROUP BY stage ORDER BY leads DESC\n```")
+    director = await _login(seeded, "director@acme.example")
+    broker = await _login(seeded, "broker1@acme.example")
+    async with httpx.AsyncClient(base_url=seeded.url, timeout=30) as http:
+        r = await http.post("/api/oracle/v1/canvas-pages", headers=director,
+                            json={"values": {"title": "Funnel"}})
+        page_id = r.json()["id"]
+        r = await http.post(f"/api/oracle/v1/canvas-pages/{page_id}/prompts", headers=director,
+                            json={"prompt": "Leads by stage"})
+        assert r.status_code == 201, r.text
+        component = r.json()["component"]
+        assert component["type"] == "pipeline_board" and component["title"] == "Leads by stage"
+        assert component["source"]["kind"] == "sql" and "crm_leads" in component["source"]["text"]
+        assert sum(row["leads"] for row in component["data_rows"]) == await seeded.hub.db.pool \
+            .fetchval("SELECT count(*) FROM crm_leads WHERE tenant_id = 'acme'")
+        r = await http.get(f"/api/oracle/v1/canvas-pages/{page_id}", headers=director)
+        assert [c["id"] for c in r.json()["components"]] == [component["id"]]
+        # someone who may not edit the page spends no LLM call and changes nothing
+        before = standin.requests
+        r = await http.post(f"/api/oracle/v1/canvas-pages/{page_id}/prompts", headers=broker,
+                            json={"prompt": "Leads by stage"})
+        assert r.status_code in (403, 404) and standin.requests == before

@@ -34,6 +34,15 @@ class Answer(BaseModel):
     """The model that wrote the SQL (None when the caller gave the SQL)."""
     attempts: int = 1
 
+    def as_component(self) -> dict[str, Any]:
+        """The answer as a canvas component, its rows kept with it."""
+        vis = self.visualization
+        return {"type": vis.component.value, "title": self.question[:200],
+                "config": {"x": vis.x, "y": vis.y, "columns": self.columns},
+                "source": {"kind": "sql", "text": self.sql, "question": self.question,
+                           "planned_by": self.planned_by},
+                "data_rows": self.rows}
+
 
 class Oracle:
     def __init__(self, pool: asyncpg.Pool, llm: LlmRuntime, settings: GpuSettings) -> None:

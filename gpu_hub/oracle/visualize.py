@@ -1,30 +1,25 @@
 """The visualization planner: pick a canvas component from the shape of the result rows.
 
-Six shapes: one number → ``kpi``; stage + number → ``pipeline``; time + number → ``line``;
-time + text rows → ``activity``; category + number → ``bar``; anything else → ``table``.
+Six shapes: one number → ``kpi``; stage + number → ``pipeline_board``; time + number →
+``line_chart``; time + text rows → ``activity_stream``; category + number → ``bar_chart``;
+anything else → ``table``.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
 
-from schema.models import LeadStage, OpportunityStage
+from schema.models import ComponentType, LeadStage, OpportunityStage
 
 STAGES = frozenset(s.value for s in (*LeadStage, *OpportunityStage))
 _MAX_CATEGORIES = 50
 
 
-class Shape(StrEnum):
-    KPI = "kpi"
-    BAR = "bar"
-    LINE = "line"
-    ACTIVITY = "activity"
-    PIPELINE = "pipeline"
-    TABLE = "table"
+Shape = ComponentType
+"""The canvas component types; the planner picks all but ``client_summary``."""
 
 
 class Visualization(BaseModel):
@@ -83,11 +78,11 @@ def plan_visualization(columns: list[str], rows: list[dict[str, Any]],
     if len(columns) == 2 and len(numbers) == 1:
         other = next(c for c in columns if c != numbers[0])
         if kinds[other] == "text" and {r[other] for r in rows} <= STAGES | {None}:
-            return vis(Shape.PIPELINE, other, numbers[0])
+            return vis(Shape.PIPELINE_BOARD, other, numbers[0])
         if kinds[other] == "time":
-            return vis(Shape.LINE, other, numbers[0])
+            return vis(Shape.LINE_CHART, other, numbers[0])
         if kinds[other] == "text" and len(rows) <= _MAX_CATEGORIES:
-            return vis(Shape.BAR, other, numbers[0])
+            return vis(Shape.BAR_CHART, other, numbers[0])
     if times and texts and not numbers[1:] and len(columns) <= 4:
-        return vis(Shape.ACTIVITY, times[0], texts[0])
+        return vis(Shape.ACTIVITY_STREAM, times[0], texts[0])
     return vis(Shape.TABLE)
