@@ -112,11 +112,13 @@ def seed(
 
 def _mount() -> None:
     """Attach each package's sub-application; a package missing its extra is left out."""
+    from cli.gpu import app as gpu_app
     from edge_agent.cli import app as edge_app
     from hub.cli import app as hub_app
 
     app.add_typer(edge_app, name="edge", help="The device agent: replica, local API, sync.")
     app.add_typer(hub_app, name="hub", help="The central hub: sync server and CRM API.")
+    app.add_typer(gpu_app, name="gpu", help="The GPU box: jobs, progress and the GPU mode.")
     from ios_bridge.cli import app as ios_app
 
     app.add_typer(ios_app, name="ios", help="The contract with the native iPad app.")

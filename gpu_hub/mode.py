@@ -69,9 +69,10 @@ class ModeControl:
         current = await self.state()
         if current.mode is target and not current.draining:
             return current
-        state = ModeState(mode=target, previous=current.mode, draining=True)
-        await self._save(state)
-        leaving = sorted(RUNS[current.mode] - RUNS[target])
+        previous = current.previous if current.mode is target else current.mode
+        if current.mode is not target:
+            await self._save(ModeState(mode=target, previous=previous, draining=True))
+        leaving = sorted(RUNS[previous or target] - RUNS[target])
         if cancel_running and leaving:
             await self.pool.execute(
                 "UPDATE gpu_jobs SET cancel_requested = true WHERE status = 'running' "
