@@ -24,6 +24,7 @@ class WorkerState:
     checked_at: float = 0.0
     error: str | None = None
     quarantined_until: float = 0.0
+    picked_at: float = 0.0
     devices: list[str] = field(default_factory=list)
 
     @property
@@ -84,13 +85,14 @@ class ComfyPool:
     def healthy(self) -> list[WorkerState]:
         return [s for s in self.states if s.healthy]
 
-    def pick(self, avoid: set[str] | None = None) -> WorkerState:
-        """The healthy worker with the least work (avoiding ``avoid`` when another exists)."""
+    def pick(self) -> WorkerState:
+        """The healthy worker with the least work, the one idle longest among equals."""
         candidates = self.healthy()
         if not candidates:
             raise no_workers()
-        preferred = [s for s in candidates if s.worker.url not in (avoid or set())]
-        return min(preferred or candidates, key=lambda s: (s.load, s.worker.url))
+        chosen = min(candidates, key=lambda s: (s.load, s.picked_at))
+        chosen.picked_at = time.monotonic()
+        return chosen
 
     def mark_failed(self, state: WorkerState, reason: str, quarantine_s: float) -> None:
         """Take a worker out of routing for ``quarantine_s`` (a hung worker still answers
