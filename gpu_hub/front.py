@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from core.errors import NotFound
 from core.identity import Principal
 from core.settings import load_settings
 from gpu_hub.errors import GpuUnavailable
@@ -70,6 +71,15 @@ class GpuFront:
         job, created = await self.jobs.submit(principal, kind, request, idempotency_key)
         self.runner.wake()
         return job, created
+
+    async def own_job(self, caller: Principal, job_id: str, kind: JobKind | None = None
+                      ) -> Job:
+        """The caller's job (a manager: any of the tenant's); another's is a 404."""
+        job = await self.jobs.get(caller.tenant_id, job_id)
+        if (kind is not None and job.kind is not kind) or (
+                job.user_id != caller.user_id and not caller.is_manager):
+            raise NotFound(f"no job {job_id}")
+        return job
 
     async def require_llm(self) -> None:
         """Interactive LLM calls need the LLM configured and a mode that serves it."""

@@ -93,13 +93,21 @@ class JobStore:
             tenant_id, open_only, limit)
         return [_job(r) for r in rows]
 
-    async def counts(self) -> dict[str, dict[str, int]]:
-        """Jobs per kind and status, for the admin surface."""
+    async def counts(self, tenant_id: str) -> dict[str, dict[str, int]]:
+        """A tenant's jobs per kind and status, for the admin surface."""
         out: dict[str, dict[str, int]] = {k.value: {} for k in JobKind}
         for r in await self.pool.fetch(
-                "SELECT kind, status, count(*) AS n FROM gpu_jobs GROUP BY kind, status"):
+                "SELECT kind, status, count(*) AS n FROM gpu_jobs WHERE tenant_id = $1 "
+                "GROUP BY kind, status", tenant_id):
             out.setdefault(r["kind"], {})[r["status"]] = r["n"]
         return out
+
+    async def box_load(self) -> dict[str, int]:
+        """Open jobs on the shared GPU box, all tenants together (no tenant is named)."""
+        rows = await self.pool.fetch(
+            "SELECT status, count(*) AS n FROM gpu_jobs WHERE status IN ('queued', 'running') "
+            "GROUP BY status")
+        return {"queued": 0, "running": 0} | {r["status"]: r["n"] for r in rows}
 
     async def claim(self, kinds: list[JobKind], worker: str, lease_s: float) -> Job | None:
         """The oldest queued job of ``kinds``, now running under a lease held by ``worker``."""

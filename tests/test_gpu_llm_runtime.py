@@ -113,7 +113,7 @@ async def test_batch_job_is_durable_idempotent_and_waits_for_its_mode() -> None:
             assert r.json()["status"] == "queued"
             queues = (await http.get("/api/admin-surface/queues")).json()
             assert queues["counts"]["llm_batch"] == {"done": 1, "queued": 1}
-            assert queues["runnable"] == ["dream_weaver"]
+            assert queues["runnable"] == ["dream_weaver"] and queues["box"]["queued"] == 1
             await http.post("/api/admin-surface/gpu-mode", json={"mode": "llm"})
             await wait_job(http, headers, waiting, lambda j: j["status"] == "done")
             # another tenant cannot see the job

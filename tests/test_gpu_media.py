@@ -13,6 +13,7 @@ import pytest
 
 from hub.server import free_port
 from tests.gpukit import director, gpu_hub, wait_job
+from tests.hubkit import login
 from tests.standins.asgi import serve, serve_comfy
 from tests.standins.comfyui import ComfyStandIn, tiny_png
 from tests.standins.sglang import SglangStandIn
@@ -74,10 +75,10 @@ async def test_render_with_progress_expansion_idempotency_and_limits(tmp_path: P
         r = await http.post("/api/dream-weaver", data={**FORM, "room_type": "dungeon"},
                             files={"image": ("room.png", PHOTO, "image/png")})
         assert r.status_code == 400
-        # another tenant cannot see the result
-        other = await director(server, "t2")
-        r = await http.get(f"/api/dream-weaver/result/{job_id}", headers=other)
-        assert r.status_code == 404
+        # another tenant, or another broker, cannot see the result
+        for other in (await director(server, "t2"), await login(server, "junior_broker@t1.test")):
+            r = await http.get(f"/api/dream-weaver/result/{job_id}", headers=other)
+            assert r.status_code == 404
 
 
 async def test_gpu_side_down_is_a_502(tmp_path: Path) -> None:

@@ -23,12 +23,14 @@ class ModeSwitch(BaseModel):
 
 @router.get("/queues")
 async def queues(caller: ManagerDep, front: FrontDep) -> dict[str, Any]:
-    """Jobs by kind and status on every hub, the GPU mode, and the open jobs."""
+    """The tenant's jobs by kind and status and its open jobs, the GPU box's load, the mode
+    and the ComfyUI workers."""
     state = await front.mode.state()
     open_jobs = await front.jobs.list(caller.tenant_id, open_only=True)
     return {"mode": state.model_dump(mode="json"),
             "runnable": sorted(k.value for k in state.runnable),
-            "counts": await front.jobs.counts(),
+            "counts": await front.jobs.counts(caller.tenant_id),
+            "box": await front.jobs.box_load(),
             "open": [j.public() for j in open_jobs],
             "workers": await front.worker_health()}
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, File, Form, Header, UploadFile
 from fastapi.responses import FileResponse
 
-from core.errors import Conflict, NotFound
+from core.errors import Conflict
 from core.ids import new_id
 from gpu_hub.api.deps import FrontDep, PrincipalDep
 from gpu_hub.errors import BadRequest
@@ -52,17 +52,12 @@ async def submit(
 
 @router.get("/status/{job_id}")
 async def status(job_id: str, caller: PrincipalDep, front: FrontDep) -> dict[str, Any]:
-    job = await front.jobs.get(caller.tenant_id, job_id)
-    if job.kind is not JobKind.DREAM_WEAVER:
-        raise NotFound(f"no Dream Weaver job {job_id}")
-    return job.public()
+    return (await front.own_job(caller, job_id, JobKind.DREAM_WEAVER)).public()
 
 
 @router.get("/result/{job_id}", response_class=FileResponse)
 async def result(job_id: str, caller: PrincipalDep, front: FrontDep) -> FileResponse:
-    job = await front.jobs.get(caller.tenant_id, job_id)
-    if job.kind is not JobKind.DREAM_WEAVER:
-        raise NotFound(f"no Dream Weaver job {job_id}")
+    job = await front.own_job(caller, job_id, JobKind.DREAM_WEAVER)
     if job.status is not JobStatus.DONE:
         raise Conflict(f"job {job_id} is {job.status.value} ({job.progress:.0%}); poll "
                        f"/api/dream-weaver/status/{job_id}", code="not_ready")

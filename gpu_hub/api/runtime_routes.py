@@ -11,9 +11,9 @@ from fastapi import APIRouter, Header
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from core.errors import NotFound, VelocityError
+from core.errors import VelocityError
 from gpu_hub.api.deps import FrontDep, PrincipalDep
-from gpu_hub.jobs import Job, JobKind
+from gpu_hub.jobs import JobKind
 from gpu_hub.llm.batch import BatchItem, BatchRequest
 
 router = APIRouter(prefix="/api/runtime", tags=["runtime"])
@@ -95,23 +95,15 @@ async def batch(body: BatchBody, caller: PrincipalDep, front: FrontDep,
     return job.public()
 
 
-async def _own_job(front: Any, caller: Any, job_id: str, kind: JobKind | None = None) -> Job:
-    job: Job = await front.jobs.get(caller.tenant_id, job_id)
-    if (kind is not None and job.kind is not kind) or (
-            job.user_id != caller.user_id and not caller.is_manager):
-        raise NotFound(f"no job {job_id}")
-    return job
-
-
 @router.get("/llm/jobs/{job_id}")
 async def llm_job(job_id: str, caller: PrincipalDep, front: FrontDep) -> dict[str, Any]:
-    return (await _own_job(front, caller, job_id, JobKind.LLM_BATCH)).public()
+    return (await front.own_job(caller, job_id, JobKind.LLM_BATCH)).public()
 
 
 @router.get("/llm/jobs/{job_id}/results")
 async def llm_job_results(job_id: str, caller: PrincipalDep,
                           front: FrontDep) -> dict[str, Any]:
-    job = await _own_job(front, caller, job_id, JobKind.LLM_BATCH)
+    job = await front.own_job(caller, job_id, JobKind.LLM_BATCH)
     return {"job": job.public(), "results": await front.batch.results(job.tenant_id, job.id)}
 
 
@@ -125,10 +117,10 @@ async def jobs(caller: PrincipalDep, front: FrontDep, open_only: bool = False
 
 @router.get("/jobs/{job_id}")
 async def job(job_id: str, caller: PrincipalDep, front: FrontDep) -> dict[str, Any]:
-    return (await _own_job(front, caller, job_id)).public()
+    return (await front.own_job(caller, job_id)).public()
 
 
 @router.post("/jobs/{job_id}/cancel")
 async def cancel(job_id: str, caller: PrincipalDep, front: FrontDep) -> dict[str, Any]:
-    await _own_job(front, caller, job_id)
+    await front.own_job(caller, job_id)
     return (await front.jobs.cancel(caller.tenant_id, job_id)).public()

@@ -18,7 +18,8 @@ async def serve(app: Any) -> AsyncIterator[str]:
     """Yields the base URL (``http://127.0.0.1:port``) while the app is served."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
+                                           log_level="warning", lifespan="off",
+                                           ws="websockets-sansio"))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -29,7 +30,7 @@ async def serve(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout=5)
+            await asyncio.wait_for(task, timeout=15)
 
 
 @asynccontextmanager
