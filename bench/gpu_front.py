@@ -8,10 +8,11 @@ once (one progress step, no sleep), so what is measured is the front, not a GPU.
 one run: the same render (upload, `/prompt`, websocket progress, `/history`, `/view`) driven
 straight from the pool's client, and through the hub (`POST /api/dream-weaver` → durable job in
 PostgreSQL → claimed by the runner → worker → PNG stored → status polled every 5 ms → result
-fetched); the difference is the hub's overhead per job. Then ``--jobs`` renders submitted at once
-over ``--workers`` stand-ins (jobs/s). Then the verifier over the test corpora (analytics and
-hostile queries) beside sqlglot's parse alone. The hub, its PostgreSQL (``DATABASE_URL`` or a
-private one) and the stand-ins share this process and machine. Writes bench/results/gpu_front.*.
+fetched); the difference is the hub's overhead per job. Then ``--jobs`` renders submitted at
+once over ``--workers`` stand-ins, open jobs listed every 20 ms until none is left (jobs/s).
+Then the verifier over the test corpora (analytics and hostile queries) beside sqlglot's parse
+alone. The hub, its PostgreSQL (``DATABASE_URL`` or a private one) and the stand-ins share this
+process and machine. Writes bench/results/gpu_front.*.
 """
 
 from __future__ import annotations
@@ -76,12 +77,17 @@ async def _direct(url: str, rounds: int, progress: Progress) -> list[float]:
     return samples
 
 
-async def _through_hub(http: httpx.AsyncClient) -> float:
-    start = time.perf_counter()
+async def _submit(http: httpx.AsyncClient) -> str:
     r = await http.post("/api/dream-weaver", data=FORM,
                         files={"image": ("room.png", PHOTO, "image/png")})
     r.raise_for_status()
-    job_id = r.json()["id"]
+    job_id: str = r.json()["id"]
+    return job_id
+
+
+async def _through_hub(http: httpx.AsyncClient) -> float:
+    start = time.perf_counter()
+    job_id = await _submit(http)
     while True:
         status = (await http.get(f"/api/dream-weaver/status/{job_id}")).json()["status"]
         if status == "done":
@@ -138,13 +144,15 @@ async def run(jobs: int, workers: int, rounds: int, console: Console) -> dict[st
                     hubbed.append(await _through_hub(http))
                     progress.advance(task)
                 task = progress.add_task(f"{jobs} jobs over {workers} workers", total=jobs)
-
-                async def one() -> None:
-                    await _through_hub(http)
-                    progress.advance(task)
-
                 start = time.perf_counter()
-                await asyncio.gather(*(one() for _ in range(jobs)))
+                ids = set(await asyncio.gather(*(_submit(http) for _ in range(jobs))))
+                while True:
+                    listed = (await http.get("/api/runtime/jobs", params={"open_only": True}))
+                    still = {j["id"] for j in listed.json()} & ids
+                    progress.update(task, completed=jobs - len(still))
+                    if not still:
+                        break
+                    await asyncio.sleep(0.02)
                 elapsed = time.perf_counter() - start
         figures = {
             "direct_median_ms": statistics.median(direct) * 1e3,

@@ -20,6 +20,9 @@ class WorkerState:
     worker: ComfyWorker
     healthy: bool = False
     queue_depth: int = 0
+    """Prompts on the worker at the last health check."""
+    foreign: int = 0
+    """Of those, prompts that were not this hub's renders (another hub's, or manual use)."""
     in_flight: int = 0
     checked_at: float = 0.0
     error: str | None = None
@@ -29,7 +32,7 @@ class WorkerState:
 
     @property
     def load(self) -> int:
-        return max(self.queue_depth, self.in_flight)
+        return self.in_flight + self.foreign
 
     def public(self) -> dict[str, Any]:
         return {"url": self.worker.url, "healthy": self.healthy, "queue_depth": self.queue_depth,
@@ -71,6 +74,7 @@ class ComfyPool:
         try:
             stats = await asyncio.wait_for(state.worker.system_stats(), timeout)
             state.queue_depth = await asyncio.wait_for(state.worker.queue_depth(), timeout)
+            state.foreign = max(0, state.queue_depth - state.in_flight)
             state.devices = [str(d.get("name", "")) for d in stats.get("devices", [])]
             if time.monotonic() >= state.quarantined_until:
                 state.healthy, state.error = True, None
