@@ -73,8 +73,10 @@ class ComfyPool:
         timeout = max(HEALTH_TIMEOUT_S, self.interval)
         try:
             stats = await asyncio.wait_for(state.worker.system_stats(), timeout)
+            ours = state.in_flight
             state.queue_depth = await asyncio.wait_for(state.worker.queue_depth(), timeout)
-            state.foreign = max(0, state.queue_depth - state.in_flight)
+            # a render of ours may end while /queue answers: never count it as someone else's
+            state.foreign = max(0, state.queue_depth - max(ours, state.in_flight))
             state.devices = [str(d.get("name", "")) for d in stats.get("devices", [])]
             if time.monotonic() >= state.quarantined_until:
                 state.healthy, state.error = True, None
