@@ -32,7 +32,7 @@ async def director(server: HubServer, tenant: str = "t1") -> dict[str, str]:
 
 
 async def wait_job(http: httpx.AsyncClient, headers: dict[str, str], job_id: str,
-                   until: Callable[[dict[str, Any]], bool], timeout: float = 20.0,
+                   until: Callable[[dict[str, Any]], bool], timeout: float = 60.0,
                    path: str = "/api/runtime/jobs/") -> dict[str, Any]:
     """Poll a job's status until ``until(job)`` holds; returns the job and every progress seen
     under ``job['_seen']``."""

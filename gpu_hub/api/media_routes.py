@@ -36,7 +36,9 @@ async def submit(
     check_photo(data, limit)
     state = await front.mode.state()
     if JobKind.DREAM_WEAVER in RUNS[state.mode] and not front.comfy.healthy():
-        raise no_workers()
+        await front.comfy.check_all()  # the last check may be stale: look again before a 502
+        if not front.comfy.healthy():
+            raise no_workers()
     upload = f"uploads/{caller.tenant_id}/{new_id()}.img"
     path = front.settings.asset_dir / upload
     path.parent.mkdir(parents=True, exist_ok=True)
