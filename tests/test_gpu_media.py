@@ -132,18 +132,20 @@ async def test_dead_worker_mid_job_and_cancellation(tmp_path: Path) -> None:
         job = await wait_job(http, headers, job_id, lambda j: j["status"] == "done")
         assert job["attempts"] == 2 and len(survivor.prompts) == 1
         assert job["result"]["worker"] == urls[1 - victim]
-        # cancellation of a running render interrupts it on the worker
-        survivor.steps = 400
+        # cancellation of a running render stops it on the worker (interrupted when running,
+        # deleted from the worker's queue when still waiting there)
+        survivor.steps = 2000  # 40 s: it cannot end by itself while the test waits
         job_id = (await _submit(http)).json()["id"]
         await wait_job(http, headers, job_id, lambda j: j["progress"] > 0.05)
         r = await http.post(f"/api/runtime/jobs/{job_id}/cancel")
         assert r.json()["cancel_requested"] is True
         job = await wait_job(http, headers, job_id, lambda j: j["status"] == "cancelled")
         for _ in range(500):
-            if survivor.interrupted:
+            if survivor.running is None and not survivor.pending:
                 break
             await asyncio.sleep(0.02)
-        assert survivor.interrupted
+        assert survivor.running is None and not survivor.pending
+        assert len(survivor.history) == 1  # only the first render ever finished there
         await lifetimes[1 - victim].aclose()
 
 

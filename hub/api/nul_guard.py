@@ -34,7 +34,7 @@ class RefuseNul:
         if where is None and scope["method"] in _BODY_METHODS and _is_json(scope):
             body = await _read_body(receive)
             where = "body" if _nul_in_json(body) else None
-            receive = _replay(body)
+            receive = _replay(body, receive)
         if where is not None:
             error = MalformedFrame(f"the request {where} holds a NUL character (\\x00), which "
                                    "cannot be stored; remove it and send again",
@@ -71,7 +71,9 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-def _replay(body: bytes) -> Receive:
+def _replay(body: bytes, receive_more: Receive) -> Receive:
+    """The body already read, then the connection's own messages (a streaming response
+    listens for the real disconnect; reporting one at once would cut it off)."""
     sent = False
 
     async def receive() -> Message:
@@ -79,7 +81,7 @@ def _replay(body: bytes) -> Receive:
         if not sent:
             sent = True
             return {"type": "http.request", "body": body, "more_body": False}
-        return {"type": "http.disconnect"}
+        return await receive_more()
 
     return receive
 
