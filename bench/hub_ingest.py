@@ -13,8 +13,11 @@ group committer with the gate's results already worked out (what the commit alon
 log, document, projection, receipt and audit rows it writes per update), and the same bytes in
 the same batches into a plain table with raw asyncpg inserts (one transaction per batch, a pool
 as large as the hub's, as many concurrent writers as devices), the database's own limit for
-this work, measured twice. Writes bench/results/hub_ingest.*. Target (issue 3): ≥ 40% of the
-raw rate.
+this work, measured twice. Then the same load again (fresh devices and leads) with 1 % hostile
+items mixed in: one more device pushes unsafe bytes, another device's client id, a duplicate
+client id and NUL characters in a value, one item a batch, spread over the run (the hub in the
+bench never blocks it, so it keeps pushing to the end); the row shows the honest devices'
+throughput beside the clean run's. Writes bench/results/hub_ingest.*.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import sys
 import tempfile
 import time
@@ -53,6 +57,11 @@ from sync import protocol as p
 from sync.record import RecordDoc
 
 RAW_TABLE = "bench_raw_updates"
+RETRY_PAUSE_S = 0.5
+"""How long a bench device waits before pushing again what the hub refused for its own
+trouble."""
+HOSTILE_SHARE = 0.01
+"""Hostile items per honest item in the hostile run."""
 TEAM_SIZE = 5
 POOL_SIZE = 10
 """The hub's own pool size (`hub.database.Database`), so the raw writers get no more."""
@@ -64,13 +73,16 @@ def team_of(broker: int) -> str:
 
 
 def _hub_process(folder: Path, devices: int, conn: Connection) -> None:
-    """The hub in its own process: one tenant, ``devices`` brokers and a director, one pairing
-    code each; stops when asked."""
+    """The hub in its own process: one tenant, ``devices`` brokers and a director, two pairing
+    codes each (a clean run and a hostile one) and one for the hostile device; stops when
+    asked."""
     asyncio.run(_serve_hub(folder, devices, conn))
 
 
 async def _serve_hub(folder: Path, devices: int, conn: Connection) -> None:
-    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2)
+    # The hostile device is never throttled or blocked here, so it pushes for the whole run.
+    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2,
+                           max_offences=10**9, throttle_after=10**9)
     tenant = f"bench-{new_id()}"  # a tenant of its own, so runs on one DATABASE_URL never meet
     async with HubServer(Hub(settings)) as server:
         accounts = server.hub.accounts
@@ -80,11 +92,12 @@ async def _serve_hub(folder: Path, devices: int, conn: Connection) -> None:
                                    "Bench Admin", user_id=admin.user_id)
         users = [(f"{tenant}-director", Role.SALES_DIRECTOR, None)] + [
             (f"{tenant}-broker-{i}", Role.SENIOR_BROKER, team_of(i)) for i in range(devices)]
-        codes = []
-        for user_id, role, team in users:
+        for user_id, role, team in [*users, (f"{tenant}-hostile", Role.SENIOR_BROKER, "x")]:
             await accounts.create_user(tenant, f"{user_id}@bench.test", "bench-password", role,
                                        user_id, team_id=team, user_id=user_id)
-            codes.append(await accounts.issue_pairing_code(admin, user_id, "ipad", 600))
+        codes = [await accounts.issue_pairing_code(admin, user_id, "ipad", 600)
+                 for _ in range(2) for user_id, _, _ in users]
+        codes.append(await accounts.issue_pairing_code(admin, f"{tenant}-hostile", "ipad", 600))
         conn.send({"tenant": tenant, "url": server.url, "sync_url": server.sync_url, "codes": codes,
                    "database_url": server.hub.database_url})
         await asyncio.to_thread(conn.recv)  # stop
@@ -109,6 +122,9 @@ class BenchDevice:
     caught_up: asyncio.Event = field(default_factory=asyncio.Event)
     acked: asyncio.Event = field(default_factory=asyncio.Event)
     refused: list[p.Refusal] = field(default_factory=list)
+    retry: dict[str, float] = field(default_factory=dict)
+    """Update ids the hub refused for its own trouble, and the pause before pushing again."""
+    retries: int = 0
 
     def arrival(self, guid: str, seq: int) -> float | None:
         """When the update ``seq`` of ``guid`` first reached this device."""
@@ -143,13 +159,18 @@ class BenchDevice:
                     self.acked_at[update_id] = now
                     self.seq_of[update_id] = seq
                 self.acked.set()
+            elif isinstance(message, p.Refusal) and message.reason in p.RETRYABLE_REASONS:
+                self.retry[message.update_id] = RETRY_PAUSE_S  # the hub's trouble: again
+                self.retries += 1
+                self.acked.set()
             elif isinstance(message, p.Refusal):
                 self.refused.append(message)
                 self.acked_at[message.update_id] = now
                 self.acked.set()
 
     async def push_all(self, progress: Progress, task: int) -> None:
-        """Each batch after the previous one was acknowledged (one batch in flight)."""
+        """Each batch after the previous one was answered (one batch in flight); what the hub
+        refused for its own trouble is pushed again after a pause."""
         assert self.ws is not None
         for batch in self.batches:
             ids = [item.update_id for item in batch]
@@ -157,18 +178,28 @@ class BenchDevice:
             for update_id in ids:
                 self.sent_at[update_id] = sent
                 self.guid_of[update_id] = next(i.guid for i in batch if i.update_id == update_id)
-            await self.ws.send(p.encode(p.PushBatch(tuple(batch))))
-            while not all(i in self.acked_at for i in ids):
-                self.acked.clear()
-                await self.acked.wait()
+            pending = batch
+            while pending:
+                await self.ws.send(p.encode(p.PushBatch(tuple(pending))))
+                while not all(i.update_id in self.acked_at or i.update_id in self.retry
+                              for i in pending):
+                    self.acked.clear()
+                    await self.acked.wait()
+                pending = [i for i in pending if i.update_id in self.retry]
+                if pending:
+                    await asyncio.sleep(max(self.retry[i.update_id] for i in pending))
+                    for i in pending:
+                        del self.retry[i.update_id]
             progress.advance(task, len(batch))
 
 
-def prepare(device: BenchDevice, tenant: str, number: int, updates: int, batch: int) -> None:
+def prepare(device: BenchDevice, tenant: str, number: int, updates: int, batch: int,
+            run: int = 0) -> None:
     """The device's pushes, made before the clock starts: a lead per 4 updates, each created
-    and then edited (source, timeline, budget, a line of notes)."""
+    and then edited (source, timeline, budget, a line of notes); ``run`` keeps leads of
+    different runs apart."""
     leads = collection("leads")
-    docs = [RecordDoc(leads, f"00000000-0000-4000-8{number:03d}-{i:012d}",
+    docs = [RecordDoc(leads, f"00000000-0000-4{run:03d}-8{number:03d}-{i:012d}",
                       client_id=device.client_id) for i in range(max(1, updates // 4))]
     edits = [{"source": "walk-in"}, {"timeline": "3-6 months"}, {"budget_min": 45_000_000},
              {"notes": "Prefers a high floor with a sea view."}]
@@ -185,29 +216,92 @@ def prepare(device: BenchDevice, tenant: str, number: int, updates: int, batch: 
     device.batches = [items[i:i + batch] for i in range(0, len(items), batch)]
 
 
+def hostile_item(n: int, tenant: str, device: BenchDevice, victim_client: int) -> p.PushItem:
+    """The ``n``th hostile item, in turn: unsafe bytes, another device's client id, a NUL
+    character in a value, a truncated update."""
+    leads = collection("leads")
+    record_id = f"00000000-0000-4999-8999-{n:012d}"
+    values = {"tenant_id": tenant, "owner_id": device.user_id, "team_id": "x",
+              "person_id": f"hostile-{n}"}
+    kind = n % 4
+    if kind == 0:
+        data = b"\x01\x01\x90\x03\x00\x1f"
+    elif kind == 1:
+        data = RecordDoc(leads, record_id, client_id=victim_client).write(values)
+    elif kind == 2:
+        data = RecordDoc(leads, record_id, client_id=device.client_id).write(
+            {**values, "notes": "NUL\x00inside"})
+    else:
+        data = RecordDoc(leads, record_id, client_id=device.client_id).write(values)[:-3]
+    return p.PushItem(f"hostile-{n}", f"leads/{record_id}", data)
+
+
+async def push_hostile(device: BenchDevice, tenant: str, count: int, interval_s: float,
+                       victim_client: int, honest_done: asyncio.Event) -> int:
+    """Push ``count`` hostile items, one a batch, one every ``interval_s`` while the honest
+    devices push; how many were sent."""
+    sent = 0
+    while sent < count and not honest_done.is_set():
+        assert device.ws is not None
+        await device.ws.send(p.encode(p.PushBatch((
+            hostile_item(sent, tenant, device, victim_client),))))
+        sent += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(honest_done.wait(), interval_s)
+    return sent
+
+
 async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: int,
-                  console: Console) -> dict[str, float]:
-    codes: list[str] = seeded["codes"]  # type: ignore[assignment]
+                  console: Console, *, hostile_interval_s: float | None = None
+                  ) -> dict[str, float]:
+    """One run over the wire: the clean one, or (``hostile_interval_s``) the one with a
+    hostile device pushing 1 % hostile items one every that many seconds."""
+    run = 0 if hostile_interval_s is None else 1
+    all_codes: list[str] = seeded["codes"]  # type: ignore[assignment]
+    codes = all_codes[run * (devices + 1):(run + 1) * (devices + 1)]
     tenant = str(seeded["tenant"])
-    observer = BenchDevice(f"{tenant}-director", client_id=10_000)
-    brokers = [BenchDevice(f"{tenant}-broker-{i}", client_id=10_001 + i) for i in range(devices)]
+    observer = BenchDevice(f"{tenant}-director", client_id=10_000 + run * 1000)
+    brokers = [BenchDevice(f"{tenant}-broker-{i}", client_id=10_001 + run * 1000 + i)
+               for i in range(devices)]
+    hostile = BenchDevice(f"{tenant}-hostile", client_id=30_000)
+    paired = [(observer, codes[0]), *zip(brokers, codes[1:], strict=True)]
+    if run:
+        paired.append((hostile, all_codes[-1]))
     async with httpx.AsyncClient(base_url=str(seeded["url"])) as http:
-        for device, code in zip([observer, *brokers], codes, strict=True):
+        for device, code in paired:
             r = await http.post("/api/devices/pair", json={
                 "code": code, "name": device.user_id,
                 "public_key": base64.b64encode(device.key.public_bytes).decode()})
             r.raise_for_status()
             device.device_id = r.json()["device_id"]
     for number, device in enumerate(brokers):
-        prepare(device, tenant, number, updates, batch)
-    readers = [await d.connect(str(seeded["sync_url"])) for d in [observer, *brokers]]
-    await asyncio.gather(*(d.caught_up.wait() for d in [observer, *brokers]))
+        prepare(device, tenant, number, updates, batch, run)
+    online = [observer, *brokers, *([hostile] if run else [])]
+    readers = [await d.connect(str(seeded["sync_url"])) for d in online]
+    await asyncio.gather(*(d.caught_up.wait() for d in online))
     total = devices * updates
+    hostile_count = round(total * HOSTILE_SHARE) if run else 0
+    honest_done = asyncio.Event()
     with Progress(console=console, transient=True) as progress:
-        task = progress.add_task(f"{devices} devices pushing", total=total)
+        task = progress.add_task(f"{devices} devices pushing"
+                                 + (f", one pushing {hostile_count} hostile items" if run else ""),
+                                 total=total)
         start = time.perf_counter()
+        poison = asyncio.create_task(push_hostile(
+            hostile, tenant, hostile_count, hostile_interval_s or 0.0, brokers[0].client_id,
+            honest_done))
         await asyncio.gather(*(d.push_all(progress, task) for d in brokers))
         elapsed = time.perf_counter() - start
+        honest_done.set()
+        hostile_sent = await poison
+    if run:  # every hostile item answered, and refused
+        deadline = time.perf_counter() + 30
+        while len(hostile.refused) < hostile_sent and time.perf_counter() < deadline:
+            await asyncio.sleep(0.05)
+        if len(hostile.refused) < hostile_sent or hostile.acked_at.keys() - {
+                r.update_id for r in hostile.refused}:
+            raise SystemExit(f"{hostile_sent} hostile items sent, {len(hostile.refused)} "
+                             "refused: the hub took one")
     refused = [r for d in brokers for r in d.refused]
     if refused:
         raise SystemExit(f"the hub refused {len(refused)} benchmark updates, e.g. "
@@ -222,7 +316,7 @@ async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: 
         raise SystemExit(f"the director's device never received {arrivals.count(None)} updates")
     broadcast = [at - sent for at, (_, _, sent) in zip(arrivals, pushed, strict=True)]  # type: ignore[operator]
     ack = [d.acked_at[uid] - d.sent_at[uid] for d in brokers for uid in d.sent_at]
-    for d in [observer, *brokers]:
+    for d in online:
         assert d.ws is not None
         await d.ws.close()
     for reader in readers:
@@ -233,6 +327,9 @@ async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: 
             "broadcast_p50_ms": percentile(broadcast, 0.5) * 1e3,
             "broadcast_p99_ms": percentile(broadcast, 0.99) * 1e3,
             "bytes_per_update": sum(len(i.data) for b in all_batches for i in b) / total,
+            "retried": sum(d.retries for d in brokers), "hostile_sent": hostile_count and
+            len(hostile.refused),
+            "hostile_reasons": sorted({r.reason for r in hostile.refused}),  # type: ignore[dict-item]
             "_batches": [[(d.device_id, i.update_id, i.guid, i.data) for i in b]  # type: ignore[dict-item]
                          for d in brokers for b in d.batches]}
 
@@ -322,6 +419,10 @@ def main() -> None:
             seeded = ours.recv()
         figures = asyncio.run(hub_run(seeded, args.devices, args.updates, args.batch, console))
         batches = figures.pop("_batches")
+        hostile = asyncio.run(hub_run(
+            seeded, args.devices, args.updates, args.batch, console,
+            hostile_interval_s=figures["hub_s"] / (args.devices * args.updates * HOSTILE_SHARE)))
+        hostile.pop("_batches")
         per_device = [batches[i::args.devices] for i in range(args.devices)]  # type: ignore[index]
         with console.status("the same pushes through the hub's commit path alone…"):
             commit_path = asyncio.run(commit_path_run(
@@ -334,7 +435,10 @@ def main() -> None:
     figures.update(raw_updates_per_s=raw_rate, raw_runs=raw,
                    ratio=figures["hub_updates_per_s"] / raw_rate,
                    commit_path_updates_per_s=commit_path, commit_path_ratio=commit_path / raw_rate,
-                   devices=args.devices, batch=args.batch)
+                   devices=args.devices, batch=args.batch,
+                   hostile_run=hostile)
+    vs_clean = hostile["hub_updates_per_s"] / figures["hub_updates_per_s"]
+    figures["hostile_vs_clean"] = vs_clean
     md = "\n".join([
         f"{args.devices} devices × {args.updates} updates ({figures['bytes_per_update']:.0f} B "
         f"each) in batches of {args.batch}, one batch in flight per device:", "",
@@ -344,6 +448,12 @@ def main() -> None:
         f"{figures['ack_p50_ms']:.1f} / {figures['ack_p99_ms']:.1f} ms | "
         f"{figures['broadcast_p50_ms']:.1f} / {figures['broadcast_p99_ms']:.1f} ms | "
         f"{figures['ratio']:.0%} |",
+        f"| the same hub, with 1 % hostile items from one more device "
+        f"({hostile['hostile_sent']} refused: {', '.join(hostile['hostile_reasons'])}) | "  # type: ignore[arg-type]
+        f"{hostile['hub_updates_per_s']:,.0f} ({vs_clean:.0%} of the clean run) | "
+        f"{hostile['ack_p50_ms']:.1f} / {hostile['ack_p99_ms']:.1f} ms | "
+        f"{hostile['broadcast_p50_ms']:.1f} / {hostile['broadcast_p99_ms']:.1f} ms | "
+        f"{hostile['hub_updates_per_s'] / raw_rate:.0%} |",
         f"| the hub's commit path alone (same rows: log, document, projection, receipt, audit;"
         f" group commit) | {commit_path:,.0f} | | | {figures['commit_path_ratio']:.0%} |",
         f"| raw asyncpg inserts, same bytes and batches | {figures['raw_updates_per_s']:,.0f} "

@@ -22,8 +22,8 @@ from edge_agent.replica import RefusalKind, Replica
 from sync import protocol as p
 
 log = logging.getLogger(__name__)
-PERMANENT_CLOSE = {p.CloseCode.FORBIDDEN, p.CloseCode.UNSUPPORTED_VERSION}
-PERMANENT_AUTH = {"revoked", "blocked", "unknown_device"}
+PERMANENT_CLOSE = p.FINAL_CLOSE_CODES
+PERMANENT_AUTH = {"revoked", "blocked", "unknown_device", "client_id_taken"}
 IDLE_CHECK_S = 1.0
 """How often an idle pusher looks at its window for overdue answers."""
 RETRY_PAUSE_S = (0.5, 15.0)

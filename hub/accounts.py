@@ -175,16 +175,29 @@ class Accounts:
             "WHERE tenant_id = $1 AND device_id = $2", device.tenant_id, device.device_id, cursor,
         )
 
-    async def offence(self, device: Device, reason: str, max_offences: int) -> bool:
-        """Count a refused hostile update; returns True when the device is now blocked."""
+    async def offence(self, device: Device, reason: str, max_offences: int, count: int = 1
+                      ) -> bool:
+        """Count ``count`` refused hostile updates (a push, for throttling); returns True when
+        the device is now blocked."""
         row = await self.db.pool.fetchrow(
-            "UPDATE hub_devices SET offences = offences + 1, blocked_reason = CASE WHEN "
-            "offences + 1 >= $3 THEN $4 ELSE blocked_reason END, status = CASE WHEN offences + 1"
+            "UPDATE hub_devices SET offences = offences + $5, last_push_at = now(), "
+            "blocked_reason = CASE WHEN "
+            "offences + $5 >= $3 THEN $4 ELSE blocked_reason END, status = CASE WHEN offences + $5"
             " >= $3 THEN 'blocked' ELSE status END WHERE tenant_id = $1 AND device_id = $2 "
             "RETURNING status", device.tenant_id, device.device_id, max_offences,
-            f"blocked after {max_offences} refused unsafe updates (last: {reason})",
+            f"blocked after {max_offences} refused unsafe updates (last: {reason})", count,
         )
         return row is not None and row["status"] == "blocked"
+
+    async def throttled_push(self, device: Device, interval_s: float) -> bool:
+        """Take a throttled device's push slot: False when it pushed less than ``interval_s``
+        ago (on any session, on any hub)."""
+        row = await self.db.pool.fetchrow(
+            "UPDATE hub_devices SET last_push_at = now() WHERE tenant_id = $1 AND device_id = $2"
+            " AND (last_push_at IS NULL OR last_push_at <= now() - make_interval(secs => $3))"
+            " RETURNING 1", device.tenant_id, device.device_id, interval_s,
+        )
+        return row is not None
 
     async def bind_client_ids(self, device: Device, client_ids: tuple[int, ...]) -> None:
         """Bind CRDT client ids to the device at first use; another device's id is refused."""

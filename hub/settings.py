@@ -30,6 +30,9 @@ class HubSettings(BaseSettings):
     throttle_after: int = Field(2, gt=0)
     """Refused unsafe updates after which a device may push at most once per interval."""
     throttle_interval_s: float = Field(2.0, ge=0)
+    push_window: int = Field(4, ge=1, le=64)
+    """Push batches of one device the hub holds unanswered (one judged, the rest waiting); it
+    reads no further batch of that device until one is answered (backpressure)."""
     gate_documents: int = Field(4096, ge=0)
     """Documents the gate keeps as it judged them, for their next push (about 13 KiB each
     for a lead with a few edits; 0 turns it off)."""

@@ -8,6 +8,7 @@ reads ``last_seq`` first and then the rows up to it can never skip one that comm
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from hub.scope import may_read, readers_of, scope_sql
 from schema import collection, to_row
 from schema.ddl import column_types
 from schema.models import Record
+from sync.protocol import MAX_MESSAGE_CHARS
 from sync.record import EMPTY_UPDATE, RecordDoc
 
 NOTIFY_CHANNEL = "velocity_updates"
@@ -65,9 +67,36 @@ class PushGroup:
     """Whose changes the gate judged; a change applied again on a newer state is judged again."""
 
 
+class Unstorable(RecordInvalid):
+    """PostgreSQL refused to store a change alone (a value it cannot hold); the validator
+    should have refused it first."""
+
+    code = "unstorable"
+
+
 NotCommitted = RecordInvalid | PermissionDenied
-"""Why a change did not commit: its record does not validate, or (applied again on a state
-that changed after the gate judged it) its author may no longer make it."""
+"""Why a change did not commit: its record does not validate, (applied again on a state that
+changed after the gate judged it) its author may no longer make it, PostgreSQL cannot store it,
+or its update id was refused before."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalReceipt:
+    """A device's update id the hub refused, for good: the reason and message it was given."""
+
+    guid: str
+    reason: str
+    message: str
+
+    def error(self) -> NotCommitted:
+        """The refusal as the error it was (its code and message)."""
+        error = RecordInvalid(self.message)
+        error.code = self.reason
+        return error
+
+
+Receipt = int | RefusalReceipt
+"""What a device's update id got, for good: the sequence it committed at, or its refusal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +144,26 @@ class HubStore:
         return {r["guid"]: _doc(r) for r in rows}
 
     async def receipts(self, tenant_id: str, device_id: str, update_ids: Sequence[str]
-                       ) -> dict[str, int]:
-        """The sequences already-committed pushes got, by update id (one query)."""
+                       ) -> dict[str, Receipt]:
+        """What earlier pushes of these update ids got, by update id (one query)."""
         async with self.db.pool.acquire() as conn:
             found = await _receipts(conn, tenant_id, [(device_id, u) for u in update_ids])
-        return {update_id: seq for (_, update_id), seq in found.items()}
+        return {update_id: receipt for (_, update_id), receipt in found.items()}
+
+    async def record_refusals(self, tenant_id: str, device_id: str,
+                              refusals: Sequence[tuple[str, RefusalReceipt]]
+                              ) -> dict[str, Receipt]:
+        """Record refusals of update ids for good; returns what each id holds now (an id a
+        concurrent session of the device got a receipt for first keeps that one)."""
+        if not refusals:
+            return {}
+        async with self.db.pool.acquire() as conn:
+            await conn.executemany(
+                "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, "
+                "reason, message) VALUES ($1, $2, $3, $4, NULL, $5, $6) ON CONFLICT DO NOTHING",
+                [(tenant_id, device_id, uid, r.guid, r.reason, r.message) for uid, r in refusals])
+            found = await _receipts(conn, tenant_id, [(device_id, uid) for uid, _ in refusals])
+        return {update_id: receipt for (_, update_id), receipt in found.items()}
 
     async def commit(
         self, tenant_id: str, changes: Sequence[Change], *, user_id: str | None,
@@ -133,13 +177,15 @@ class HubStore:
         self, tenant_id: str, groups: Sequence[PushGroup]
     ) -> list[list[Committed | NotCommitted]]:
         """Append the push batches of several devices of one tenant in one transaction (group
-        commit); each change's result is committed or refused as invalid.
+        commit); each change's result is committed or refused.
 
         Each update is applied to the document's current merged state inside the transaction
         (after the tenant lock), so concurrent writers to one document never overwrite each other;
         a change the gate judged on exactly that state brings its result along and is not
-        applied twice.
-        Every statement is batched: a transaction costs a fixed number of round trips.
+        applied twice. Every statement is batched: a transaction costs a fixed number of round
+        trips. The batches are written under one savepoint; when PostgreSQL refuses a value, each
+        batch is written again under its own, and a failing batch change by change, so one
+        change never fails another's commit (`Unstorable`).
         """
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
         results: list[Committed | NotCommitted | tuple[int, int] | None] = [None] * len(flat)
@@ -149,8 +195,11 @@ class HubStore:
             todo: list[int] = []
             first_of: dict[tuple[str | None, str | None], int] = {}
             for i, ((_, ch), key) in enumerate(zip(flat, keys, strict=True)):
-                if key in held:
-                    results[i] = Committed(ch.guid, held[key], None, duplicate=True)
+                receipt = held.get(key)  # type: ignore[arg-type]
+                if isinstance(receipt, RefusalReceipt):
+                    results[i] = receipt.error()  # refused before: refused for good
+                elif receipt is not None:
+                    results[i] = Committed(ch.guid, receipt, None, duplicate=True)
                 elif None not in key and key in first_of:
                     results[i] = (first_of[key], 0)  # a duplicate within this transaction
                 else:
@@ -158,21 +207,20 @@ class HubStore:
                     if None not in key:
                         first_of[key] = i
             if todo:
-                last = await conn.fetchval(
-                    "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
-                    "RETURNING last_seq", tenant_id, len(todo),
-                )
-                if last is None:
-                    raise NotFound(f"tenant {tenant_id!r} does not exist")
-                first = last - len(todo) + 1
-                written = await write_changes(conn, tenant_id, [
-                    _Pending(flat[i][1], first + n, groups[flat[i][0]].user_id,
-                             groups[flat[i][0]].device_id, groups[flat[i][0]].principal)
-                    for n, i in enumerate(todo)])
-                for i, result in zip(todo, written, strict=True):
+                entries = [(i, flat[i][1], groups[flat[i][0]]) for i in todo]
+                try:
+                    written = await _append_isolated(conn, tenant_id, entries)
+                except _STORE_REFUSALS:
+                    written = []
+                    for g in range(len(groups)):
+                        written += await _append_batch(
+                            conn, tenant_id, [e for e in entries if flat[e[0]][0] == g])
+                for i, result in written:
                     results[i] = result
-                await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
-                                   f"{tenant_id}:{last}")
+                last = max((r.seq for _, r in written if isinstance(r, Committed)), default=0)
+                if last:
+                    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
+                                       f"{tenant_id}:{last}")
         out: list[list[Committed | NotCommitted]] = [[] for _ in groups]
         for i, result in enumerate(results):
             if isinstance(result, tuple):  # same outcome as its first
@@ -317,16 +365,87 @@ def log_item(
 
 async def _receipts(
     conn: asyncpg.Connection, tenant_id: str, keys: Sequence[tuple[str | None, str | None]]
-) -> dict[tuple[str | None, str | None], int]:
-    """(device id, update id) → sequence, for the keys already committed."""
+) -> dict[tuple[str | None, str | None], Receipt]:
+    """(device id, update id) → what it got, for the keys already answered for good."""
     if not keys:
         return {}
     rows = await conn.fetch(
-        "SELECT device_id, update_id, seq FROM hub_push_receipts WHERE tenant_id = $1 AND "
+        "SELECT device_id, update_id, guid, seq, reason, message FROM hub_push_receipts "
+        "WHERE tenant_id = $1 AND "
         "(device_id, update_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
         tenant_id, [k[0] for k in keys], [k[1] for k in keys],
     )
-    return {(r["device_id"], r["update_id"]): r["seq"] for r in rows}
+    return {(r["device_id"], r["update_id"]):
+            r["seq"] if r["seq"] is not None else RefusalReceipt(r["guid"], r["reason"],
+                                                                 r["message"])
+            for r in rows}
+
+
+_STORE_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
+                   asyncpg.ProgramLimitExceededError)
+"""What PostgreSQL raises for values it cannot store (NUL in text, numbers out of range…):
+the fault of the change written, not of the transaction."""
+
+_Entry = tuple[int, Change, PushGroup]
+"""A change to append: its index in the commit's results, the change, its push batch."""
+
+
+async def _append_isolated(conn: asyncpg.Connection, tenant_id: str, entries: Sequence[_Entry]
+                           ) -> list[tuple[int, Committed | NotCommitted]]:
+    """Append ``entries`` under a savepoint (a refused value rolls back only them): take
+    their sequence numbers, then write them; (index, result) per entry."""
+    async with conn.transaction():
+        last = await conn.fetchval(
+            "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
+            "RETURNING last_seq", tenant_id, len(entries),
+        )
+        if last is None:
+            raise NotFound(f"tenant {tenant_id!r} does not exist")
+        first = last - len(entries) + 1
+        written = await write_changes(conn, tenant_id, [
+            _Pending(ch, first + n, group.user_id, group.device_id, group.principal)
+            for n, (_, ch, group) in enumerate(entries)])
+    return [(i, result) for (i, _, _), result in zip(entries, written, strict=True)]
+
+
+async def _append_batch(conn: asyncpg.Connection, tenant_id: str, entries: Sequence[_Entry]
+                        ) -> list[tuple[int, Committed | NotCommitted]]:
+    """One push batch under its own savepoint; if PostgreSQL refuses it, each change under its
+    own, and a change it refuses alone is refused as `Unstorable` (recorded for good)."""
+    if not entries:
+        return []
+    try:
+        return await _append_isolated(conn, tenant_id, entries)
+    except _STORE_REFUSALS:
+        pass
+    out: list[tuple[int, Committed | NotCommitted]] = []
+    for entry in entries:
+        try:
+            out += await _append_isolated(conn, tenant_id, [entry])
+        except _STORE_REFUSALS as exc:
+            i, change, group = entry
+            refusal = Unstorable(
+                f"{change.guid}: the hub cannot store this change ({type(exc).__name__}: "
+                f"{str(exc)[:200]}); remove the offending value and save again")
+            out.append((i, refusal))
+            if change.update_id is not None and group.device_id is not None:
+                with contextlib.suppress(*_STORE_REFUSALS):  # an id it cannot store either
+                    async with conn.transaction():
+                        await _record_refused(conn, tenant_id, group, change, refusal)
+    return out
+
+
+async def _record_refused(conn: asyncpg.Connection, tenant_id: str, group: PushGroup,
+                          change: Change, refusal: NotCommitted) -> None:
+    await conn.execute(
+        "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, reason, "
+        "message) VALUES ($1, $2, $3, $4, NULL, $5, $6) ON CONFLICT DO NOTHING",
+        tenant_id, group.device_id, change.update_id, change.guid, refusal.code,
+        refusal.message[:MAX_MESSAGE_CHARS])
+    await conn.execute(
+        "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "
+        "VALUES ($1, $2, $3, 'refused', $4, NULL, $5)", tenant_id, group.user_id,
+        group.device_id, change.guid, {"reason": refusal.code, "message": refusal.message})
 
 
 @dataclass(slots=True)
@@ -410,14 +529,19 @@ async def write_changes(
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
         outcome = draft.apply(p.change, p.seq, tenant_id, p.principal)
+        receipted = p.change.update_id is not None and p.device_id is not None
         if isinstance(outcome, NotCommitted):
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
                            {"reason": outcome.code, "message": outcome.message}))
+            if receipted:  # refused for good: a retry of this id gets the same refusal
+                receipts.append((tenant_id, p.device_id, p.change.update_id, guid, None,
+                                 outcome.code, outcome.message[:MAX_MESSAGE_CHARS]))
             results.append(outcome)
             continue
         updates.append((tenant_id, p.seq, guid, p.change.update, p.device_id, p.user_id))
-        if p.change.update_id is not None and p.device_id is not None:
-            receipts.append((tenant_id, p.device_id, p.change.update_id, guid, p.seq))
+        if receipted:
+            receipts.append((tenant_id, p.device_id, p.change.update_id, guid, p.seq, None,
+                             None))
         audits.append((tenant_id, p.user_id, p.device_id, "write", guid, p.seq, None))
         results.append(Committed(guid, p.seq, outcome))
     written = [d for d in drafts.values() if d.record is not None]
@@ -447,8 +571,8 @@ async def write_changes(
                  if d.record is not None])
     if receipts:
         await conn.executemany(
-            "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq) "
-            "VALUES ($1, $2, $3, $4, $5)", receipts)
+            "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, reason, "
+            "message) VALUES ($1, $2, $3, $4, $5, $6, $7)", receipts)
     if audits:
         await conn.executemany(
             "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "

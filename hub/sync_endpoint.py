@@ -14,12 +14,19 @@ import asyncpg
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from core.auth import verify_challenge
-from core.errors import AuthError, PermissionDenied, ProtocolError, Throttled, VelocityError
+from core.errors import (
+    AuthError,
+    FrameTooLarge,
+    PermissionDenied,
+    ProtocolError,
+    Throttled,
+    VelocityError,
+)
 from core.identity import Principal
 from hub import sentinel
 from hub.accounts import Device
-from hub.gate import Admitted, AlreadyHeld, Refused
-from hub.store import Change, Committed, LogItem
+from hub.gate import Admitted, AlreadyHeld, Deferred, DocumentDamaged, Refused
+from hub.store import Change, Committed, LogItem, RefusalReceipt
 from sync import protocol as p
 
 if TYPE_CHECKING:
@@ -45,7 +52,8 @@ class SyncSession:
         self._send_lock = asyncio.Lock()
         self._revoked = False
         self._offences = 0
-        self._last_push = 0.0
+        self._pushes: asyncio.Queue[p.PushBatch] = asyncio.Queue(hub.settings.push_window)
+        """Push batches read and waiting to be judged (a full queue stops the reading)."""
         self.principal: Principal | None = None
         self._bound: frozenset[int] = frozenset()
         """The CRDT client ids bound to this device (bound only in its own handshake)."""
@@ -146,6 +154,7 @@ class SyncSession:
         tasks = [
             asyncio.create_task(self._send_loop(device, cursor)),
             asyncio.create_task(self._receive_loop(device)),
+            asyncio.create_task(self._push_loop(device)),
         ]
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -154,6 +163,9 @@ class SyncSession:
         except WebSocketDisconnect:
             pass
         except VelocityError as exc:
+            if _blames_device(exc):
+                with contextlib.suppress(Exception):  # closing matters more than counting
+                    await self._charge(device, exc.code)
             await self._close(p.close_code_for(exc), exc.code, exc.message)
         except Exception as exc:
             _log_failure(exc, "session", self.device_id)
@@ -232,35 +244,65 @@ class SyncSession:
     # --- device → hub -------------------------------------------------------------------------
 
     async def _receive_loop(self, device: Device) -> None:
-        assert self.principal is not None
+        """Read frames as they come (the socket's pings are answered meanwhile) and queue the
+        push batches; a full queue stops the reading until one is judged."""
         while True:
             message = await self._receive()
             if not isinstance(message, p.PushBatch):
                 raise ProtocolError(f"unexpected {type(message).__name__} after WELCOME")
-            self._throttle()
-            await self._handle_push(device, message)
+            await self._throttle(device)
+            await self._pushes.put(message)
+
+    async def _push_loop(self, device: Device) -> None:
+        """Judge and commit the device's push batches one after another, in order (a batch
+        builds on the clocks of the one before)."""
+        while True:
+            await self._handle_push(device, await self._pushes.get())
 
     async def _handle_push(self, device: Device, batch: p.PushBatch) -> None:
         assert self.principal is not None
+        store = self.hub.store
         acks: list[tuple[str, int]] = []
+        refusals: list[p.Refusal] = []
         changes: list[Change] = []
         fresh: dict[str, p.PushItem] = {}
-        held = await self.hub.store.receipts(self.tenant_id, self.device_id,
-                                             [i.update_id for i in batch.items])
+        held = await store.receipts(self.tenant_id, self.device_id,
+                                    [i.update_id for i in batch.items])
         for item in batch.items:
-            if item.update_id in held:
-                acks.append((item.update_id, held[item.update_id]))
+            receipt = held.get(item.update_id)
+            if isinstance(receipt, RefusalReceipt):  # refused before: refused for good
+                refusals.append(_refusal(item.update_id, receipt))
+            elif receipt is not None:
+                acks.append((item.update_id, receipt))
             else:
                 fresh.setdefault(item.update_id, item)
         verdicts = await self.hub.gate.admit_batch(
             self.principal, self._bound, [(i.guid, i.data, i.update_id) for i in fresh.values()])
+        refused: dict[str, RefusalReceipt] = {}
+        hostile: list[str] = []
+        deferred: list[tuple[p.PushItem, Deferred]] = []
         for item, verdict in zip(fresh.values(), verdicts, strict=True):
             if isinstance(verdict, Admitted):
                 changes.append(verdict.change)
             elif isinstance(verdict, AlreadyHeld):
                 acks.append((item.update_id, 0))
+            elif isinstance(verdict, Refused):
+                refused[item.update_id] = RefusalReceipt(
+                    item.guid, verdict.error.code[: p.MAX_ID_CHARS],
+                    verdict.error.message[: p.MAX_MESSAGE_CHARS])
+                if verdict.hostile:
+                    log.warning("refused unsafe update %s from device %s: %s", item.update_id,
+                                device.device_id, verdict.error.message)
+                    hostile.append(verdict.error.code)
             else:
-                await self._refuse(device, item, verdict)
+                deferred.append((item, verdict))
+        recorded = await store.record_refusals(self.tenant_id, self.device_id,
+                                               list(refused.items()))
+        for update_id, receipt in recorded.items():  # another session's answer may be first
+            if isinstance(receipt, RefusalReceipt):
+                refusals.append(_refusal(update_id, receipt))
+            else:
+                acks.append((update_id, receipt))
         if changes:
             results = await self.hub.committer.commit(
                 self.tenant_id, changes, user_id=self.principal.user_id,
@@ -268,38 +310,63 @@ class SyncSession:
             for change, result in zip(changes, results, strict=True):
                 if isinstance(result, Committed):
                     acks.append((change.update_id or "", result.seq))
-                else:
-                    await self._send(p.Refusal(change.update_id or "", change.guid, result.code,
-                                               result.message[: p.MAX_MESSAGE_CHARS]))
+                else:  # recorded for good with the commit
+                    refusals.append(p.Refusal(change.update_id or "", change.guid,
+                                              result.code[: p.MAX_ID_CHARS],
+                                              result.message[: p.MAX_MESSAGE_CHARS]))
             consents = [c.guid.partition("/")[2] for c, r in zip(changes, results, strict=True)
                         if isinstance(r, Committed) and c.guid.startswith("consents/")]
             if consents:  # a revocation made on a device purges results made anywhere
                 await sentinel.purge_after_sync(self.hub, self.principal, consents)
+        # counted before the device hears of it, so that its next push knows
+        blocked = bool(hostile) and await self._charge(device, hostile[-1], len(hostile))
+        for refusal in refusals:
+            await self._send(refusal)
+        if deferred:
+            await self._defer(deferred)
         if acks:
             await self._send(p.Ack(tuple(acks)))
+        if blocked:
+            raise AuthError("device blocked after repeated unsafe updates", code="blocked")
 
-    def _throttle(self) -> None:
-        """A device with refused unsafe updates may push at most once per interval."""
+    async def _defer(self, deferred: list[tuple[p.PushItem, Deferred]]) -> None:
+        """Refuse for now, with a retryable reason (`sync.protocol.RETRYABLE_REASONS`), what
+        the hub could not judge: not recorded, nobody blamed; the device pushes it again."""
+        for item, verdict in deferred:
+            error = verdict.error
+            if isinstance(error, DocumentDamaged):
+                log.error("device %s pushed to a damaged document: %s", self.device_id,
+                          error.message)
+            assert error.code in p.RETRYABLE_REASONS, error.code
+            await self._send(p.Refusal(item.update_id, item.guid, error.code,
+                                       error.message[: p.MAX_MESSAGE_CHARS]))
+
+    async def _throttle(self, device: Device) -> None:
+        """A device with refused unsafe updates may push at most once per interval, counted
+        per device (reconnecting does not reset it)."""
         settings = self.hub.settings
-        now = time.monotonic()
         if (self._offences >= settings.throttle_after
-                and now - self._last_push < settings.throttle_interval_s):
+                and not await self.hub.accounts.throttled_push(device,
+                                                               settings.throttle_interval_s)):
             raise Throttled(f"device throttled after {self._offences} refused unsafe updates; "
                             f"push at most every {settings.throttle_interval_s:.0f}s")
-        self._last_push = now
 
-    async def _refuse(self, device: Device, item: p.PushItem, verdict: Refused) -> None:
-        err = verdict.error
-        await self._send(p.Refusal(item.update_id, item.guid, err.code[: p.MAX_ID_CHARS],
-                                   err.message[: p.MAX_MESSAGE_CHARS]))
-        if verdict.hostile:
-            log.warning("refused unsafe update %s from device %s: %s", item.update_id,
-                        device.device_id, err.message)
-            self._offences += 1
-            blocked = await self.hub.accounts.offence(device, err.code,
-                                                      self.hub.settings.max_offences)
-            if blocked:
-                raise AuthError("device blocked after repeated unsafe updates", code="blocked")
+    async def _charge(self, device: Device, code: str, count: int = 1) -> bool:
+        """Count offences against the device (``code``: the last one's); True once that
+        blocked it."""
+        self._offences += count
+        return await self.hub.accounts.offence(device, code, self.hub.settings.max_offences,
+                                               count)
+
+
+def _refusal(update_id: str, receipt: RefusalReceipt) -> p.Refusal:
+    return p.Refusal(update_id, receipt.guid, receipt.reason, receipt.message)
+
+
+def _blames_device(error: VelocityError) -> bool:
+    """Whether a session-ending error is one no honest client causes: a malformed frame or an
+    unexpected message (not a throttle, and not a frame over a size limit it may not know)."""
+    return isinstance(error, ProtocolError) and not isinstance(error, Throttled | FrameTooLarge)
 
 
 _OUTAGES = (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,

@@ -185,6 +185,9 @@ def frame_messages(crdt: dict[str, Any]) -> list[tuple[str, p.Message, str]]:
         ("refusal_manager_only", p.Refusal("dev-ipad-0001:4", "opportunities/o-1",
                                            "manager_only_field",
                                            "only a director may set stage"), ""),
+        ("refusal_retryable", p.Refusal("dev-ipad-0001:5", "people/p-1001", "worker_timeout",
+                                        "the hub could not judge it in time"),
+         "the hub's own trouble (RETRYABLE_REASONS): nothing stored, push it again"),
         *[(f"error_{reason}", p.Error(int(code), reason, message), "then the sender closes")
           for reason, code, message in ERRORS],
     ]
@@ -196,7 +199,7 @@ ERRORS = (
     ("unknown_device", p.CloseCode.AUTH, "unknown device; pair it again"),
     ("revoked", p.CloseCode.FORBIDDEN, "device revoked; ask an admin to pair it again"),
     ("blocked", p.CloseCode.FORBIDDEN, "device blocked after refused updates"),
-    ("client_id_taken", p.CloseCode.FORBIDDEN, "client id bound to another device"),
+    ("client_id_taken", p.CloseCode.CONFLICT, "client id bound to another device"),
     ("too_large", p.CloseCode.TOO_LARGE, "frame of 5000000 bytes exceeds 4194304"),
     ("throttled", p.CloseCode.THROTTLED, "push at most once per 2.0 s; reconnect later"),
     ("unsupported_version", p.CloseCode.UNSUPPORTED_VERSION,

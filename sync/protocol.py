@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 from core.errors import (
     AuthError,
+    Conflict,
     FrameTooLarge,
     MalformedFrame,
     PermissionDenied,
@@ -61,9 +62,17 @@ class CloseCode(IntEnum):
     AUTH = 4001
     FORBIDDEN = 4003
     TOO_LARGE = 4009
+    CONFLICT = 4409
+    """The device's identity clashes with another's (a CRDT client id bound to another
+    device): retrying cannot help; reinstall to get a fresh client id."""
     THROTTLED = 4029
     UNSUPPORTED_VERSION = 4400
     INTERNAL = 4500
+
+
+FINAL_CLOSE_CODES = frozenset({CloseCode.FORBIDDEN, CloseCode.CONFLICT,
+                               CloseCode.UNSUPPORTED_VERSION})
+"""Close codes after which reconnecting as is cannot succeed (a person must act)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +406,7 @@ def decode(frame: bytes, limits: SyncLimits | None = None) -> Message:
 
 RETRYABLE_REASONS = frozenset({
     "worker_timeout", "pool_unavailable", "pool_closed", "overloaded", "unavailable", "internal",
-    "stored_invalid",
+    "stored_invalid", "waits",
 })
 """Refusal reasons that are the hub's own trouble, not the update's: the device pushes the same
 change again (under a new update id, since a verdict on an id is final), never drops it."""
@@ -418,6 +427,8 @@ def close_code_for(error: VelocityError) -> CloseCode:
         return CloseCode.FORBIDDEN
     if isinstance(error, AuthError):
         return CloseCode.AUTH
+    if isinstance(error, Conflict):
+        return CloseCode.CONFLICT
     if isinstance(error, ProtocolError | RecordInvalid):
         return CloseCode.PROTOCOL
     return CloseCode.INTERNAL

@@ -65,7 +65,14 @@ class TestDevice:
     cursor: int = 0
     docs: dict[str, RecordDoc] = field(default_factory=dict)
     acks: dict[str, int] = field(default_factory=dict)
+    ack_log: list[tuple[str, int]] = field(default_factory=list)
+    """Every ACK entry received, in order (an id acknowledged twice appears twice)."""
     refusals: dict[str, p.Refusal] = field(default_factory=dict)
+    retries: dict[str, p.Refusal] = field(default_factory=dict)
+    """The refusals (also in ``refusals``) with a retryable reason: the hub could not judge
+    the update then."""
+    error: p.Error | None = None
+    """The ERROR the hub closed the session with, if any."""
     items: list[p.PullItem] = field(default_factory=list)
     batches: int = 0
     ws: websockets.ClientConnection | None = None
@@ -78,8 +85,10 @@ class TestDevice:
             self.docs[guid] = RecordDoc(collection(coll), rid, client_id=self.client_id)
         return self.docs[guid]
 
-    async def connect(self) -> None:
-        self.ws = await websockets.connect(self.server.sync_url, max_size=None)
+    async def connect(self, **options: object) -> None:
+        """Open a session (``options``: for `websockets.connect`, e.g. keepalive timings)."""
+        self.ws = await websockets.connect(self.server.sync_url, max_size=None,
+                                           **options)  # type: ignore[arg-type]
         await self.ws.send(p.encode(p.Hello(self.device_id, self.cursor, (self.client_id,))))
         challenge = p.decode(await self.ws.recv())
         if isinstance(challenge, p.Error):
@@ -108,8 +117,13 @@ class TestDevice:
                 self.batches += 1
             elif isinstance(msg, p.Ack):
                 self.acks.update(dict(msg.entries))
+                self.ack_log.extend(msg.entries)
             elif isinstance(msg, p.Refusal):
                 self.refusals[msg.update_id] = msg
+                if msg.reason in p.RETRYABLE_REASONS:
+                    self.retries[msg.update_id] = msg
+            elif isinstance(msg, p.Error):
+                self.error = msg
             self.received.set()
 
     async def push(self, items: list[p.PushItem]) -> None:

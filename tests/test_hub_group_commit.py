@@ -10,9 +10,10 @@ import pytest
 
 from core.errors import PermissionDenied, RecordInvalid
 from core.identity import Principal, Role
+from hub import store as store_module
 from hub.gate import Admitted
 from hub.service import Hub
-from hub.store import Change, Committed
+from hub.store import Change, Committed, RefusalReceipt, Unstorable
 from schema import collection
 from sync.record import RecordDoc
 from tests.hubkit import running_hub
@@ -68,7 +69,8 @@ async def test_waiting_batches_share_one_transaction_and_keep_their_own_results(
         assert (await hub.store.document("t1", "people/p-bad")) is None
         assert rb.record is not None and rb.record.city == "Pune"
         receipts = await hub.store.receipts("t1", "dev-c", [bad.update_id or "", c.update_id or ""])
-        assert receipts == {c.update_id: rc.seq}
+        assert receipts == {c.update_id: rc.seq, bad.update_id: RefusalReceipt(
+            bad.guid, "invalid_record", "people/p-bad: tenant_id may not be 't2'")}
 
         # a retry of a committed batch, merged with a new one, gets its original sequence back
         _, d = _create(14, "p-d")
@@ -155,3 +157,47 @@ async def test_a_change_judged_before_a_reassignment_is_judged_again_when_it_com
             "SELECT detail->>'reason' FROM hub_audit WHERE guid = $1 AND action = 'refused'",
             lead.guid)
         assert audit == "not_owner"
+
+
+async def test_a_batch_postgresql_refuses_fails_alone_not_the_batches_beside_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change PostgreSQL cannot store (here: a statement that fails for one marked change)
+    costs only that change: the other batches in the transaction, and the other changes of its
+    own batch, commit; it is refused for good."""
+    async with running_hub() as server:
+        hub = server.hub
+        real = store_module.write_changes
+
+        async def failing(conn: Any, tenant_id: str, pending: Any) -> Any:
+            if any((p.change.update_id or "").startswith("poison") for p in pending):
+                await conn.execute("SELECT 1 / 0")  # a real PostgreSQL error, mid-transaction
+            return await real(conn, tenant_id, pending)
+
+        monkeypatch.setattr(store_module, "write_changes", failing)
+        _, a = _create(51, "p-a")
+        _, poison = _create(52, "p-poison")
+        poison = Change(poison.guid, poison.update, "poison-1")
+        _, c = _create(52, "p-c")
+        _, b = _create(53, "p-b")
+        results = await asyncio.gather(
+            hub.committer.commit("t1", [a], user_id="t1-admin", device_id="dev-a"),
+            hub.committer.commit("t1", [poison, c], user_id="t1-admin", device_id="dev-p"),
+            hub.committer.commit("t1", [b], user_id="t1-admin", device_id="dev-b"),
+        )
+        (ra,), (rpoison, rc), (rb,) = results
+        assert isinstance(ra, Committed) and isinstance(rb, Committed)
+        assert isinstance(rc, Committed)
+        assert isinstance(rpoison, Unstorable)
+        for record_id in ("p-a", "p-b", "p-c"):
+            assert await hub.store.document("t1", f"people/{record_id}") is not None
+        assert await hub.store.document("t1", "people/p-poison") is None
+        seqs = await hub.db.pool.fetch("SELECT seq FROM hub_updates ORDER BY seq")
+        assert [r["seq"] for r in seqs] == sorted([ra.seq, rb.seq, rc.seq])
+        receipts = await hub.store.receipts("t1", "dev-p", ["poison-1", c.update_id or ""])
+        assert receipts[c.update_id or ""] == rc.seq
+        refused = receipts["poison-1"]
+        assert isinstance(refused, RefusalReceipt) and refused.reason == "unstorable"
+        # the same id again: the same refusal, without touching the database's refusal
+        (again,) = await hub.committer.commit("t1", [poison], user_id="t1-admin",
+                                              device_id="dev-p")
+        assert isinstance(again, RecordInvalid) and again.code == "unstorable"

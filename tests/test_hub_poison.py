@@ -1,0 +1,149 @@
+"""Ten honest devices push while one device pushes poison: the honest ones never notice (every
+update acknowledged exactly once, none refused, nobody charged), the poisoner is refused,
+charged and blocked (real hub, real websockets, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+
+import pytest
+import websockets
+
+from schema import collection
+from sync import protocol as p
+from sync.record import RecordDoc
+from tests import hubkit
+from tests.hubkit import pair_device, running_hub
+from tests.test_yupdate_hazards import any_item, update
+
+pytestmark = pytest.mark.anyio
+HONEST = 10
+POISON_CLIENT = 900
+MAX_OFFENCES = 40
+POISON_ROUND_S = 0.3
+RETRY_PAUSE_S = 0.5
+HONEST_CAP_S = 20.0
+"""The honest devices push until the poisoner is blocked (and a second more), at most this."""
+
+
+async def _push_until_answered(dev: hubkit.TestDevice, batch: list[p.PushItem]) -> None:
+    """Push a batch and wait for each item's answer; push again what the hub refused for its
+    own trouble (a retryable reason: it recorded nothing of it)."""
+    waiting = {i.update_id: i for i in batch}
+    while waiting:
+        for uid in waiting:  # a retryable refusal is answered again
+            dev.retries.pop(uid, None)
+            dev.refusals.pop(uid, None)
+        await dev.push(list(waiting.values()))
+        await dev.wait_for(_answered(dev, set(waiting)), timeout=30)
+        waiting = {u: i for u, i in waiting.items() if u in dev.retries}
+        if waiting:  # the hub's own trouble: push again after a pause
+            await asyncio.sleep(RETRY_PAUSE_S)
+
+
+def _answered(dev: hubkit.TestDevice, update_ids: set[str]) -> object:
+    return lambda: all(u in dev.acks or u in dev.refusals or u in dev.retries
+                       for u in update_ids)
+
+
+async def _honest(dev: hubkit.TestDevice, number: int, done: asyncio.Event) -> list[str]:
+    """Create a few people and edit them, five updates a batch, until ``done``; the ids sent."""
+    sent: list[str] = []
+    k = 0
+    while not done.is_set():
+        batch = []
+        for _ in range(5):
+            guid = f"people/h{number}-{k % 4}"
+            values = ({"tenant_id": "t1", "full_name": f"Client {number}-{k}"} if k < 4
+                      else {"city": f"City {k}"})
+            batch.append(p.PushItem(f"h{number}-u{k}", guid, dev.doc(guid).write(values)))
+            k += 1
+        await _push_until_answered(dev, batch)
+        sent += [i.update_id for i in batch]
+    return sent
+
+
+def _poison_batch(round_no: int, honest_client: int) -> list[p.PushItem]:
+    """Unsafe bytes, another device's client id, a duplicate client, and a NUL in a value."""
+    guid = f"people/e{round_no}"
+    forged = RecordDoc(collection("people"), f"e{round_no}", client_id=honest_client)
+    nul = RecordDoc(collection("people"), f"n{round_no}", client_id=POISON_CLIENT + round_no + 1)
+    return [
+        p.PushItem(f"e{round_no}-bytes", guid, b"\x01\x01\x90\x03\x00\x1f"),
+        p.PushItem(f"e{round_no}-foreign", guid,
+                   forged.write({"tenant_id": "t1", "full_name": "Forged"})),
+        p.PushItem(f"e{round_no}-dup", guid,
+                   update([(POISON_CLIENT, 0, [any_item(1, key="city")]),
+                           (POISON_CLIENT, 1, [any_item(2, key="city")])])),
+        p.PushItem(f"e{round_no}-nul", nul.guid,
+                   nul.write({"tenant_id": "t1", "full_name": "Eve\x00Null"})),
+    ]
+
+
+async def _poisoner(dev: hubkit.TestDevice, honest_client: int) -> tuple[int, int]:
+    """Push poison until the hub blocks the device; (rounds, sessions) it took."""
+    rounds = sessions = 0
+    while True:
+        try:
+            await dev.connect()
+        except ConnectionRefusedError as exc:
+            assert "blocked" in str(exc)
+            return rounds, sessions
+        sessions += 1
+        assert dev.ws is not None
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while dev.ws.close_code is None:
+                rounds += 1
+                if rounds % 3 == 0:  # a NUL inside an update id: a malformed frame
+                    await dev.push([p.PushItem(f"e{rounds}\x00id", "people/e", b"\x00\x00")])
+                else:
+                    await dev.push(_poison_batch(rounds, honest_client))
+                await asyncio.sleep(POISON_ROUND_S)
+        await dev.close()
+
+
+async def test_ten_honest_devices_are_untouched_while_one_device_pushes_poison() -> None:
+    async with running_hub(max_offences=MAX_OFFENCES, throttle_after=1000) as server:
+        honest = [await pair_device(server, "sales_director@t1.test", "t1-sales_director",
+                                    100 + n) for n in range(HONEST)]
+        evil = await pair_device(server, "senior_broker@t1.test", "t1-senior_broker",
+                                 POISON_CLIENT)
+        for dev in honest:
+            await dev.connect()
+        done = asyncio.Event()
+        pushers = [asyncio.create_task(_honest(dev, n, done)) for n, dev in enumerate(honest)]
+        started = time.monotonic()
+        rounds, sessions = await asyncio.wait_for(_poisoner(evil, honest[0].client_id),
+                                                  HONEST_CAP_S)
+        await asyncio.sleep(1.0)
+        done.set()
+        sent = await asyncio.gather(*pushers)
+        elapsed = time.monotonic() - started
+
+        pool = server.hub.db.pool
+        for dev, ids in zip(honest, sent, strict=True):
+            counts = Counter(uid for uid, _ in dev.ack_log)
+            assert set(counts) == set(ids) and set(counts.values()) == {1}, dev.device_id
+            assert all(seq > 0 for _, seq in dev.ack_log)
+            assert not dev.refusals, list(dev.refusals.values())[:3]
+            assert dev.error is None
+        assert sum(len(ids) for ids in sent) >= HONEST * 10
+        rows = await pool.fetch("SELECT device_id, status, offences FROM hub_devices")
+        status = {r["device_id"]: (r["status"], r["offences"]) for r in rows}
+        assert all(status[d.device_id] == ("active", 0) for d in honest)
+        assert status[evil.device_id][0] == "blocked"
+        assert status[evil.device_id][1] >= MAX_OFFENCES
+        assert not evil.acks  # not one poison item committed
+        reasons = {uid.rpartition("-")[2]: r.reason for uid, r in evil.refusals.items()}
+        assert reasons["bytes"] != "" and reasons["foreign"] == "foreign_client"
+        assert reasons["dup"] == "duplicate_client"
+        assert "nul" in reasons  # refused (by the validator, else as unstorable at commit)
+        assert await pool.fetchval(
+            "SELECT count(*) FROM hub_documents WHERE guid LIKE 'people/e%' "
+            "OR guid LIKE 'people/n%'") == 0
+        assert sessions >= 2 and rounds >= 3 and elapsed < HONEST_CAP_S + 10
+        for dev in honest:
+            await dev.close()
