@@ -9,6 +9,7 @@ import contextlib
 import time
 from collections import Counter
 
+import pycrdt as Y
 import pytest
 import websockets
 
@@ -70,7 +71,9 @@ def _poison_batch(round_no: int, honest_client: int) -> list[p.PushItem]:
     """Unsafe bytes, another device's client id, a duplicate client, and a NUL in a value."""
     guid = f"people/e{round_no}"
     forged = RecordDoc(collection("people"), f"e{round_no}", client_id=honest_client)
-    nul = RecordDoc(collection("people"), f"n{round_no}", client_id=POISON_CLIENT + round_no + 1)
+    nul = Y.Doc(client_id=POISON_CLIENT)  # raw pycrdt: RecordDoc refuses to write a NUL
+    fields = nul.get("fields", type=Y.Map)
+    fields["tenant_id"], fields["full_name"] = "t1", "Eve\x00Null"
     return [
         p.PushItem(f"e{round_no}-bytes", guid, b"\x01\x01\x90\x03\x00\x1f"),
         p.PushItem(f"e{round_no}-foreign", guid,
@@ -78,8 +81,7 @@ def _poison_batch(round_no: int, honest_client: int) -> list[p.PushItem]:
         p.PushItem(f"e{round_no}-dup", guid,
                    update([(POISON_CLIENT, 0, [any_item(1, key="city")]),
                            (POISON_CLIENT, 1, [any_item(2, key="city")])])),
-        p.PushItem(f"e{round_no}-nul", nul.guid,
-                   nul.write({"tenant_id": "t1", "full_name": "Eve\x00Null"})),
+        p.PushItem(f"e{round_no}-nul", f"people/n{round_no}", nul.get_update()),
     ]
 
 
