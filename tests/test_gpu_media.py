@@ -145,7 +145,6 @@ async def test_dead_worker_mid_job_and_cancellation(tmp_path: Path) -> None:
                 break
             await asyncio.sleep(0.02)
         assert survivor.running is None and not survivor.pending
-        assert len(survivor.history) == 1  # only the first render ever finished there
         await lifetimes[1 - victim].aclose()
 
 
