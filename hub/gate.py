@@ -26,9 +26,9 @@ from core.ids import split_guid
 from core.settings import SyncLimits
 from hub.policy import check_write
 from hub.store import Change, Document, HubStore
-from schema import Collection, CrdtKind, collection, to_row
+from schema import Collection, collection, to_row
 from schema.models import Record
-from sync.record import TRUSTED_LIMITS, RecordDoc
+from sync.record import TRUSTED_LIMITS, RecordDoc, root_kinds
 from sync.sandbox import (
     APPLY_FAILED,
     WORKER_CRASHED,
@@ -39,7 +39,7 @@ from sync.sandbox import (
     SandboxRefused,
     SandboxResult,
 )
-from sync.ycheck import Inspection, OriginIndex, RootKind, inspect
+from sync.ycheck import Inspection, OriginIndex, inspect
 from sync.yupdate import decode_state_vector
 
 
@@ -87,7 +87,7 @@ def _fails_checks(held: _Held) -> bool:
     if not held.state:
         return False
     try:
-        inspect(held.state, limits=TRUSTED_LIMITS, roots=_roots(held.coll), held={},
+        inspect(held.state, limits=TRUSTED_LIMITS, roots=root_kinds(held.coll), held={},
                 bound_clients=held.clocks.keys(), index=OriginIndex())
     except VelocityError:
         return True
@@ -275,7 +275,7 @@ class Gate:
     def _prepare(self, bound_clients: Coll[int], held: _Held, update: bytes
                  ) -> _Prepared | None:
         try:
-            inspection = inspect(update, limits=self._limits, roots=_roots(held.coll),
+            inspection = inspect(update, limits=self._limits, roots=root_kinds(held.coll),
                                  bound_clients=bound_clients, held=held.clocks,
                                  index=held.index)
         except CausalityError as exc:
@@ -301,14 +301,6 @@ class Gate:
         held.clocks = decode_state_vector(held.doc.state_vector(), TRUSTED_LIMITS)
         held.dirty, held.damaged = False, None
         return after
-
-
-_ROOT_KINDS = {CrdtKind.REGISTER: RootKind.MAP, CrdtKind.TEXT: RootKind.TEXT,
-               CrdtKind.LIST: RootKind.ARRAY}
-
-
-def _roots(coll: Collection) -> dict[str, RootKind]:
-    return {name: _ROOT_KINDS[kind] for name, kind in coll.roots.items()}
 
 
 @dataclass(slots=True)

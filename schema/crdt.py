@@ -11,18 +11,35 @@ from pydantic import BaseModel
 class CrdtKind(StrEnum):
     """Register: one value in the root Map "fields" (per-field last writer wins by Yjs rules).
     Text: a root Text named after the field (concurrent edits interleave).
-    List: a root Array named after the field (concurrent inserts interleave)."""
+    Set: an add-wins set of strings, a root Map ``<field>.set`` with one key per member.
+    Ordered: an ordered list of maps with a stable ``id``, a root Map ``<field>.list`` with one
+    key per position, property and removal (see sync/lists.py for the merge rules)."""
 
     REGISTER = "register"
     TEXT = "text"
-    LIST = "list"
+    SET = "set"
+    ORDERED = "ordered"
 
 
 FIELDS_ROOT = "fields"
 """Name of the root Map holding every register of a record document."""
 
+LIST_KINDS = frozenset({CrdtKind.SET, CrdtKind.ORDERED})
+"""The kinds whose value is a list."""
+
 LongText = Annotated[str, CrdtKind.TEXT]
 """Free text edited collaboratively (notes, transcripts, message bodies)."""
+
+StringSet = Annotated[list[str], CrdtKind.SET]
+"""Labels without order (tags, signals): read back sorted, merged as an add-wins set."""
+
+ElementList = Annotated[list[dict[str, Any]], CrdtKind.ORDERED]
+"""Ordered maps with a stable ``id`` each (canvas components): merged by element identity."""
+
+
+def list_root(field: str, kind: CrdtKind) -> str:
+    """The root Map that holds a set or ordered list field."""
+    return f"{field}.set" if kind is CrdtKind.SET else f"{field}.list"
 
 
 def kind_of(model: type[BaseModel], field: str) -> CrdtKind:

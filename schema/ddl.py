@@ -13,7 +13,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Any, Literal, Union, get_args, get_origin
 
-from schema.crdt import CrdtKind
+from schema.crdt import LIST_KINDS
 from schema.registry import COLLECTIONS, Collection
 
 Dialect = Literal["postgres", "sqlite"]
@@ -69,7 +69,7 @@ def column_types(coll: Collection) -> Mapping[str, str]:
 def _column_types(coll: Collection) -> dict[str, str]:
     out = {}
     for name, info in coll.model.model_fields.items():
-        if coll.kinds.get(name) is CrdtKind.LIST:
+        if coll.kinds.get(name) in LIST_KINDS:
             out[name] = "json"
         else:
             out[name] = _base_type(info.annotation)

@@ -21,7 +21,7 @@ from typing import Any, get_args, get_origin
 from annotated_types import MaxLen
 
 from core.errors import FieldTooLarge, UnsafeValue
-from schema.crdt import CrdtKind
+from schema.crdt import LIST_KINDS, CrdtKind
 from schema.registry import BASE_FIELDS, COLLECTIONS, Collection
 
 MAX_SAFE_INTEGER = 2**53 - 1
@@ -86,7 +86,7 @@ def shape_of(coll: Collection, name: str) -> Shape:
     if kind is CrdtKind.TEXT:
         return Shape.TEXT
     annotation = coll.model.model_fields[name].annotation
-    if kind is CrdtKind.LIST:
+    if kind in LIST_KINDS:
         (element,) = get_args(annotation) or (Any,)
         return Shape.STRINGS if element is str else Shape.OBJECTS
     options = get_args(annotation) if get_origin(annotation) is not None else (annotation,)

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schema.crdt import CrdtKind, LongText
+from schema.crdt import CrdtKind, LongText, StringSet
 
 Money = Annotated[float, Field(ge=0, le=1e12)]
-Tags = Annotated[list[str], CrdtKind.LIST]
+Tags = StringSet
 
 
 class Record(BaseModel):
@@ -275,7 +275,7 @@ class CanvasComponent(BaseModel):
 
 class CanvasPage(Record):
     title: str = Field(min_length=1, max_length=200)
-    components: Annotated[list[CanvasComponent], CrdtKind.LIST] = []
+    components: Annotated[list[CanvasComponent], CrdtKind.ORDERED] = []
     narrative: LongText = ""
     sharing: CanvasSharing = CanvasSharing.PRIVATE
     editors: Tags = []

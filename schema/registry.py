@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from core.errors import UnknownCollection
 from schema import models
-from schema.crdt import FIELDS_ROOT, CrdtKind, kind_of
+from schema.crdt import FIELDS_ROOT, LIST_KINDS, CrdtKind, kind_of, list_root
 
 BASE_FIELDS = ("id",)
 """Fields that are the document's identity, not stored inside it."""
@@ -46,15 +46,22 @@ class Collection:
 
     @cached_property
     def lists(self) -> tuple[str, ...]:
-        return tuple(n for n, k in self.kinds.items() if k is CrdtKind.LIST)
+        """Set and ordered list fields."""
+        return tuple(n for n, k in self.kinds.items() if k in LIST_KINDS)
 
     @cached_property
     def roots(self) -> Mapping[str, CrdtKind]:
-        """Every root type a document of this collection may contain, by name."""
+        """Every root type a document of this collection is written in, by name."""
         roots: dict[str, CrdtKind] = {FIELDS_ROOT: CrdtKind.REGISTER}
         roots.update({n: CrdtKind.TEXT for n in self.texts})
-        roots.update({n: CrdtKind.LIST for n in self.lists})
+        roots.update({list_root(n, self.kinds[n]): self.kinds[n] for n in self.lists})
         return roots
+
+    @property
+    def retired_roots(self) -> tuple[str, ...]:
+        """Root Arrays of the former list layout (named after the field, replaced whole on each
+        write): still read, and emptied by the first write of the field, never written."""
+        return self.lists
 
 
 def _c(name: str, table: str, model: type[models.Record], **kw: object) -> Collection:

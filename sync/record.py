@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -20,16 +20,29 @@ from core.errors import (
 from core.ids import make_guid
 from core.settings import SyncLimits
 from schema import FIELDS_ROOT, Collection, CrdtKind, project
+from schema.crdt import list_root
 from schema.models import Record
 from sync._lib0 import Lib0Reader
+from sync.lists import (
+    DELETE,
+    OrderedList,
+    Writes,
+    legacy_elements,
+    set_diff,
+    set_members,
+)
 from sync.pending import is_ready
+from sync.position import salt_of
+from sync.ycheck import RootKind
 from sync.yupdate import DecodedUpdate, decode_state_vector, decode_update
 
 DEFAULT_MAX_UPDATE_BYTES = 1024 * 1024
 
 
 class RecordDoc:
-    """A record as a Y.Doc: registers in the root Map "fields", texts and lists as root types."""
+    """A record as a Y.Doc: registers in the root Map "fields", each text a root Text, each set
+    or ordered list a root Map (sync/lists.py); lists of the former layout, root Arrays, are
+    still read and are moved to the new layout by the first write of their field."""
 
     def __init__(
         self,
@@ -51,7 +64,8 @@ class RecordDoc:
         self._doc: Y.Doc[Any] = Y.Doc(client_id=client_id)
         self._fields: Y.Map[Any] = self._doc.get(FIELDS_ROOT, type=Y.Map)
         self._texts: dict[str, Y.Text] = {}  # text and list roots are made when first used
-        self._lists: dict[str, Y.Array[Any]] = {}
+        self._lists: dict[str, Y.Map[Any]] = {}
+        self._retired: dict[str, Y.Array[Any]] = {}
         self._content = None
         self._pristine = not state  # nothing ever written or applied: known to be empty
         if state:
@@ -62,10 +76,21 @@ class RecordDoc:
             self._texts[name] = self._doc.get(name, type=Y.Text)
         return self._texts[name]
 
-    def _list(self, name: str) -> Y.Array[Any]:
+    def _list(self, name: str) -> Y.Map[Any]:
         if name not in self._lists:
-            self._lists[name] = self._doc.get(name, type=Y.Array)
+            root = list_root(name, self.collection.kinds[name])
+            self._lists[name] = self._doc.get(root, type=Y.Map)
         return self._lists[name]
+
+    def _retired_list(self, name: str) -> Y.Array[Any]:
+        """The field's root Array of the former layout (empty in documents written since)."""
+        if name not in self._retired:
+            self._retired[name] = self._doc.get(name, type=Y.Array)
+        return self._retired[name]
+
+    def _list_state(self, name: str) -> tuple[dict[str, Any], list[Any]]:
+        """A list field's root Map entries and its former-layout values."""
+        return _entries(self._list(name)), self._retired_list(name).to_py() or []
 
     @property
     def client_id(self) -> int:
@@ -87,11 +112,11 @@ class RecordDoc:
                 out: dict[str, Any] = {n: "" for n in coll.texts} | {n: [] for n in coll.lists}
             else:
                 with self._doc.transaction():
-                    out = _registers(self._fields)
+                    out = _entries(self._fields)
                     for name in coll.texts:
                         out[name] = str(self._text(name))
                     for name in coll.lists:
-                        out[name] = self._list(name).to_py() or []
+                        out[name] = _list_value(coll.kinds[name], *self._list_state(name))
             self._content = out
         return self._content
 
@@ -133,20 +158,29 @@ class RecordDoc:
         """Apply one local change and return its update.
 
         Registers are set, texts are edited by their minimal differing span (so concurrent edits
-        elsewhere in the text survive), lists are replaced. The merged record is validated first,
-        so an invalid change never touches the document.
+        elsewhere in the text survive), sets and ordered lists get the fewest adds, removals,
+        moves and property edits that turn them into the given value (sync/lists.py). The merged
+        record is validated and every list change worked out first, so an invalid change never
+        touches the document.
         """
         unknown = values.keys() - self.collection.kinds.keys()
         if unknown:
             raise RecordInvalid(f"{self.collection.name} has no field(s) {sorted(unknown)}")
         current = self._read()
         project(self.collection, self.record_id, {**current, **values})
+        kinds = self.collection.kinds
+        lists: dict[str, tuple[Writes, bool]] = {}
+        for name, value in values.items():
+            if kinds[name] in (CrdtKind.SET, CrdtKind.ORDERED) and current[name] != value:
+                entries, former = self._list_state(name)
+                lists[name] = (_list_writes(kinds[name], entries, list(value or []),
+                                            self._salt), bool(former))
         with self._change() as (txn, update):
-            _call_crdt(self._write_values, txn, values, current)
+            _call_crdt(self._write_values, txn, values, current, lists)
         return update[0]
 
-    def _write_values(self, txn: Any, values: Mapping[str, Any], current: Mapping[str, Any]
-                      ) -> None:
+    def _write_values(self, txn: Any, values: Mapping[str, Any], current: Mapping[str, Any],
+                      lists: Mapping[str, tuple[Writes, bool]]) -> None:
         kinds = self.collection.kinds
         registers = self._fields.integrated
         for name, value in values.items():
@@ -158,8 +192,60 @@ class RecordDoc:
                     registers.insert(txn, name, value)
             elif kind is CrdtKind.TEXT:
                 _edit_text(self._text(name), str(value or ""))
+        for name, (writes, retired) in lists.items():
+            self._write_list(name, writes, retired)
+
+    # --- ordered list elements (the minimal change; validated like `write`) -------------------
+
+    def insert_element(self, name: str, index: int, element: Mapping[str, Any]) -> bytes:
+        """Insert a new element (a map with a string ``id``) so that it ends at ``index``."""
+        salt = self._salt
+        return self._edit_elements(name, lambda view: view.insert(index, element, salt))
+
+    def move_element(self, name: str, element_id: str, index: int) -> bytes:
+        """Move an element so that it ends at ``index``; a concurrent edit of it survives."""
+        salt = self._salt
+        return self._edit_elements(name, lambda view: view.move(element_id, index, salt))
+
+    def update_element(self, name: str, element_id: str, changes: Mapping[str, Any]) -> bytes:
+        """Set some properties of an element; a concurrent move of it survives."""
+        return self._edit_elements(name, lambda view: view.update(element_id, changes))
+
+    def remove_element(self, name: str, element_id: str) -> bytes:
+        """Remove an element; it stays removed whatever concurrent edits or moves it gets."""
+        salt = self._salt
+        return self._edit_elements(name, lambda view: view.remove(element_id, salt))
+
+    def _edit_elements(self, name: str, edit: Callable[[OrderedList], Writes]) -> bytes:
+        if self.collection.kinds.get(name) is not CrdtKind.ORDERED:
+            raise RecordInvalid(f"{self.collection.name}.{name} is not an ordered list")
+        entries, retired = self._list_state(name)
+        writes: Writes = {}
+        if retired:  # the former layout's elements move into the new one first
+            writes = OrderedList(entries).diff(
+                _list_value(CrdtKind.ORDERED, entries, retired), self._salt)
+        writes = _then(entries, writes, edit(OrderedList(_after(entries, writes))))
+        value = OrderedList(_after(entries, writes)).elements()
+        project(self.collection, self.record_id, {**self._read(), name: value})
+        with self._change() as (_, update):
+            _call_crdt(self._write_list, name, writes, bool(retired))
+        return update[0]
+
+    def _write_list(self, name: str, writes: Writes, retired: bool) -> None:
+        root = self._list(name)
+        for key, value in writes.items():
+            if value is DELETE:
+                del root[key]
             else:
-                _replace_list(self._list(name), list(value or []))
+                root[key] = value
+        if retired:
+            array = self._retired_list(name)
+            del array[0 : len(array)]
+
+    @property
+    def _salt(self) -> str:
+        """What this replica's list positions end in (`sync.position`)."""
+        return salt_of(self.client_id)
 
     def edit_text(self, name: str, index: int, delete: int = 0, insert: str = "") -> bytes:
         """Low-level text edit at a UTF-8 byte offset (what a text cursor in an editor sends)."""
@@ -273,15 +359,63 @@ class RecordDoc:
         return bool(self._held)
 
 
-def _registers(fields: Y.Map[Any]) -> dict[str, Any]:
-    """The register map as Python values, through pycrdt's native JSON (about 4× faster than
+def _entries(root: Y.Map[Any]) -> dict[str, Any]:
+    """A root Map as Python values, through pycrdt's native JSON (about 4× faster than
     `to_py`, which opens a transaction per key). Numbers come back as JSON has them (``5``
     for ``5.0``); the models coerce them, and ``5 == 5.0``."""
     try:
-        value = json.loads(str(fields))
+        value = json.loads(str(root))
     except ValueError:  # not JSON (e.g. a NaN): the slow, exact path
-        value = fields.to_py()
+        value = root.to_py()
     return dict(value or {})
+
+
+def _list_value(kind: CrdtKind, entries: Mapping[str, Any], retired: list[Any]) -> list[Any]:
+    """A set (sorted) or ordered list's value; elements still in the former layout's Array
+    count as if moved to the new one (an element the new layout knows, even removed, wins)."""
+    if kind is CrdtKind.SET:
+        return sorted(set_members(entries).keys() | {v for v in retired if isinstance(v, str)})
+    view = OrderedList(entries)
+    return view.elements() + [e for e in legacy_elements(retired) if not view.known(e["id"])]
+
+
+def _list_writes(kind: CrdtKind, entries: Mapping[str, Any], target: list[Any], salt: str
+                 ) -> Writes:
+    """The writes that make the new layout hold ``target`` (what the former layout held and
+    ``target`` keeps is written into the new layout with it)."""
+    if kind is CrdtKind.SET:
+        return set_diff(set_members(entries), target, salt)
+    return OrderedList(entries).diff(target, salt)
+
+
+def _after(entries: Mapping[str, Any], writes: Writes) -> dict[str, Any]:
+    """A root Map's entries once ``writes`` are made."""
+    out = {k: v for k, v in entries.items() if writes.get(k) is not DELETE}
+    out.update({k: v for k, v in writes.items() if v is not DELETE})
+    return out
+
+
+def _then(entries: Mapping[str, Any], first: Writes, second: Writes) -> Writes:
+    """``first`` then ``second`` as one set of writes on ``entries`` (a key ``first`` creates and
+    ``second`` deletes is never written)."""
+    out = dict(first)
+    for key, value in second.items():
+        if value is DELETE and key not in entries:
+            out.pop(key, None)
+        else:
+            out[key] = value
+    return out
+
+
+def root_kinds(coll: Collection) -> dict[str, RootKind]:
+    """Every root a document of ``coll`` may hold and its kind, for the strict validator."""
+    kinds = {name: _ROOT_KINDS[kind] for name, kind in coll.roots.items()}
+    kinds.update({name: RootKind.RETIRED for name in coll.retired_roots})
+    return kinds
+
+
+_ROOT_KINDS = {CrdtKind.REGISTER: RootKind.MAP, CrdtKind.TEXT: RootKind.TEXT,
+               CrdtKind.SET: RootKind.MAP, CrdtKind.ORDERED: RootKind.MAP}
 
 
 def _single_client_start(update: bytes) -> tuple[int, int] | None:
@@ -336,11 +470,3 @@ def _edit_text(text: Y.Text, new: str) -> None:
     if end_new > start:
         text.insert(byte_start, new[start:end_new])
 
-
-def _replace_list(array: Y.Array[Any], values: list[Any]) -> None:
-    if (array.to_py() or []) == values:
-        return
-    if len(array):
-        del array[0 : len(array)]
-    if values:
-        array.extend(values)

@@ -34,17 +34,20 @@ from sync.yupdate import (
 
 
 class RootKind(StrEnum):
-    """The shared type of a root: a Map of registers, a Text, or an Array."""
+    """The shared type of a root: a Map of registers, a Text, or an Array; a retired root (an
+    Array of a former layout) may only lose items."""
 
     MAP = "map"
     TEXT = "text"
     ARRAY = "array"
+    RETIRED = "retired"
 
 
 _CONTENT_OF = {
     RootKind.MAP: ContentKind.ANY,
     RootKind.TEXT: ContentKind.STRING,
     RootKind.ARRAY: ContentKind.ANY,
+    RootKind.RETIRED: ContentKind.DELETED,
 }
 """The live content kind each root kind holds (ContentDeleted fits every root)."""
 

@@ -61,7 +61,7 @@ def _change_values(data: st.DataObject, current: dict[str, object]) -> dict[str,
         cut = data.draw(st.integers(0, len(text) - pos))
         return {"notes": text[:pos] + data.draw(WORDS) + text[pos + cut :]}
     if kind == "tags":
-        return {"tags": data.draw(st.lists(st.sampled_from("abc"), max_size=3))}
+        return {"tags": sorted(data.draw(st.sets(st.sampled_from("abc"), max_size=3)))}
     return {"deleted": kind == "delete"}
 
 
