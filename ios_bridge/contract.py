@@ -15,6 +15,7 @@ from typing import Any
 from ios_bridge.pairing import pairing_payload_schema
 from ios_bridge.wire import LIMITS, MESSAGES, frame_layout
 from schema import COLLECTIONS, FIELDS_ROOT, Collection
+from schema.crdt import list_root
 from schema.limits import limits_of
 from sync import protocol as p
 
@@ -34,9 +35,17 @@ def entity_schema(coll: Collection) -> dict[str, Any]:
         "document": {
             "registers_root": FIELDS_ROOT,
             "fields": {name: kind.value for name, kind in coll.kinds.items()},
+            "list_roots": {name: list_root(name, coll.kinds[name]) for name in coll.lists},
             "note": "register: a key of the root Map 'fields'; text: a root Text named after "
-                    "the field; list: a root Array named after the field. 'id' is the guid's "
-                    "tail, never stored in the document.",
+                    "the field; set: a root Map (list_roots) holding '<member>/<replica>': true "
+                    "for each replica's add of a member (read back sorted; a removal deletes "
+                    "every key of the member); ordered: a root Map (list_roots) holding "
+                    "'pos/<id>' (a position string; elements sort by position, then id), "
+                    "'val/<id>/<prop>' (one property of the element) and "
+                    "'del/<id>/<replica>': true (removed; an element is live with a position "
+                    "and no such key). <replica> is the writer's client id in base 62 (digits "
+                    "0-9A-Za-z), lowest digit first. 'id' is the guid's tail, never stored in "
+                    "the document.",
         },
         "limits": {name: {k: v for k, v in asdict(limit).items() if v is not None}
                    for name, limit in limits_of(coll).items()},

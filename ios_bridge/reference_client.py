@@ -301,11 +301,29 @@ class Record:
                     text = self.doc.get(name, type=pycrdt.Text)
                     del text[0 : len(text)]
                     text += value
+                elif kind == "set":
+                    self._write_set(name, value)
                 else:
-                    array = self.doc.get(name, type=pycrdt.Array)
-                    del array[0 : len(array)]
-                    array.extend(value)
+                    raise ValueError(f"{name}: this client reads ordered lists, never edits them")
         return bytes(self.doc.get_update(before))
+
+    def _list_root(self, name: str) -> pycrdt.Map[Any]:
+        return self.doc.get(self.layout["list_roots"][name], type=pycrdt.Map)
+
+    def _write_set(self, name: str, members: list[str]) -> None:
+        """Delete the keys of members that go; add this replica's key for members that come."""
+        root = self._list_root(name)
+        held: dict[str, list[str]] = {}
+        for key in list(root.keys()):
+            held.setdefault(key.rpartition("/")[0], []).append(key)
+        for member, keys in held.items():
+            if member not in members:
+                for key in keys:
+                    del root[key]
+        replica = _base62_lowest_first(self.doc.client_id)
+        for member in members:
+            if member not in held:
+                root[f"{member}/{replica}"] = True
 
     def content(self) -> dict[str, Any]:
         """The record with the schema's defaults filled in, ``None`` values left out."""
@@ -316,11 +334,41 @@ class Record:
                 out[name] = raw[name]
             elif kind == "text":
                 out[name] = str(self.doc.get(name, type=pycrdt.Text))
-            elif kind == "list":
-                out[name] = self.doc.get(name, type=pycrdt.Array).to_py() or []
+            elif kind == "set":
+                out[name] = sorted({key.rpartition("/")[0] for key in self._list_root(name)})
+            elif kind == "ordered":
+                out[name] = _ordered_elements(self._list_root(name).to_py() or {})
             elif "default" in self.schema["properties"].get(name, {}):
                 out[name] = self.schema["properties"][name]["default"]
         return {k: v for k, v in sorted(out.items()) if v is not None}
+
+
+def _base62_lowest_first(number: int) -> str:
+    digits = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, digit = divmod(number, 62)
+        out += digits[digit]
+        if not number:
+            return out
+
+
+def _ordered_elements(entries: dict[str, Any]) -> list[dict[str, Any]]:
+    """An ordered list's elements from its root Map's keys, as the contract lays them out."""
+    positions: dict[str, str] = {}
+    props: dict[str, dict[str, Any]] = {}
+    removed = set()
+    for key, value in entries.items():
+        kind, _, rest = key.partition("/")
+        element, _, prop = rest.partition("/")
+        if kind == "pos":
+            positions[element] = value
+        elif kind == "val":
+            props.setdefault(element, {})[prop] = value
+        elif kind == "del":
+            removed.add(element)
+    live = sorted((e for e in positions if e not in removed), key=lambda e: (positions[e], e))
+    return [{"id": e, **props.get(e, {})} for e in live]
 
 
 # --- the device -----------------------------------------------------------------------------

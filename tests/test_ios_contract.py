@@ -41,7 +41,8 @@ def test_export_covers_every_entity_and_message(exported: Path) -> None:
         assert (exported / rel).is_file()
     people = json.loads((exported / "entities/people.json").read_text())
     assert people["x-velocity"]["document"]["fields"]["notes"] == "text"
-    assert people["x-velocity"]["document"]["fields"]["tags"] == "list"
+    assert people["x-velocity"]["document"]["fields"]["tags"] == "set"
+    assert people["x-velocity"]["document"]["list_roots"]["tags"] == "tags.set"
 
 
 def test_committed_vectors_match_the_encoders() -> None:

@@ -26,8 +26,25 @@ function snapshot (doc) {
   return {
     fields: doc.getMap('fields').toJSON(),
     narrative: doc.getText('narrative').toString(),
-    components: doc.getArray('components').toJSON()
+    components: components(doc.getMap('components.list').toJSON())
   }
+}
+
+// An ordered list's elements from its root Map (the contract's layout): live while it has a
+// 'pos/<id>' and no 'del/<id>/<replica>', sorted by position then id.
+function components (entries) {
+  const pos = {}
+  const props = {}
+  const removed = new Set()
+  for (const [key, value] of Object.entries(entries)) {
+    const [kind, id, prop] = key.split('/')
+    if (kind === 'pos') pos[id] = value
+    else if (kind === 'del') removed.add(id)
+    else if (kind === 'val') (props[id] ??= {})[prop] = value
+  }
+  const live = Object.keys(pos).filter((id) => !removed.has(id))
+  live.sort((a, b) => pos[a] < pos[b] ? -1 : pos[a] > pos[b] ? 1 : a < b ? -1 : a > b ? 1 : 0)
+  return live.map((id) => ({ id, ...props[id] }))
 }
 
 const synced = (provider) => new Promise((resolve) => {
