@@ -280,30 +280,41 @@ class Replica:
                     ) -> Record:
         """One local change, durable on return: document, outbox and projection in one
         transaction. The network is never involved. ``values`` may be a function of the
-        document's content as it stands inside the transaction (a list edit). A full disk gets
-        one more try after the WAL is checkpointed and truncated (that may be the space it
-        needs)."""
-        try:
-            return await self._write(coll_name, record_id, values)
-        except DiskFull:
-            return await self._write(coll_name, record_id, values)
+        document's content as it stands inside the transaction (a list edit)."""
+        return (await self.write_many([(coll_name, record_id, values)]))[0]
 
-    async def _write(self, coll_name: str, record_id: str,
-                     values: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any]]
-                     ) -> Record:
-        guid = make_guid(coll_name, record_id)
+    async def write_many(
+        self, writes: Sequence[tuple[str, str, dict[str, Any]
+                                     | Callable[[dict[str, Any]], dict[str, Any]]]],
+    ) -> list[Record]:
+        """Several local changes (collection, id, values) in one transaction: all or none. A
+        full disk gets one more try after the WAL is checkpointed and truncated (that may be
+        the space it needs)."""
+        try:
+            return await self._write_many(writes)
+        except DiskFull:
+            return await self._write_many(writes)
+
+    async def _write_many(
+        self, writes: Sequence[tuple[str, str, dict[str, Any]
+                                     | Callable[[dict[str, Any]], dict[str, Any]]]],
+    ) -> list[Record]:
+        docs = []
         async with self._transaction() as dirty:
-            dirty.add(guid)
-            doc = self.document(guid)  # inside: a failed pull may have reloaded it
-            # validates first; raises before touching anything
-            update = doc.write(values(doc.content()) if callable(values) else values)
-            await self._save(doc)
-            await self.db.execute(
-                "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",
-                (new_id(), guid, self._sealer.seal(update, guid)),
-            )
-            await self._project(doc)
-        return doc.project()
+            for coll_name, record_id, values in writes:
+                guid = make_guid(coll_name, record_id)
+                dirty.add(guid)
+                doc = self.document(guid)  # inside: a failed pull may have reloaded it
+                # validates first; raises before touching anything
+                update = doc.write(values(doc.content()) if callable(values) else values)
+                await self._save(doc)
+                await self.db.execute(
+                    "INSERT INTO edge_outbox (update_id, guid, data) VALUES (?, ?, ?)",
+                    (new_id(), guid, self._sealer.seal(update, guid)),
+                )
+                await self._project(doc)
+                docs.append(doc)
+        return [doc.project() for doc in docs]
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[set[str]]:

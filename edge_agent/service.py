@@ -10,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, VelocityError
 from core.ids import new_id
 from edge_agent.crypto import Sealer
 from edge_agent.device import Pairing, load_or_create_key, load_pairing
@@ -19,6 +19,7 @@ from edge_agent.sentinel import KioskSentinel
 from edge_agent.settings import EdgeSettings
 from edge_agent.sync_client import SyncClient
 from schema.models import Record
+from schema.qd import score_writes
 
 TOKEN_FILE = "local.token"
 
@@ -86,15 +87,27 @@ class EdgeAgent:
                     ) -> Record:
         """Create (no id) or change a record locally; durable when this returns. A change's
         ``values`` may be a function of the record's content as it stands when written."""
+        writes: list[tuple[str, str, Any]] = []
         if record_id is None:
             assert isinstance(values, dict), "a new record takes plain values"
             record_id = new_id()
             values = {"tenant_id": self.pairing.tenant_id, "owner_id": self.pairing.user_id,
                       **values}
-        record = await self.replica.write(collection, record_id, values)
+            if collection == "qd_scores":  # it reaches its lead's person and the lead's last QD
+                writes = score_writes(record_id, values, self._lead(values.get("lead_id")))
+        record = (await self.replica.write_many(writes or [(collection, record_id, values)]))[0]
         if self.sync is not None:
             self.sync.poke()
         return record
+
+    def _lead(self, lead_id: object) -> dict[str, Any] | None:
+        """A lead as this device holds it, or None (not named, not held, or not valid)."""
+        if not isinstance(lead_id, str):
+            return None
+        try:
+            return self.replica.record("leads", lead_id).model_dump(mode="json")
+        except VelocityError:
+            return None
 
     async def status(self) -> dict[str, Any]:
         sync = self.sync

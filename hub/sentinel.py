@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from core.identity import Principal
+from core.identity import Principal, Role
 from schema import collection
 from schema.biometrics import RESULT_KEYS, purge_values
+from schema.qd import last_qd_change, person_from_lead
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -71,3 +72,39 @@ async def purge_after_sync(hub: Hub, principal: Principal, consent_ids: list[str
         purged += await purge(hub, principal, person_id=row["person_id"],
                               sessions={row["session_id"]})
     return purged
+
+
+async def follow_scores(hub: Hub, tenant_id: str, score_ids: list[str]) -> int:
+    """After QD scores commit: attach each to its lead's person and move each of their leads'
+    ``last_qd`` to the lead's latest score (`schema.qd`), written by the hub itself, so a score
+    from a device that does not hold the lead still reaches both. Returns the writes made."""
+    scores = await hub.db.pool.fetch(
+        "SELECT id, person_id, lead_id, score, deleted FROM intel_qd_scores WHERE tenant_id = $1 "
+        "AND id = ANY($2::text[]) AND lead_id IS NOT NULL", tenant_id, score_ids)
+    lead_ids = sorted({s["lead_id"] for s in scores})
+    if not lead_ids:
+        return 0
+    leads = {r["id"]: dict(r) for r in await hub.db.pool.fetch(
+        "SELECT id, person_id, last_qd, deleted FROM crm_leads WHERE tenant_id = $1 AND "
+        "id = ANY($2::text[])", tenant_id, lead_ids)}
+    latest = await hub.db.pool.fetch(
+        "SELECT DISTINCT ON (lead_id) lead_id, score, deleted FROM intel_qd_scores "
+        "WHERE tenant_id = $1 AND lead_id = ANY($2::text[]) AND NOT deleted "
+        "AND score IS NOT NULL ORDER BY lead_id, scored_at DESC, id DESC", tenant_id, lead_ids)
+    writes: list[tuple[str, str, dict[str, Any]]] = []
+    for score in scores:
+        person = person_from_lead(score, leads.get(score["lead_id"]))
+        if person is not None:
+            writes.append(("qd_scores", score["id"], {"person_id": person}))
+    for row in latest:
+        change = last_qd_change(row, leads.get(row["lead_id"]))
+        if change is not None:
+            writes.append(("leads", row["lead_id"], change))
+    if writes:
+        await hub.writer.write_many(_the_hub(tenant_id), writes, create=False)
+    return len(writes)
+
+
+def _the_hub(tenant_id: str) -> Principal:
+    """The hub itself, writing what follows from changes it has already admitted."""
+    return Principal(tenant_id=tenant_id, user_id="hub", role=Role.ADMIN)

@@ -318,6 +318,10 @@ class SyncSession:
                         if isinstance(r, Committed) and c.guid.startswith("consents/")]
             if consents:  # a revocation made on a device purges results made anywhere
                 await sentinel.purge_after_sync(self.hub, self.principal, consents)
+            scores = [c.guid.partition("/")[2] for c, r in zip(changes, results, strict=True)
+                      if isinstance(r, Committed) and c.guid.startswith("qd_scores/")]
+            if scores:  # a score reaches its lead's person and the lead's last QD
+                await sentinel.follow_scores(self.hub, self.tenant_id, scores)
         # counted before the device hears of it, so that its next push knows
         blocked = bool(hostile) and await self._charge(device, hostile[-1], len(hostile))
         for refusal in refusals:

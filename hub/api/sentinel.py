@@ -104,9 +104,12 @@ async def complete_session(body: SessionCompleteIn, principal: PrincipalDep, hub
             "person_id": person_id, "lead_id": lead_id, "consent_id": consent["id"],
             "asset_id": body.asset_id, "started_at": _now(), **outcome},
             record_id=body.session_id)
-    return await create_record(hub, principal, "qd_scores", {
+    score = await create_record(hub, principal, "qd_scores", {
         "person_id": person_id, "lead_id": lead_id, "session_id": body.session_id,
         "score": body.qd, "source": "sentinel", "scored_at": _now(), "signals": body.signals})
+    if await sentinel.follow_scores(hub, principal.tenant_id, [score["id"]]):
+        score = await read_one(hub, principal, "qd_scores", score["id"])
+    return score
 
 
 class SummariesIn(BaseModel):
@@ -160,4 +163,6 @@ async def tag_lead(body: TagIn, principal: PrincipalDep, hub: HubDep) -> dict[st
     if not any(c == "perception_sessions" for c, _, _ in writes):
         raise NotFound(f"no perception session {body.session_id}")
     await hub.writer.write_many(principal, writes, create=False)
+    await sentinel.follow_scores(hub, principal.tenant_id,
+                                 [rid for coll_name, rid, _ in writes if coll_name == "qd_scores"])
     return {"session_id": body.session_id, **tag, "records_tagged": len(writes)}
