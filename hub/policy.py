@@ -14,6 +14,7 @@ from core.errors import PermissionDenied
 from core.identity import Principal, Role
 from hub.scope import CANVAS, may_read
 from schema import Collection
+from schema.models import LeadStage
 
 
 def check_write(
@@ -39,6 +40,8 @@ def check_write(
                                    code="reassign_forbidden")
     if coll.name == CANVAS:
         check_canvas_write(principal, before, after)
+    if coll.name == "leads":
+        check_lead_stage(principal, before, after)
     if not principal.is_manager:
         for name in coll.manager_only_fields:
             old = before.get(name) if before is not None else _default(coll, name)
@@ -52,6 +55,36 @@ def check_write(
 def _default(coll: Collection, name: str) -> Any:
     default = coll.model.model_fields[name].default
     return getattr(default, "value", default)
+
+
+# --- lead stages --------------------------------------------------------------------------------
+
+LEAD_STAGES_BY_ROLE: Mapping[Role, frozenset[LeadStage]] = {
+    Role.JUNIOR_BROKER: frozenset({LeadStage.NEW, LeadStage.CONTACTED, LeadStage.QUALIFIED,
+                                   LeadStage.SITE_VISIT, LeadStage.LOST}),
+    Role.SENIOR_BROKER: frozenset({LeadStage.NEW, LeadStage.CONTACTED, LeadStage.QUALIFIED,
+                                   LeadStage.SITE_VISIT, LeadStage.NEGOTIATION, LeadStage.LOST}),
+    Role.SALES_DIRECTOR: frozenset(LeadStage),
+    Role.ADMIN: frozenset(LeadStage),
+}
+"""The stages each role may move a lead to; a won lead is reopened only by a role that may win."""
+
+
+def check_lead_stage(principal: Principal, before: Mapping[str, Any] | None,
+                     after: Mapping[str, Any]) -> None:
+    """A lead's stage moves only to a stage the principal's role may set, and only away from
+    one it may set (a won lead stays won for a broker)."""
+    old = before.get("stage") if before is not None else LeadStage.NEW.value
+    new = after.get("stage")
+    if new == old:
+        return
+    allowed = {s.value for s in LEAD_STAGES_BY_ROLE[principal.role]}
+    for stage in (old, new):
+        if stage not in allowed:
+            raise PermissionDenied(
+                f"a {principal.role.value} may not move a lead "
+                f"{'to' if stage == new else 'away from'} {stage}: ask a SALES_DIRECTOR",
+                code="lead_stage_forbidden")
 
 
 # --- Oracle canvas pages ------------------------------------------------------------------------
