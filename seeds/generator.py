@@ -97,12 +97,27 @@ def generate(tenant_id: str = "acme", size: str = "small", seed: int = 7,
     data = Dataset(tenant_id)
     data.users = _users(tenant_id, max(4, (people or SIZES[size]) // 60))
     brokers = [u for u in data.users if u.role in (Role.SENIOR_BROKER, Role.JUNIOR_BROKER)]
-    data.records.extend(_inventory(g))
+    data.records.extend(_dated(list(_inventory(g)), EPOCH - timedelta(days=30)))
     units = [(rid, v) for c, rid, v in data.records if c == "units"]
     projects = [(rid, v) for c, rid, v in data.records if c == "projects"]
     for _ in range(people or SIZES[size]):
-        data.records.extend(_person_story(g, brokers, projects, units))
+        data.records.extend(_dated(list(_person_story(g, brokers, projects, units))))
     return data
+
+
+_EVENT_TIMES = ("occurred_at", "scored_at", "changed_at")
+
+
+def _dated(records: list[tuple[str, str, dict[str, Any]]], start: datetime | None = None
+           ) -> list[tuple[str, str, dict[str, Any]]]:
+    """Give every record a ``created_at``: its own event's time, else the earliest event of the
+    story it belongs to (``start`` when the story has none)."""
+    times = [v[k] for _, _, v in records for k in _EVENT_TIMES if v.get(k)]
+    first = min(times, default=(start or EPOCH).isoformat())
+    for _, _, values in records:
+        event = next((values[k] for k in _EVENT_TIMES if values.get(k)), None)
+        values.setdefault("created_at", event or first)
+    return records
 
 
 def _users(tenant_id: str, n_brokers: int) -> list[SeedUser]:
@@ -195,13 +210,13 @@ def _person_story(
     pref, objection, timeline = rng.choice(PREFERENCES), rng.choice(OBJECTIONS), rng.choice(
         TIMELINES)
     interest = min(100, max(1, int(20 + depth * 14 + rng.gauss(0, 8))))
-    yield "leads", lead_id, {
+    lead = {
         **_base(g, broker), "person_id": person_id, "stage": stage, "source": rng.choice(SOURCES),
         "project_id": project_id, "budget_min": round(budget * 0.85, -5),
         "budget_max": round(budget * 1.1, -5), "currency": "INR", "timeline": timeline,
-        "last_qd": interest if depth >= 3 else None,
         "notes": f"Looking for a {config} at {project['name']}; {pref}.",
     }
+    yield "leads", lead_id, lead
     yield "property_interests", g.id("property_interests"), {
         **_base(g), "person_id": person_id, "project_id": project_id, "configuration": config,
         "level": min(5, 1 + depth)}
@@ -238,9 +253,10 @@ def _person_story(
                                            "confidence": round(rng.uniform(0.6, 0.98), 2)}
     if depth >= 3:
         for s in range(rng.randint(1, 3)):
+            score = min(100, max(1, interest + s * 6 + int(rng.gauss(0, 5))))
+            lead["last_qd"] = score  # the latest score (they come in time order)
             yield "qd_scores", g.id("qd_scores"), {
-                **_base(g), "person_id": person_id, "lead_id": lead_id,
-                "score": min(100, max(1, interest + s * 6 + int(rng.gauss(0, 5)))),
+                **_base(g), "person_id": person_id, "lead_id": lead_id, "score": score,
                 "source": "sentinel", "scored_at": g.when(start + 30 + s * 10, 2).isoformat(),
                 "signals": rng.sample(["smile", "lean_in", "dwell", "gaze_on_screen"], 2)}
     if depth >= 4:

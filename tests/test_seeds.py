@@ -45,3 +45,16 @@ async def test_seeding_twice_does_not_duplicate() -> None:
         assert count == len(data.records)
         people = await server.hub.db.pool.fetchval("SELECT count(*) FROM crm_people")
         assert people == data.count("people")
+
+
+def test_every_record_has_a_creation_time_and_a_lead_its_latest_qd() -> None:
+    data = generate("acme", people=60, seed=3)
+    assert all(v.get("created_at") for _, _, v in data.records)
+    latest: dict[str, tuple[str, int]] = {}
+    for c, _, v in data.records:
+        if c == "qd_scores":
+            latest[v["lead_id"]] = max(latest.get(v["lead_id"], ("", 0)), (v["scored_at"],
+                                                                           v["score"]))
+    leads = {rid: v for c, rid, v in data.records if c == "leads"}
+    assert latest and all(leads[lid].get("last_qd") == qd for lid, (_, qd) in latest.items())
+    assert all("last_qd" not in v for lid, v in leads.items() if lid not in latest)
