@@ -8,9 +8,12 @@ the same gap at the same time never produce the same position.
 
 from __future__ import annotations
 
+import re
+
 DIGITS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _BASE = len(DIGITS)
 _VALUE = {d: i for i, d in enumerate(DIGITS)}
+_POSITION = re.compile(r"[0-9A-Za-z]*[1-9A-Za-z]")
 
 
 def salt_of(client_id: int) -> str:
@@ -28,8 +31,7 @@ def salt_of(client_id: int) -> str:
 
 def is_position(value: object) -> bool:
     """A well-formed position: base-62 digits, not empty, not ending in ``0``."""
-    return (isinstance(value, str) and bool(value) and not value.endswith("0")
-            and all(c in _VALUE for c in value))
+    return isinstance(value, str) and _POSITION.fullmatch(value) is not None
 
 
 def between(before: str | None, after: str | None, salt: str) -> str:
