@@ -86,7 +86,7 @@ class OrderedList:
         if eid in self._live_ids:
             raise RecordInvalid(f"element {eid!r} is already in the list")
         writes = self._place(eid, index, self.order, salt)
-        writes.update({key: DELETE for key in self.tombstones.get(eid, ())})
+        writes.update({key: DELETE for key in sorted(self.tombstones.get(eid, ()))})
         writes.update(self._prop_writes(eid, element))
         return writes
 
@@ -107,7 +107,7 @@ class OrderedList:
         """Remove a live element: its tombstone, and its position and properties let go."""
         self._live(eid)
         writes: Writes = {f"del/{eid}/{salt}": True, f"pos/{eid}": DELETE}
-        writes.update({f"val/{eid}/{p}": DELETE for p in self.props.get(eid, {})})
+        writes.update({f"val/{eid}/{p}": DELETE for p in sorted(self.props.get(eid, {}))})
         return writes
 
     def diff(self, target: Sequence[Mapping[str, Any]], salt: str) -> Writes:
@@ -117,7 +117,7 @@ class OrderedList:
         if len(set(ids)) != len(ids):
             raise RecordInvalid("an ordered list holds each element id once")
         writes: Writes = {}
-        for eid in self._live_ids - set(ids):
+        for eid in sorted(self._live_ids - set(ids)):  # sorted: the same bytes every run
             writes.update(self.remove(eid, salt))
         kept = _longest_rising([e for e in ids if e in self._live_ids], self.positions)
         rights: list[str | None] = []  # the position of the next element that stays, by index
@@ -131,7 +131,7 @@ class OrderedList:
                 left = self.positions[eid]
             else:
                 left = writes[f"pos/{eid}"] = between(left, right, salt)
-                writes.update({key: DELETE for key in self.tombstones.get(eid, ())})
+                writes.update({key: DELETE for key in sorted(self.tombstones.get(eid, ()))})
             writes.update(self._prop_writes(eid, element))
         return writes
 
@@ -150,7 +150,7 @@ class OrderedList:
     def _prop_writes(self, eid: str, element: Mapping[str, Any]) -> Writes:
         old = self.props.get(eid, {})
         new = {p: v for p, v in element.items() if p != ELEMENT_ID}
-        writes: Writes = {f"val/{eid}/{p}": DELETE for p in old.keys() - new.keys()}
+        writes: Writes = {f"val/{eid}/{p}": DELETE for p in sorted(old.keys() - new.keys())}
         writes.update({f"val/{eid}/{p}": v for p, v in new.items() if p not in old or old[p] != v})
         return writes
 
@@ -201,8 +201,9 @@ def set_diff(members: Mapping[str, list[str]], target: Iterable[Any], salt: str)
         if not isinstance(value, str):
             raise RecordInvalid(f"set members are strings, got {value!r}")
         wanted.add(value)
-    writes: Writes = {key: DELETE for m in members.keys() - wanted for key in members[m]}
-    writes.update({f"{m}/{salt}": True for m in wanted - members.keys()})
+    writes: Writes = {key: DELETE for m in sorted(members.keys() - wanted)
+                      for key in sorted(members[m])}
+    writes.update({f"{m}/{salt}": True for m in sorted(wanted - members.keys())})
     return writes
 
 

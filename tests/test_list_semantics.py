@@ -29,7 +29,8 @@ from sync.ycheck import OriginIndex, inspect
 CANVAS = collection("canvas_pages")
 PEOPLE = collection("people")
 ELEMENT_IDS = ("c0", "c1", "c2", "c3", "c4")
-PROPS = ("kind", "title")
+PROPS = {"type": ("kpi", "table", "bar_chart"), "title": ("", "Revenue", "Visits")}
+"""Properties of a canvas component the operations set, and the values they take."""
 TAGS = ("hot", "nri", "vip")
 
 # --- the model -----------------------------------------------------------------------------------
@@ -176,7 +177,9 @@ def _operate(data: st.DataObject, model: Model, r: int, client: int,
     if op == "insert":
         eid = data.draw(st.sampled_from([e for e in ELEMENT_IDS if e not in order]), label="id")
         index = data.draw(st.integers(0, len(order)), label="index")
-        props = data.draw(st.dictionaries(st.sampled_from(PROPS), st.integers(0, 3)), label="p")
+        props = {"type": data.draw(st.sampled_from(PROPS["type"]), label="type")}
+        if data.draw(st.booleans(), label="titled?"):
+            props["title"] = data.draw(st.sampled_from(PROPS["title"]), label="title")
         left = pos[order[index - 1]] if index else None
         right = pos[order[index]] if index < len(order) else None
         sets[f"L:pos/{eid}"] = between(left, right, salt)
@@ -196,8 +199,8 @@ def _operate(data: st.DataObject, model: Model, r: int, client: int,
             sets[f"L:pos/{eid}"] = between(left, right, salt)
             update = canvas.move_element("components", eid, index)
         elif op == "update":
-            prop = data.draw(st.sampled_from(PROPS), label="prop")
-            value = data.draw(st.integers(0, 3), label="value")
+            prop = data.draw(st.sampled_from(sorted(PROPS)), label="prop")
+            value = data.draw(st.sampled_from(PROPS[prop]), label="value")
             if entries.get(f"val/{eid}/{prop}") != value or f"val/{eid}/{prop}" not in entries:
                 sets[f"L:val/{eid}/{prop}"] = value
             update = canvas.update_element("components", eid, {prop: value})
@@ -274,8 +277,9 @@ def test_concurrent_list_and_set_operations_converge_to_the_model(data: st.DataO
 
 # --- whole-list writes ---------------------------------------------------------------------------
 
-element = st.fixed_dictionaries({"id": st.sampled_from(ELEMENT_IDS)},
-                                optional={"kind": st.integers(0, 2), "title": st.text(max_size=2)})
+element = st.fixed_dictionaries({"id": st.sampled_from(ELEMENT_IDS),
+                                 "type": st.sampled_from(PROPS["type"])},
+                                optional={"title": st.text(max_size=2)})
 element_lists = st.lists(element, max_size=5, unique_by=lambda e: e["id"])
 
 
@@ -299,7 +303,7 @@ def _canvas(client: int, state: bytes | None = None) -> RecordDoc:
     doc = RecordDoc(CANVAS, "page", client_id=client, state=state)
     if state is None:
         doc.write({"tenant_id": "t1", "title": "Tower A", "components": [
-            {"id": "c1", "kind": "chart"}, {"id": "c2", "kind": "table"}]})
+            {"id": "c1", "type": "kpi"}, {"id": "c2", "type": "table"}]})
     return doc
 
 
@@ -312,10 +316,10 @@ def _exchange(a: RecordDoc, b: RecordDoc, ua: bytes, ub: bytes) -> None:
 def test_whole_list_writes_from_two_replicas_keep_each_element_once() -> None:
     a = _canvas(1)
     b = _canvas(2, a.encode_state())
-    ua = a.write({"components": [{"id": "c1", "kind": "chart"}, {"id": "c2", "kind": "table"},
-                                 {"id": "c3", "kind": "map"}]})
-    ub = b.write({"components": [{"id": "c4", "kind": "note"}, {"id": "c1", "kind": "chart"},
-                                 {"id": "c2", "kind": "table"}]})
+    ua = a.write({"components": [{"id": "c1", "type": "kpi"}, {"id": "c2", "type": "table"},
+                                 {"id": "c3", "type": "bar_chart"}]})
+    ub = b.write({"components": [{"id": "c4", "type": "line_chart"}, {"id": "c1", "type": "kpi"},
+                                 {"id": "c2", "type": "table"}]})
     _exchange(a, b, ua, ub)
     assert [e["id"] for e in a.content()["components"]] == ["c4", "c1", "c2", "c3"]
 
@@ -324,10 +328,10 @@ def test_an_element_moved_on_one_side_and_edited_on_the_other_keeps_both() -> No
     a = _canvas(1)
     b = _canvas(2, a.encode_state())
     ua = a.move_element("components", "c1", 1)
-    ub = b.update_element("components", "c1", {"kind": "pie"})
+    ub = b.update_element("components", "c1", {"title": "Revenue"})
     _exchange(a, b, ua, ub)
-    assert a.content()["components"] == [{"id": "c2", "kind": "table"},
-                                         {"id": "c1", "kind": "pie"}]
+    assert a.content()["components"] == [{"id": "c2", "type": "table"},
+                                         {"id": "c1", "type": "kpi", "title": "Revenue"}]
 
 
 def test_a_removal_wins_over_a_concurrent_edit_or_move() -> None:
@@ -335,21 +339,21 @@ def test_a_removal_wins_over_a_concurrent_edit_or_move() -> None:
     b = _canvas(2, a.encode_state())
     c = _canvas(3, a.encode_state())
     ua = a.remove_element("components", "c1")
-    ub = b.update_element("components", "c1", {"kind": "pie"})
+    ub = b.update_element("components", "c1", {"title": "Revenue"})
     uc = c.move_element("components", "c1", 1)
     for doc, updates in ((a, (ub, uc)), (b, (uc, ua)), (c, (ua, ub))):
         for update in updates:
             doc.apply(update)
     assert a.content() == b.content() == c.content()
-    assert a.content()["components"] == [{"id": "c2", "kind": "table"}]
+    assert a.content()["components"] == [{"id": "c2", "type": "table"}]
 
 
 def test_a_removed_element_can_be_inserted_again_without_its_old_properties() -> None:
     a = _canvas(1)
     a.remove_element("components", "c1")
-    a.insert_element("components", 1, {"id": "c1", "title": "again"})
-    assert a.content()["components"] == [{"id": "c2", "kind": "table"},
-                                         {"id": "c1", "title": "again"}]
+    a.insert_element("components", 1, {"id": "c1", "type": "table", "title": "again"})
+    assert a.content()["components"] == [{"id": "c2", "type": "table"},
+                                         {"id": "c1", "type": "table", "title": "again"}]
 
 
 def _person(client: int, state: bytes | None = None) -> RecordDoc:
@@ -391,7 +395,7 @@ def test_a_set_add_wins_over_a_concurrent_removal_of_the_same_member(
 def test_bad_element_changes_are_refused_and_leave_the_document_alone() -> None:
     a = _canvas(1)
     before = a.encode_state()
-    for change in (lambda: a.insert_element("components", 0, {"kind": "no id"}),
+    for change in (lambda: a.insert_element("components", 0, {"type": "kpi"}),
                    lambda: a.insert_element("components", 0, {"id": "c1"}),
                    lambda: a.insert_element("components", 5, {"id": "c9"}),
                    lambda: a.insert_element("components", 0, {"id": "a/b"}),
@@ -418,24 +422,25 @@ def _former(client: int = 9) -> bytes:
     raw = Y.Doc(client_id=client)
     raw.get("fields", type=Y.Map).update({"tenant_id": "t1", "title": "Tower A"})
     raw.get("components", type=Y.Array).extend(
-        [{"id": "c1", "kind": "chart"}, {"kind": "untitled"}, {"id": "c1", "kind": "again"}])
+        [{"id": "c1", "type": "kpi"}, {"type": "table"}, {"id": "c1", "type": "table"}])
     return bytes(raw.get_update())
 
 
 def test_a_document_of_the_former_layout_reads_as_before() -> None:
     doc = RecordDoc(CANVAS, "page", state=_former())
-    assert doc.content()["components"] == [{"id": "c1", "kind": "chart"},
-                                           {"id": "legacy-1", "kind": "untitled"}]
+    assert doc.content()["components"] == [{"id": "c1", "type": "kpi"},
+                                           {"id": "legacy-1", "type": "table"}]
 
 
 def test_concurrent_edits_of_a_former_layout_document_migrate_and_converge() -> None:
     a = RecordDoc(CANVAS, "page", client_id=1, state=_former())
     b = RecordDoc(CANVAS, "page", client_id=2, state=_former())
-    ua = a.insert_element("components", 2, {"id": "c3"})
-    ub = b.update_element("components", "c1", {"kind": "pie"})
+    ua = a.insert_element("components", 2, {"id": "c3", "type": "kpi"})
+    ub = b.update_element("components", "c1", {"title": "Revenue"})
     _exchange(a, b, ua, ub)
-    assert a.content()["components"] == [{"id": "c1", "kind": "pie"},
-                                         {"id": "legacy-1", "kind": "untitled"}, {"id": "c3"}]
+    assert a.content()["components"] == [{"id": "c1", "type": "kpi", "title": "Revenue"},
+                                         {"id": "legacy-1", "type": "table"},
+                                         {"id": "c3", "type": "kpi"}]
     raw = Y.Doc()
     raw.apply_update(a.encode_state())
     assert raw.get("components", type=Y.Array).to_py() == []
@@ -460,7 +465,7 @@ def _inspect(state: bytes, update: bytes, client: int) -> None:
 def test_the_validator_admits_list_changes_and_migrations_but_no_write_to_a_retired_array() -> None:
     state = _former()
     doc = RecordDoc(CANVAS, "page", client_id=4, state=state)
-    _inspect(state, doc.insert_element("components", 0, {"id": "c9", "kind": "map"}), 4)
+    _inspect(state, doc.insert_element("components", 0, {"id": "c9", "type": "bar_chart"}), 4)
     raw = Y.Doc(client_id=5)
     raw.apply_update(state)
     before = raw.get_state()
