@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from core.errors import ProtocolError, UnsafeUpdate
 from core.settings import SyncLimits
 from schema import collection, to_row
-from sync.record import TRUSTED_LIMITS, RecordDoc
+from sync.record import TRUSTED_LIMITS, RecordDoc, root_kinds
 from sync.ycheck import Inspection, OriginIndex, RootKind, inspect
 from sync.yupdate import ID, decode_state_vector, decode_update
 from tests.test_yupdate_hazards import string_item, update
@@ -174,8 +174,7 @@ class Hub:
 
 
 def _roots() -> dict[str, RootKind]:
-    kinds = {"register": RootKind.MAP, "text": RootKind.TEXT, "list": RootKind.ARRAY}
-    return {name: kinds[kind.value] for name, kind in PEOPLE.roots.items()}
+    return root_kinds(PEOPLE)
 
 
 def _units(text: str) -> list[int]:
