@@ -15,7 +15,9 @@ from core.errors import FieldTooLarge, RecordInvalid, UnsafeValue
 from edge_agent.crypto import Sealer
 from edge_agent.replica import Replica
 from schema import COLLECTIONS, collection
+from schema.crdt import list_root
 from schema.limits import LIMITS, MAX_SAFE_INTEGER, markdown_table
+from sync.position import between
 from sync.record import RecordDoc
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "protocol.md"
@@ -24,10 +26,10 @@ SESSION = {"tenant_id": "t1", "consent_id": "c1", "started_at": "2026-01-01T00:0
 CANVAS = {"tenant_id": "t1", "title": "Plan"}
 
 
-def _table(approx_bytes: int) -> dict[str, Any]:
+def _table(approx_bytes: int, cid: str = "c1") -> dict[str, Any]:
     """A table component whose rows take about ``approx_bytes`` of JSON."""
     rows = [{"name": "x" * 90} for _ in range(approx_bytes // 100)]
-    return {"id": "c1", "type": "table", "title": "Leads", "data_rows": rows}
+    return {"id": cid, "type": "table", "title": "Leads", "data_rows": rows}
 
 
 REFUSED: list[tuple[str, dict[str, Any], type[RecordInvalid], str]] = [
@@ -40,11 +42,12 @@ REFUSED: list[tuple[str, dict[str, Any], type[RecordInvalid], str]] = [
     ("people", {**PERSON, "tags": ["a\x00"]}, UnsafeValue, "tags: a NUL character"),
     ("perception_sessions", {**SESSION, "frames_seen": MAX_SAFE_INTEGER + 1}, UnsafeValue,
      "frames_seen: an? (integer|number) beyond"),
-    ("perception_sessions", {**SESSION, "signals": ["s"] * 51}, FieldTooLarge,
+    ("perception_sessions", {**SESSION, "signals": [f"s{i}" for i in range(51)]}, FieldTooLarge,
      "signals: 51 elements exceed 50"),
     ("canvas_pages", {**CANVAS, "components": [_table(600_000)]}, FieldTooLarge,
      r"components: element 0: \d+ bytes of JSON exceed 524288"),
-    ("canvas_pages", {**CANVAS, "components": [_table(10)] * 201}, FieldTooLarge,
+    ("canvas_pages", {**CANVAS, "components": [_table(10, f"c{i}") for i in range(201)]},
+     FieldTooLarge,
      "components: 201 elements exceed 200"),
     ("canvas_pages", {**CANVAS, "components": [{**_table(10), "config": {
         f"k{i}": i for i in range(65)}}]}, FieldTooLarge,
@@ -60,7 +63,8 @@ REFUSED: list[tuple[str, dict[str, Any], type[RecordInvalid], str]] = [
 ACCEPTED: list[tuple[str, dict[str, Any]]] = [
     ("people", {**PERSON, "tags": ["x" * 64] * 100, "city": "x" * 500, "notes": "😀" * 20_000}),
     ("perception_sessions", {**SESSION, "frames_seen": MAX_SAFE_INTEGER}),
-    ("canvas_pages", {**CANVAS, "components": [_table(500_000)] + [_table(10)] * 199}),
+    ("canvas_pages", {**CANVAS, "components": [_table(500_000, "big")]
+                      + [_table(10, f"c{i}") for i in range(199)]}),
 ]
 
 
@@ -111,8 +115,19 @@ def _raw_pycrdt(coll_name: str, values: dict[str, Any]) -> bytes:
         kind = coll.kinds[name].value
         if kind == "text":
             doc.get(name, type=Y.Text).insert(0, value)
-        elif kind == "list":
-            doc.get(name, type=Y.Array).extend(value)
+        elif kind == "set":
+            members = doc.get(list_root(name, coll.kinds[name]), type=Y.Map)
+            for member in value:
+                members[f"{member}/1"] = True
+        elif kind == "ordered":
+            entries = doc.get(list_root(name, coll.kinds[name]), type=Y.Map)
+            position = None
+            for element in value:
+                position = between(position, None, "1")
+                entries[f"pos/{element['id']}"] = position
+                for prop, prop_value in element.items():
+                    if prop != "id":
+                        entries[f"val/{element['id']}/{prop}"] = prop_value
         elif isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
             fields[name] = float(value)  # pycrdt panics on ints past 2^63; 2^53 + 1 as float
         else:
