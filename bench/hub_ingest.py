@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
 import httpx
+import pycrdt as Y
 import websockets
 from rich.console import Console
 from rich.progress import Progress
@@ -228,9 +229,12 @@ def hostile_item(n: int, tenant: str, device: BenchDevice, victim_client: int) -
         data = b"\x01\x01\x90\x03\x00\x1f"
     elif kind == 1:
         data = RecordDoc(leads, record_id, client_id=victim_client).write(values)
-    elif kind == 2:
-        data = RecordDoc(leads, record_id, client_id=device.client_id).write(
-            {**values, "notes": "NUL\x00inside"})
+    elif kind == 2:  # raw pycrdt: RecordDoc refuses to write a NUL
+        doc = Y.Doc(client_id=device.client_id)
+        fields = doc.get("fields", type=Y.Map)
+        for key, value in {**values, "person_id": "NUL\x00inside"}.items():
+            fields[key] = value
+        data = doc.get_update()
     else:
         data = RecordDoc(leads, record_id, client_id=device.client_id).write(values)[:-3]
     return p.PushItem(f"hostile-{n}", f"leads/{record_id}", data)
