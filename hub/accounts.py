@@ -12,6 +12,7 @@ from core.errors import AuthError, Conflict, NotFound, PermissionDenied
 from core.identity import Principal, Role
 from core.ids import new_id
 from hub.database import Database
+from hub.policy import check_manage_user
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +94,22 @@ class Accounts:
         raise AuthError("wrong email or password", code="bad_credentials")
 
     async def user(self, tenant_id: str, user_id: str) -> User:
+        """An active user; a missing or disabled one is a `NotFound`."""
         row = await self.db.pool.fetchrow(
             "SELECT * FROM hub_users WHERE tenant_id = $1 AND user_id = $2 AND active",
             tenant_id, user_id,
         )
         if row is None:
-            raise AuthError("user no longer exists or is disabled", code="user_inactive")
+            raise NotFound(f"no active user {user_id} in this tenant")
         return _user(row)
+
+    async def caller(self, tenant_id: str, user_id: str) -> User:
+        """The user behind a token or a device: must exist and be active (else `AuthError`)."""
+        try:
+            return await self.user(tenant_id, user_id)
+        except NotFound:
+            raise AuthError("user no longer exists or is disabled", code="user_inactive"
+                            ) from None
 
     async def users(self, tenant_id: str) -> list[User]:
         rows = await self.db.pool.fetch(
@@ -112,10 +122,13 @@ class Accounts:
     async def issue_pairing_code(
         self, admin: Principal, user_id: str, device_kind: str, ttl_s: int
     ) -> str:
-        """A one-time code that pairs one device to ``user_id`` (admins and directors only)."""
+        """A one-time code that pairs one device to ``user_id``, for whoever may manage that
+        user's account (`hub.policy.check_manage_user`)."""
         if not admin.is_manager:
-            raise PermissionDenied("only an ADMIN or SALES_DIRECTOR may issue pairing codes")
-        await self.user(admin.tenant_id, user_id)
+            raise PermissionDenied("only an ADMIN or SALES_DIRECTOR may issue pairing codes",
+                                   code="role_required")
+        target = await self.user(admin.tenant_id, user_id)
+        check_manage_user(admin, target.user_id, target.role)
         code = new_pairing_code()
         await self.db.pool.execute(
             "INSERT INTO hub_pairing_codes (tenant_id, code_hash, user_id, device_kind,"

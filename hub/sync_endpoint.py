@@ -135,7 +135,7 @@ class SyncSession:
         if not isinstance(auth, p.Auth):
             raise ProtocolError("expected AUTH after CHALLENGE")
         verify_challenge(device.public_key, nonce, device.device_id, auth.signature)
-        user = await self.hub.accounts.user(device.tenant_id, device.user_id)
+        user = await self.hub.accounts.caller(device.tenant_id, device.user_id)
         await self.hub.accounts.bind_client_ids(device, hello.client_ids)
         self._bound = frozenset(await self.hub.accounts.bound_client_ids(device.tenant_id,
                                                                          device.device_id))

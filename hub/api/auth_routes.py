@@ -49,7 +49,7 @@ async def login(body: LoginIn, hub: HubDep) -> LoginOut:
 
 @router.get("/auth/me")
 async def me(principal: PrincipalDep, hub: HubDep) -> UserOut:
-    return UserOut.of(await hub.accounts.user(principal.tenant_id, principal.user_id))
+    return UserOut.of(await hub.accounts.caller(principal.tenant_id, principal.user_id))
 
 
 @router.get("/auth/users")

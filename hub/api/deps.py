@@ -32,7 +32,7 @@ async def current_principal(
     if credentials is None:
         raise AuthError("missing bearer token; POST /api/auth/login first", code="no_token")
     principal = read_token(credentials.credentials, hub.secret_key)
-    user = await hub.accounts.user(principal.tenant_id, principal.user_id)
+    user = await hub.accounts.caller(principal.tenant_id, principal.user_id)
     return user.principal
 
 
