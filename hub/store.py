@@ -304,6 +304,17 @@ class HubStore:
         )
         return [LogItem(r["scope_seq"], r["guid"], b"", False, removed=True) for r in rows]
 
+    async def read_out_of_scope(self, principal: Principal) -> list[LogItem]:
+        """A `remove` item for every document the principal may not read (a device whose user's
+        role or team changed drops what it held under the old scope; others ignore them)."""
+        if principal.is_manager:
+            return []
+        cond, params = scope_sql(principal, "d", 2)
+        rows = await self.db.pool.fetch(
+            "SELECT d.guid, d.updated_seq FROM hub_documents d WHERE d.tenant_id = $1 "
+            f"AND NOT {cond} ORDER BY d.guid", principal.tenant_id, *params)
+        return [LogItem(r["updated_seq"], r["guid"], b"", False, removed=True) for r in rows]
+
     async def count_in_scope(self, principal: Principal) -> int:
         """How many documents a bootstrap of ``principal`` sends."""
         cond, params = scope_sql(principal, "d", 2)

@@ -288,8 +288,42 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/sentinel/consent/revoke", {"person_id": "{client}"},
      {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
+    # Accounts: {broker} is a fresh junior broker of t1 per cell, {admin2} a fresh admin.
+    ("POST", "/api/auth/users", {"email": "new-{caller}@t.test", "password": "long enough pw",
+                                 "full_name": "New", "role": "JUNIOR_BROKER"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 403, "junior_broker": 403,
+      "t2": 201}),
+    ("POST", "/api/auth/users", {"email": "boss-{caller}@t.test", "password": "long enough pw",
+                                 "full_name": "New", "role": "ADMIN"},
+     {"admin": 201, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 403}),
+    ("PATCH", "/api/auth/users/{broker}", {"full_name": "Renamed"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("PATCH", "/api/auth/users/{broker}", {"role": "SALES_DIRECTOR"},
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{broker}/disable", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{admin2}/disable", None,
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{broker}/enable", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{broker}/password", {"password": "another long one"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/password", {"current_password": "wrong", "new_password": "x" * 12},
+     {"admin": 401, "sales_director": 401, "senior_broker": 401, "junior_broker": 401,
+      "t2": 401}),
+    ("POST", "/api/auth/logout", None,  # last: the callers' tokens end here
+     {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
+      "t2": 200}),
 ]
-PUBLIC = {("GET", "/health"), ("POST", "/api/auth/login"), ("POST", "/api/devices/pair")}
+PUBLIC = {("GET", "/health"), ("POST", "/api/auth/login"), ("POST", "/api/devices/pair"),
+          ("POST", "/api/auth/refresh")}
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
@@ -323,13 +357,27 @@ async def test_every_route_by_role_tenant_and_token() -> None:
         served = {(m.upper(), path) for path, ops in (await http.get("/openapi.json")).json()[
             "paths"].items() for m in ops}
         listed = {(m, path.replace("{device}", "{device_id}").replace("{client}", "{person_id}")
-                   .replace("{lead}", "{lead_id}")) for m, path, _, _ in ROUTES}
+                   .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
+                   .replace("{admin2}", "{user_id}")) for m, path, _, _ in ROUTES}
+        password_hash = await server.hub.db.pool.fetchval(
+            "SELECT password_hash FROM hub_users WHERE user_id = 't1-junior2'")
+
+        async def fresh_user(role: Role) -> str:
+            user_id = f"fresh-{next(_ids)}"
+            await server.hub.db.pool.execute(
+                "INSERT INTO hub_users (tenant_id, user_id, email, full_name, password_hash, role)"
+                " VALUES ('t1', $1, $1 || '@t1.test', 'Fresh', $2, $3)", user_id, password_hash,
+                role.value)
+            return user_id
+
         assert served == listed | PUBLIC  # every route has its row
 
         got, want = {}, {}
         for n, (method, path, body, expected) in enumerate(ROUTES):
             for caller, status in expected.items():
-                names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller}
+                names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller,
+                         "broker": await fresh_user(Role.JUNIOR_BROKER),
+                         "admin2": await fresh_user(Role.ADMIN)}
                 if "{device}" in path:
                     names["device"] = (await pair_device(
                         server, "junior2@t1.test", "t1-junior2", 9000 + n * 10 + len(got) % 10
@@ -353,7 +401,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
         }
         for (method, path, body, _), (kind, headers) in itertools.product(
                 ROUTES, bad_tokens.items()):
-            names = {"client": "c1", "lead": "l1", "device": "none", "caller": kind}
+            names = {"client": "c1", "lead": "l1", "device": "none", "caller": kind,
+                     "broker": "t1-junior2", "admin2": "t1-admin"}
             r = await http.request(method, _fill(path, names), json=_fill(body, names),
                                    headers=headers)
             assert r.status_code == 401, (method, path, kind, r.text)
@@ -376,12 +425,13 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
         disabled = await pair_device(server, "junior_broker@t1.test", "t1-junior_broker", 8002)
         r = await http.post(f"/api/devices/{revoked.device_id}/revoke", headers=admin)
         assert r.status_code == 200
-        await server.hub.db.pool.execute(
-            "UPDATE hub_users SET active = false WHERE user_id = 't1-junior_broker'")
+        r = await http.post("/api/auth/users/t1-junior_broker/disable", headers=admin)
+        assert r.status_code == 200
         assert await _device_refused(revoked) == "revoked"
         assert await _device_refused(disabled) == "user_inactive"
         for method, path, body, _ in ROUTES:
-            names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off"}
+            names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
+                     "broker": "t1-junior2", "admin2": "t1-admin"}
             r = await http.request(method, _fill(path, names), json=_fill(body, names),
                                    headers=junior)
             assert (r.status_code, r.json()["error"]) == (401, "user_inactive"), path
