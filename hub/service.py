@@ -53,7 +53,7 @@ class Hub:
                 Fanout(self.db, self.connections)
             )
             self.secret_key = self.settings.secret_key or await signing_secret(
-                self.db, self.settings.data_dir)
+                self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
         except BaseException:
             await self._stack.aclose()

@@ -18,7 +18,10 @@ class HubSettings(BaseSettings):
     """0 picks any free port."""
     secret_key: str | None = None
     """Signs login tokens; when unset, one is generated once and kept in the database sealed
-    with the key in ``<data_dir>/token-seal.key`` (see docs/security.md)."""
+    with the key in ``token_seal_file`` (see docs/security.md)."""
+    token_seal_file: Path = Path.home() / ".config" / "velocity" / "token-seal.key"
+    """The key that seals the generated token secret in the database (made on first use, 0600);
+    every hub on one database needs the same file, or a shared ``VELOCITY_SECRET_KEY``."""
     token_ttl_s: int = Field(15 * 60, gt=0)
     """Lifetime of an access token; a refresh token gets a new one."""
     refresh_ttl_s: int = Field(14 * 24 * 3600, gt=0)

@@ -226,8 +226,10 @@ async def test_the_signing_secret_is_sealed_at_rest(tmp_path: Path) -> None:
         url = server.hub.database_url
     # A hub with another seal key cannot read it; an operator-supplied secret needs none.
     with pytest.raises(ConfigError, match="VELOCITY_SECRET_KEY"):
-        async with Hub(HubSettings(database_url=url, sandbox_workers=1, data_dir=tmp_path)):
+        async with Hub(HubSettings(database_url=url, sandbox_workers=1,
+                                   token_seal_file=tmp_path / "other.key")):
             pass
-    async with Hub(HubSettings(database_url=url, sandbox_workers=1, data_dir=tmp_path,
-                               secret_key="x" * 48)) as hub:
+    async with Hub(HubSettings(database_url=url, sandbox_workers=1,
+                               token_seal_file=tmp_path / "other.key", secret_key="x" * 48)
+                   ) as hub:
         assert hub.secret_key == "x" * 48
