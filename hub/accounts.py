@@ -132,14 +132,15 @@ class Accounts:
             )
         return _user(row)
 
-    async def login(self, email: str, password: str, address: str, limits: LoginLimits
-                    ) -> User:
-        """The user with this email and password. Refused (429) while the account or the
-        source address has too many recent failures; an unknown email costs the same time as a
-        wrong password."""
+    async def login(self, email: str, password: str, address: str = "local",
+                    limits: LoginLimits | None = None) -> User:
+        """The user with this email and password. With ``limits`` (every network login):
+        refused (429) while the account or the source address has too many recent failures.
+        An unknown email costs the same time as a wrong password."""
         keys = (f"account:{email.lower()}", f"address:{address}")
-        await self._check_throttle(keys, (limits.per_account, limits.per_address),
-                                   limits.window_s)
+        if limits is not None:
+            await self._check_throttle(keys, (limits.per_account, limits.per_address),
+                                       limits.window_s)
         rows = await self.db.pool.fetch(
             "SELECT * FROM hub_users WHERE lower(email) = lower($1) AND active", email
         )
@@ -149,15 +150,18 @@ class Accounts:
                 found = row
                 break
         if found is None:
-            await self.db.pool.execute(
-                "INSERT INTO hub_login_failures AS f (key, failures, window_start) "
-                "SELECT k, 1, now() FROM unnest($1::text[]) AS k ON CONFLICT (key) DO UPDATE SET"
-                " failures = CASE WHEN f.window_start < now() - make_interval(secs => $2) THEN 1"
-                " ELSE f.failures + 1 END, window_start = CASE WHEN f.window_start < now() - "
-                "make_interval(secs => $2) THEN now() ELSE f.window_start END",
-                list(keys), limits.window_s)
+            if limits is not None:
+                await self.db.pool.execute(
+                    "INSERT INTO hub_login_failures AS f (key, failures, window_start) SELECT k,"
+                    " 1, now() FROM unnest($1::text[]) AS k ON CONFLICT (key) DO UPDATE SET "
+                    "failures = CASE WHEN f.window_start < now() - make_interval(secs => $2) "
+                    "THEN 1 ELSE f.failures + 1 END, window_start = CASE WHEN f.window_start < "
+                    "now() - make_interval(secs => $2) THEN now() ELSE f.window_start END",
+                    list(keys), limits.window_s)
             raise AuthError("wrong email or password", code="bad_credentials")
-        await self.db.pool.execute("DELETE FROM hub_login_failures WHERE key = $1", keys[0])
+        if limits is not None:
+            await self.db.pool.execute("DELETE FROM hub_login_failures WHERE key = $1",
+                                       keys[0])
         return _user(found)
 
     async def _check_throttle(self, keys: tuple[str, str], maxima: tuple[int, int],
