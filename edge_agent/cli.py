@@ -64,8 +64,9 @@ def pair(
     data_dir: DataOpt = None,
     passphrase: PassOpt = None,
 ) -> None:
-    """Pair this device with a hub using a one-time code (its keys are sealed with the
-    passphrase, which every later start needs)."""
+    """Pair this device with a hub using a one-time code; its keys get sealed with a passphrase.
+
+    Every later start of the agent needs the same passphrase."""
     settings = _settings(data_dir, passphrase)
     try:
         pairing = asyncio.run(device.pair(settings.data_dir, hub, code, name,

@@ -200,9 +200,9 @@ class SyncSession:
         store, batch = self.hub.store, self.hub.settings.pull_batch
         last, horizon = await store.high_water(self.tenant_id)
         if cursor == 0 or cursor < horizon or self._rescope:
-            removals = await store.read_removals(self.principal, cursor)
-            if self._rescope:  # everything the old role or team could read and this cannot
-                removals = await store.read_out_of_scope(self.principal)
+            removals = await (  # rescope: everything the old role or team could read
+                store.read_out_of_scope(self.principal) if self._rescope
+                else store.read_removals(self.principal, cursor))
             if removals:  # before the snapshots: a later change of scope comes as an update
                 await self._send_items(removals, cursor, more=True,
                                        partial_cursor=lambda _: cursor)
@@ -218,6 +218,11 @@ class SyncSession:
                     break
                 after = items[-1].guid
             cursor = last
+        else:  # back after reassignments it missed: drop what left its scope since its cursor
+            removals = await store.read_removals(self.principal, cursor)
+            if removals:
+                await self._send_items(removals, cursor, more=True,
+                                       partial_cursor=lambda _: cursor)
         told = False  # a device already up to date still hears so once (it is caught up)
         seen_at = told_at = 0.0
         self._known_last = None  # the first round asks; notices keep it current after that

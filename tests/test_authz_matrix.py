@@ -216,6 +216,12 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/devices/pairing-codes", {"user_id": "t1-admin"},
      {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
+    ("POST", "/api/devices/pairing-qr", {"user_id": "{broker}"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/devices/pairing-qr.png", {"user_id": "{admin2}"},
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
     ("POST", "/api/devices/{device}/revoke", None,
      {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
@@ -325,7 +331,7 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
 ]
 CANVAS_ROUTES = "/api/oracle/"
 PUBLIC = {("GET", "/health"), ("POST", "/api/auth/login"), ("POST", "/api/devices/pair"),
-          ("POST", "/api/auth/refresh")}
+          ("POST", "/api/auth/refresh"), ("GET", "/api/hub/identity")}
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
