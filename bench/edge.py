@@ -95,8 +95,8 @@ async def bootstrap_and_catch_up(folder: Path, local: int, remote: int) -> dict[
     with hub_in_process(_hub_process, folder, remote) as ours:
         seeded = await asyncio.to_thread(ours.recv)
         device = folder / "ipad"
-        await pair(device, seeded["url"], seeded["code"], "bench iPad")
-        settings = EdgeSettings(data_dir=device)
+        await pair(device, seeded["url"], seeded["code"], "bench iPad", "bench passphrase")
+        settings = EdgeSettings(data_dir=device, passphrase="bench passphrase")
         start = time.perf_counter()
         async with EdgeAgent(settings) as agent:
             assert agent.sync is not None

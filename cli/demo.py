@@ -27,6 +27,8 @@ from seeds.loader import DEMO_PASSWORD, load
 from sync.record import RecordDoc
 
 TENANT = "acme"
+DEMO_PASSPHRASE = "demo device passphrase"
+"""Seals the demo devices' keys (a real device's comes from its operator)."""
 
 
 async def _wait(predicate: object, timeout: float, what: str) -> None:
@@ -79,12 +81,12 @@ async def _run(console: Console, settings: HubSettings, work: Path, *, serve: bo
         dirs = {"ipad": work / "ipad", "kiosk": work / "kiosk"}
         for kind, user in (("ipad", broker), ("kiosk", director)):
             code = await hub.accounts.issue_pairing_code(admin, user.user_id, kind, 600)
-            await pair(dirs[kind], server.url, code, f"demo {kind}")
+            await pair(dirs[kind], server.url, code, f"demo {kind}", DEMO_PASSPHRASE)
         console.print(f"paired a broker's iPad ({broker.full_name}) and a showroom kiosk "
                       f"({director.full_name})")
 
-        ipad_settings = EdgeSettings(data_dir=dirs["ipad"])
-        kiosk_settings = EdgeSettings(data_dir=dirs["kiosk"])
+        ipad_settings = EdgeSettings(data_dir=dirs["ipad"], passphrase=DEMO_PASSPHRASE)
+        kiosk_settings = EdgeSettings(data_dir=dirs["kiosk"], passphrase=DEMO_PASSPHRASE)
         async with EdgeAgent(ipad_settings) as ipad, EdgeAgent(kiosk_settings) as kiosk:
             t0 = time.monotonic()
             assert ipad.sync is not None and kiosk.sync is not None

@@ -23,35 +23,68 @@ CHALLENGE_CONTEXT = b"velocity-sync-v1"
 
 
 def hash_password(password: str) -> str:
+    """An argon2id hash (CPU-heavy: call it off the event loop)."""
     return _hasher.hash(password)
 
 
 def verify_password(password_hash: str, password: str) -> bool:
+    """Whether ``password`` matches (CPU-heavy: call it off the event loop)."""
     try:
         return _hasher.verify(password_hash, password)
     except (VerificationError, InvalidHashError):
         return False
 
 
-def issue_token(principal: Principal, secret: str, ttl_s: int = 12 * 3600) -> str:
+_DECOY: list[str] = []
+
+
+def decoy_hash() -> str:
+    """A hash to verify against when no account matches, so an unknown email costs the same
+    time as a wrong password."""
+    if not _DECOY:
+        _DECOY.append(_hasher.hash(secrets.token_urlsafe(16)))
+    return _DECOY[0]
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    """What a verified access token says: who, and the account's token version it was made at."""
+
+    principal: Principal
+    version: int
+
+
+def issue_token(principal: Principal, secret: str, ttl_s: int, version: int) -> str:
+    """A short-lived access token bound to the account's current token ``version``."""
     now = int(time.time())
     claims = {
         "sub": principal.user_id, "tid": principal.tenant_id, "role": principal.role.value,
-        "team": principal.team_id, "iat": now, "exp": now + ttl_s,
+        "team": principal.team_id, "ver": version, "iat": now, "exp": now + ttl_s,
     }
     return jwt.encode(claims, secret, algorithm=TOKEN_ALGORITHM)
 
 
-def read_token(token: str, secret: str) -> Principal:
+def read_token(token: str, secret: str) -> AccessClaims:
     """Verify a token; expired, forged or malformed tokens are an `AuthError`."""
     try:
         claims = jwt.decode(token, secret, algorithms=[TOKEN_ALGORITHM],
-                            options={"require": ["exp", "sub", "tid", "role"]})
-        return Principal(claims["tid"], claims["sub"], Role(claims["role"]), claims.get("team"))
+                            options={"require": ["exp", "sub", "tid", "role", "ver"]})
+        principal = Principal(claims["tid"], claims["sub"], Role(claims["role"]),
+                              claims.get("team"))
+        return AccessClaims(principal, int(claims["ver"]))
     except jwt.ExpiredSignatureError:
-        raise AuthError("token expired; log in again", code="token_expired") from None
-    except (jwt.InvalidTokenError, ValueError, KeyError):
+        raise AuthError("token expired; refresh it or log in again", code="token_expired"
+                        ) from None
+    except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
         raise AuthError("invalid token", code="token_invalid") from None
+
+
+def new_refresh_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def refresh_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def new_pairing_code() -> str:

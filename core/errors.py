@@ -57,9 +57,15 @@ class UnsafeUpdate(ProtocolError):
 
 
 class Throttled(ProtocolError):
-    """The peer sends faster than it is allowed to (e.g. after refused unsafe updates)."""
+    """The peer sends faster than it is allowed to (e.g. after refused unsafe updates, or too
+    many failed logins); ``retry_after_s``: when it may try again, when known."""
 
     code = "throttled"
+
+    def __init__(self, message: str, *, code: str | None = None,
+                 retry_after_s: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.retry_after_s = retry_after_s
 
 
 class CausalityError(ProtocolError):

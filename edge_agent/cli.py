@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -31,10 +32,19 @@ app = typer.Typer(help="The device agent: offline-first replica, local API, sync
 console = Console()
 DataOpt = Annotated[Path | None, typer.Option(help="Device data folder.",
                                                envvar="VELOCITY_EDGE_DATA_DIR")]
+PassOpt = Annotated[str | None, typer.Option(
+    help="Seals this device's keys; asked for when not given and a terminal is attached.",
+    envvar="VELOCITY_EDGE_PASSPHRASE", show_default=False)]
 
 
-def _settings(data_dir: Path | None, **more: object) -> EdgeSettings:
-    overrides = {k: v for k, v in {"data_dir": data_dir, **more}.items() if v is not None}
+def _settings(data_dir: Path | None, passphrase: str | None = None, **more: object
+              ) -> EdgeSettings:
+    """Settings from flags and ``VELOCITY_EDGE_…``; the passphrase is asked for on a terminal
+    when neither gives one."""
+    if passphrase is None and sys.stdin.isatty():
+        passphrase = typer.prompt("device passphrase", hide_input=True)
+    overrides = {k: v for k, v in {"data_dir": data_dir, "passphrase": passphrase,
+                                   **more}.items() if v is not None}
     return load_settings(EdgeSettings, **overrides)
 
 
@@ -52,11 +62,15 @@ def pair(
     name: Annotated[str, typer.Option(help="A name for this device",
                                       envvar="VELOCITY_EDGE_NAME")] = socket.gethostname(),
     data_dir: DataOpt = None,
+    passphrase: PassOpt = None,
 ) -> None:
-    """Pair this device with a hub using a one-time code."""
-    settings = _settings(data_dir)
+    """Pair this device with a hub using a one-time code; its keys get sealed with a passphrase.
+
+    Every later start of the agent needs the same passphrase."""
+    settings = _settings(data_dir, passphrase)
     try:
-        pairing = asyncio.run(device.pair(settings.data_dir, hub, code, name))
+        pairing = asyncio.run(device.pair(settings.data_dir, hub, code, name,
+                                          settings.passphrase_value))
     except VelocityError as exc:
         _fail(exc)
     console.print(f"[green]paired[/] as device {pairing.device_id} of user {pairing.user_id}")
@@ -67,9 +81,10 @@ def run(
     data_dir: DataOpt = None,
     api_port: Annotated[int | None, typer.Option(
         help="Loopback port of the local API.", envvar="VELOCITY_EDGE_API_PORT")] = None,
+    passphrase: PassOpt = None,
 ) -> None:
     """Run the agent: the local API at once (online or not), sync beside it."""
-    settings = _settings(data_dir, api_port=api_port)
+    settings = _settings(data_dir, passphrase, api_port=api_port)
 
     async def main() -> None:
         async with EdgeAgent(settings) as agent:
@@ -113,9 +128,9 @@ async def _show_catch_up(agent: EdgeAgent) -> None:
 
 
 @app.command()
-def status(data_dir: DataOpt = None) -> None:
+def status(data_dir: DataOpt = None, passphrase: PassOpt = None) -> None:
     """Show this device's replica: pending updates, cursor, refusals (works offline)."""
-    settings = _settings(data_dir)
+    settings = _settings(data_dir, passphrase)
 
     async def main() -> dict[str, object]:
         async with EdgeAgent(settings, sync=False) as agent:

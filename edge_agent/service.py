@@ -13,7 +13,7 @@ from typing import Any
 from core.errors import ConfigError, VelocityError
 from core.ids import new_id
 from edge_agent.crypto import Sealer
-from edge_agent.device import Pairing, load_or_create_key, load_pairing
+from edge_agent.device import Pairing, load_pairing, unlock
 from edge_agent.replica import Replica
 from edge_agent.sentinel import KioskSentinel
 from edge_agent.settings import EdgeSettings
@@ -47,11 +47,13 @@ class EdgeAgent:
     async def __aenter__(self) -> EdgeAgent:
         data_dir = self.settings.data_dir
         self.pairing: Pairing = load_pairing(data_dir)
-        key = load_or_create_key(data_dir)
+        keys = unlock(data_dir, self.settings.passphrase_value)
+        key = keys.device
         self.token = local_token(data_dir)
         try:
             self.replica = await self._stack.enter_async_context(
-                Replica(data_dir / "replica.db", Sealer(key.to_bytes()), self.pairing.client_id)
+                Replica(data_dir / "replica.db", Sealer(keys.replica_secret),
+                        self.pairing.client_id)
             )
             if self._sync_enabled:
                 self.sync = await self._stack.enter_async_context(SyncClient(

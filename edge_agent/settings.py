@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -12,6 +12,8 @@ class EdgeSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VELOCITY_EDGE_", extra="ignore")
 
     data_dir: Path = Path("var/edge")
+    passphrase: SecretStr | None = None
+    """Seals the device's keys (its vault); never stored. From VELOCITY_EDGE_PASSPHRASE."""
     api_host: str = "127.0.0.1"
     api_port: int = Field(8765, ge=0, lt=65536)
     push_batch: int = Field(200, gt=0, le=1000)
@@ -23,3 +25,7 @@ class EdgeSettings(BaseSettings):
     sentinel: bool | None = Field(None, description="Run Sentinel perception; unset means "
                                   "'when paired as a kiosk'. Its own settings are "
                                   "VELOCITY_SENTINEL_… variables.")
+
+    @property
+    def passphrase_value(self) -> str | None:
+        return self.passphrase.get_secret_value() if self.passphrase is not None else None

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from core.identity import Role
+from core.errors import VelocityError
+from core.identity import Principal, Role
 from core.settings import load_settings
 from hub.server import HubServer
 from hub.service import Hub
@@ -83,6 +85,86 @@ def create_user(
             console.print(f"user {user.email} ({user.role.value}) id {user.user_id}")
 
     asyncio.run(run())
+
+
+TenantArg = Annotated[str, typer.Argument(help="Tenant id.")]
+EmailArg = Annotated[str, typer.Argument(help="The user's email.")]
+
+
+def _as_operator(data_dir: Path | None, tenant: str, email: str,
+                 act: Callable[[Hub, Principal, str], Awaitable[str]]) -> None:
+    """Run ``act`` on a started hub as the terminal's operator (an admin of ``tenant``)."""
+    settings = _settings(None, None, data_dir)
+    operator = Principal(tenant, "terminal-operator", Role.ADMIN)
+
+    async def run() -> str:
+        async with Hub(settings) as hub:
+            return await act(hub, operator, await hub.accounts.user_id_of(tenant, email))
+
+    try:
+        console.print(asyncio.run(run()))
+    except VelocityError as exc:
+        console.print(f"[red]{exc.message}[/]")
+        raise typer.Exit(1) from None
+
+
+@app.command("disable-user")
+def disable_user(tenant: TenantArg, email: EmailArg, data_dir: DataOpt = None) -> None:
+    """Disable a user: tokens end, open sync sessions close on every hub, devices are refused."""
+    async def act(hub: Hub, op: Principal, user_id: str) -> str:
+        await hub.accounts.set_active(op, user_id, False)
+        return f"{email} disabled"
+    _as_operator(data_dir, tenant, email, act)
+
+
+@app.command("enable-user")
+def enable_user(tenant: TenantArg, email: EmailArg, data_dir: DataOpt = None) -> None:
+    """Enable a disabled user again (they log in again; their devices reconnect)."""
+    async def act(hub: Hub, op: Principal, user_id: str) -> str:
+        await hub.accounts.set_active(op, user_id, True)
+        return f"{email} enabled"
+    _as_operator(data_dir, tenant, email, act)
+
+
+@app.command("set-role")
+def set_role(
+    tenant: TenantArg, email: EmailArg,
+    role: Annotated[Role, typer.Argument(help="The new role.", envvar="VELOCITY_USER_ROLE")],
+    team: Annotated[str | None, typer.Option(help="A new team id.", envvar="VELOCITY_USER_TEAM")
+                    ] = None,
+    data_dir: DataOpt = None,
+) -> None:
+    """Change a user's role (and team): their tokens end and open sync sessions close, on every
+    hub; their devices reconnect with the new scope."""
+    async def act(hub: Hub, op: Principal, user_id: str) -> str:
+        user = await hub.accounts.change(op, user_id, role=role, team_id=team)
+        return f"{email} is now {user.role.value} (team {user.team_id or '—'})"
+    _as_operator(data_dir, tenant, email, act)
+
+
+@app.command("reset-password")
+def reset_password(
+    tenant: TenantArg, email: EmailArg,
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True,
+                                          confirmation_prompt=True,
+                                          help="Asked for when not given.",
+                                          envvar="VELOCITY_USER_PASSWORD")] = "",
+    data_dir: DataOpt = None,
+) -> None:
+    """Set a user's password; their tokens end (they log in again)."""
+    async def act(hub: Hub, op: Principal, user_id: str) -> str:
+        await hub.accounts.reset_password(op, user_id, password)
+        return f"password of {email} reset"
+    _as_operator(data_dir, tenant, email, act)
+
+
+@app.command("logout-user")
+def logout_user(tenant: TenantArg, email: EmailArg, data_dir: DataOpt = None) -> None:
+    """End every access and refresh token of a user (their devices stay paired)."""
+    async def act(hub: Hub, op: Principal, user_id: str) -> str:
+        await hub.accounts.logout(Principal(tenant, user_id, Role.JUNIOR_BROKER))
+        return f"{email} logged out everywhere"
+    _as_operator(data_dir, tenant, email, act)
 
 
 @app.command()

@@ -11,11 +11,18 @@ class LiveSession(Protocol):
     tenant_id: str
     device_id: str
 
+    @property
+    def user_id(self) -> str:
+        """The user the device belongs to."""
+
     def wake(self, last: int | None = None) -> None:
         """New commits may be readable (up to ``last``, when known): pull from the cursor."""
 
     async def close_revoked(self) -> None:
         """Close at once because the device was revoked or blocked."""
+
+    async def close_for_account(self, change: str) -> None:
+        """Close at once because the user's role, team or status changed."""
 
 
 class Connections:
@@ -44,5 +51,13 @@ class Connections:
         await asyncio.gather(*(s.close_revoked() for s in targets))
         return len(targets)
 
-    def count(self) -> int:
+    async def close_user(self, tenant_id: str, user_id: str, change: str) -> int:
+        targets = [s for s in self._by_tenant.get(tenant_id, ()) if s.user_id == user_id]
+        await asyncio.gather(*(s.close_for_account(change) for s in targets))
+        return len(targets)
+
+    def count(self, tenant_id: str | None = None) -> int:
+        """Live sessions of one tenant, or of all."""
+        if tenant_id is not None:
+            return len(self._by_tenant.get(tenant_id, ()))
         return sum(len(s) for s in self._by_tenant.values())

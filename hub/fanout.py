@@ -5,7 +5,8 @@ notice is delivered only after commit, to every hub listening on the database (t
 A notice only wakes sessions; they then read the log from their cursor, so a lost or coalesced
 notice can delay but never lose an update. Its sequence was committed (with everything before it:
 the cursor rule), so a woken session reads up to it without asking for the high-water mark.
-Revocations travel on ``velocity_control``.
+Revocations and account changes travel on ``velocity_control`` (``revoke:<device>``,
+``user:<change>:<tenant>:<user>``).
 """
 
 from __future__ import annotations
@@ -13,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any
 
+from hub.accounts import CONTROL_CHANNEL
 from hub.connections import Connections
 from hub.database import Database
 from hub.store import NOTIFY_CHANNEL
 
-CONTROL_CHANNEL = "velocity_control"
 log = logging.getLogger(__name__)
 
 
@@ -59,12 +61,18 @@ class Fanout:
         self._connections.wake_tenant(tenant_id, int(last) if last.isdigit() else None)
 
     def _on_control(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        action, _, device_id = payload.partition(":")
+        action, _, rest = payload.partition(":")
         if action == "revoke":
-            task = asyncio.get_running_loop().create_task(
-                self._connections.close_device(device_id))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
+            self._spawn(self._connections.close_device(rest))
+        elif action == "user":
+            change, _, who = rest.partition(":")
+            tenant_id, _, user_id = who.partition(":")
+            self._spawn(self._connections.close_user(tenant_id, user_id, change))
+
+    def _spawn(self, closing: Coroutine[Any, Any, int]) -> None:
+        task = asyncio.get_running_loop().create_task(closing)
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _run(self) -> None:
         delay = 0.5

@@ -1,7 +1,25 @@
-"""Write permissions: what a principal may change in a record (checked before anything commits).
+"""Who may read and change what: the one rule set of the hub, for REST, sync and every other door.
 
-Rules are checked on the record's content before and after the update (computed in the sandbox),
-so they judge what an update really does, whatever it claims.
+Writes are judged on the record's content before and after the change (for sync, computed in the
+sandbox), so the verdict depends on what a change really does, never on the route it came by:
+the same change gets the same verdict over REST and over sync. Reads use `may_read` (rendered as
+SQL by `hub.scope`).
+
+The rules, for a principal who is not a manager (ADMIN, SALES_DIRECTOR: everything in their
+tenant):
+
+- records belong to the principal's tenant, and a record's tenant never changes;
+- clients, leads and opportunities (`GUARDED`) are changed only by their owner, by the senior
+  broker of their team, or — for a client nobody owns yet — by any broker; this covers deleting
+  and restoring them;
+- a new guarded record is owned by its author (a client may also be created unowned), in the
+  author's team (or none);
+- owner and team of a guarded record change only by a manager (reassignment);
+- manager-only fields (an opportunity's stage, value and probability; a unit's price) are set only
+  by managers;
+- a consent is revoked (or deleted) only by whoever recorded it, the senior of their team, or a
+  manager; a client's perception results are purged only by whoever may change the client;
+- Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too).
 """
 
 from __future__ import annotations
@@ -16,40 +34,112 @@ from hub.scope import CANVAS, may_read
 from schema import Collection
 from schema.models import LeadStage
 
+__all__ = ["GUARDED", "check_grant_role", "check_manage_user", "check_purge", "check_revoke",
+           "check_write", "may_change", "may_read"]
+
+GUARDED = frozenset({"people", "leads", "opportunities"})
+"""Collections whose records only their owner, their team's senior and managers change."""
+SCOPE_FIELDS = ("owner_id", "team_id")
+CONSENT_REVOKE_FIELDS = ("revoked_at", "deleted")
+
+Row = Mapping[str, Any]
+
+
+def may_change(principal: Principal, coll_name: str, row: Row) -> bool:
+    """Whether ``principal`` may change the existing record ``row`` of ``coll_name`` (tenant
+    already checked): managers always; a guarded record when it is unowned (clients only), the
+    principal's own, or (seniors) their team's."""
+    if principal.is_manager or coll_name not in GUARDED:
+        return True
+    owner, team = row.get("owner_id"), row.get("team_id")
+    if owner is None and coll_name == "people":
+        return True
+    return _owns(principal, owner, team)
+
+
+def _owns(principal: Principal, owner: str | None, team: str | None) -> bool:
+    return owner == principal.user_id or (
+        principal.role is Role.SENIOR_BROKER and principal.team_id is not None
+        and team == principal.team_id)
+
 
 def check_write(
-    principal: Principal, coll: Collection, before: Mapping[str, Any] | None,
-    after: Mapping[str, Any],
+    principal: Principal, coll: Collection, before: Row | None, after: Row,
 ) -> None:
     """Raise `PermissionDenied` with a reason code when ``principal`` may not make this change."""
     if after.get("tenant_id") != principal.tenant_id:
         raise PermissionDenied("records belong to your own tenant only", code="other_tenant")
     if before is not None and before.get("tenant_id") not in (None, principal.tenant_id):
         raise PermissionDenied("a record's tenant cannot change", code="other_tenant")
-    if coll.owner_scoped and not principal.is_manager:
-        if before is not None and not may_read(
-            principal, coll.name, before.get("owner_id"), before.get("team_id")
-        ):
-            raise PermissionDenied(f"this {coll.name[:-1]} belongs to another broker",
-                                   code="not_owner")
-        if before is None and after.get("owner_id") != principal.user_id:
-            raise PermissionDenied(f"a new {coll.name[:-1]} must be owned by you",
-                                   code="not_owner")
-        if before is not None and after.get("owner_id") != before.get("owner_id"):
-            raise PermissionDenied("only a SALES_DIRECTOR or ADMIN may reassign",
-                                   code="reassign_forbidden")
     if coll.name == CANVAS:
         check_canvas_write(principal, before, after)
     if coll.name == "leads":
         check_lead_stage(principal, before, after)
-    if not principal.is_manager:
-        for name in coll.manager_only_fields:
-            old = before.get(name) if before is not None else _default(coll, name)
-            if after.get(name) != old:
+    if principal.is_manager:
+        return
+    noun = coll.name[:-1] if coll.name.endswith("s") else coll.name
+    if coll.name in GUARDED:
+        if before is None:
+            unowned_client = coll.name == "people" and after.get("owner_id") is None
+            if after.get("owner_id") != principal.user_id and not unowned_client:
+                raise PermissionDenied(f"a new {noun} must be owned by you", code="not_owner")
+            if after.get("team_id") not in (None, principal.team_id):
+                raise PermissionDenied(f"a new {noun} belongs to your own team",
+                                       code="other_team")
+        else:
+            if not may_change(principal, coll.name, before):
+                raise PermissionDenied(f"this {noun} belongs to another broker",
+                                       code="not_owner")
+            if any(after.get(f) != before.get(f) for f in SCOPE_FIELDS):
                 raise PermissionDenied(
-                    f"only a SALES_DIRECTOR or ADMIN may set {coll.name}.{name}",
-                    code="manager_only_field",
-                )
+                    "only a SALES_DIRECTOR or ADMIN may reassign (owner or team)",
+                    code="reassign_forbidden")
+    if coll.name == "consents" and before is not None and any(
+            after.get(f) != before.get(f) for f in CONSENT_REVOKE_FIELDS):
+        check_revoke(principal, before)
+    for name in coll.manager_only_fields:
+        old = before.get(name) if before is not None else _default(coll, name)
+        if after.get(name) != old:
+            raise PermissionDenied(
+                f"only a SALES_DIRECTOR or ADMIN may set {coll.name}.{name}",
+                code="manager_only_field",
+            )
+
+
+def check_revoke(principal: Principal, recorded: Row) -> None:
+    """A consent (or a perception session's results) is revoked only by whoever recorded it,
+    the senior broker of their team, or a manager."""
+    if not principal.is_manager and not _owns(principal, recorded.get("owner_id"),
+                                              recorded.get("team_id")):
+        raise PermissionDenied("only who recorded a consent, their senior or a manager may"
+                               " revoke it", code="not_owner")
+
+
+def check_purge(principal: Principal, person: Row | None) -> None:
+    """A client's perception results (QD scores, sessions) are purged only by whoever may change
+    the client; ``person``: the client's row, None when there is no such client."""
+    if person is not None and not may_change(principal, "people", person):
+        raise PermissionDenied("this client belongs to another broker", code="not_owner")
+
+
+def check_manage_user(principal: Principal, target_id: str, target_role: Role) -> None:
+    """Who may manage an account (pair its devices, change its role, status or password):
+    admins every account of their tenant; directors brokers and themselves; brokers nobody
+    (their own password and sessions are theirs through other routes)."""
+    if principal.role is Role.ADMIN:
+        return
+    if principal.role is Role.SALES_DIRECTOR and (
+            target_id == principal.user_id or not target_role.at_least(Role.SALES_DIRECTOR)):
+        return
+    raise PermissionDenied(f"a {principal.role.value} may not manage a {target_role.value}'s"
+                           " account", code="role_required")
+
+
+def check_grant_role(principal: Principal, role: Role) -> None:
+    """A role is granted only by someone who holds a higher one (admins: any role)."""
+    if principal.role is not Role.ADMIN and role.at_least(principal.role):
+        raise PermissionDenied(f"a {principal.role.value} may not grant {role.value}",
+                               code="role_required")
 
 
 def _default(coll: Collection, name: str) -> Any:

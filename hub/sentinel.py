@@ -11,7 +11,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from core.errors import NotFound
 from core.identity import Principal, Role
+from hub.policy import check_purge, check_revoke
 from schema import collection
 from schema.biometrics import RESULT_KEYS, purge_values
 from schema.qd import last_qd_change, person_from_lead
@@ -31,7 +33,11 @@ async def active_consent(hub: Hub, tenant_id: str, session_id: str) -> dict[str,
 
 async def revoke(hub: Hub, principal: Principal, *, person_id: str | None,
                  session_id: str | None) -> dict[str, int]:
-    """Mark the matching consents revoked and purge every result they covered."""
+    """Mark the matching consents revoked and purge every result they covered, once the policy
+    allows it: a client's by whoever may change the client, a session's by whoever recorded it.
+    The writes that follow are the hub's, carried out for an allowed request."""
+    await _check_revoke(hub, principal, person_id=person_id, session_id=session_id)
+    principal = Principal(principal.tenant_id, principal.user_id, Role.ADMIN, principal.team_id)
     rows = await hub.db.pool.fetch(
         "SELECT id, session_id FROM intel_biometric_consent WHERE tenant_id = $1 AND NOT deleted "
         "AND revoked_at IS NULL AND (person_id = $2 OR session_id = $3)",
@@ -43,6 +49,25 @@ async def revoke(hub: Hub, principal: Principal, *, person_id: str | None,
     sessions = {r["session_id"] for r in rows} | ({session_id} if session_id else set())
     purged = await purge(hub, principal, person_id=person_id, sessions=sessions)
     return {"consents_revoked": len(rows), "results_purged": purged}
+
+
+async def _check_revoke(hub: Hub, principal: Principal, *, person_id: str | None,
+                        session_id: str | None) -> None:
+    if person_id is not None:
+        person = await hub.db.pool.fetchrow(
+            "SELECT owner_id, team_id FROM crm_people WHERE tenant_id = $1 AND id = $2",
+            principal.tenant_id, person_id)
+        if person is None:
+            raise NotFound(f"no client {person_id}")
+        check_purge(principal, dict(person))
+        return
+    recorded = await hub.db.pool.fetchrow(
+        "SELECT owner_id, team_id FROM intel_perception_sessions WHERE tenant_id = $1 AND id = $2"
+        " UNION ALL SELECT owner_id, team_id FROM intel_biometric_consent WHERE tenant_id = $1"
+        " AND session_id = $2 LIMIT 1", principal.tenant_id, session_id)
+    if recorded is None:
+        raise NotFound(f"no perception session {session_id}")
+    check_revoke(principal, dict(recorded))
 
 
 async def purge(hub: Hub, principal: Principal, *, person_id: str | None,

@@ -16,6 +16,7 @@ from hub.fanout import Fanout
 from hub.feed import LogFeed
 from hub.gate import Gate
 from hub.settings import HubSettings
+from hub.signing import signing_secret
 from hub.store import HubStore, LocalWriter
 from sync.sandbox import SandboxPool
 
@@ -51,7 +52,8 @@ class Hub:
             self.fanout = await self._stack.enter_async_context(
                 Fanout(self.db, self.connections)
             )
-            self.secret_key = self.settings.secret_key or await self._shared_secret()
+            self.secret_key = self.settings.secret_key or await signing_secret(
+                self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
         except BaseException:
             await self._stack.aclose()
@@ -63,17 +65,6 @@ class Hub:
         tb: TracebackType | None,
     ) -> None:
         await self._stack.aclose()
-
-    async def _shared_secret(self) -> str:
-        """One token-signing key for every hub on this database, made on first start."""
-        await self.db.pool.execute(
-            "INSERT INTO hub_settings (key, value) VALUES ('secret_key', $1) "
-            "ON CONFLICT (key) DO NOTHING", secrets.token_urlsafe(48),
-        )
-        value: str = await self.db.pool.fetchval(
-            "SELECT value FROM hub_settings WHERE key = 'secret_key'"
-        )
-        return value
 
     async def revoke_device(self, device_id: str) -> None:
         """Close the device's live sessions on every hub (this one at once)."""

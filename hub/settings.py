@@ -17,8 +17,19 @@ class HubSettings(BaseSettings):
     port: int = Field(8000, ge=0, lt=65536)
     """0 picks any free port."""
     secret_key: str | None = None
-    """Signs login tokens; when unset, one is generated once and kept in the database."""
-    token_ttl_s: int = Field(12 * 3600, gt=0)
+    """Signs login tokens; when unset, one is generated once and kept in the database sealed
+    with the key in ``token_seal_file`` (see docs/security.md)."""
+    token_seal_file: Path = Path.home() / ".config" / "velocity" / "token-seal.key"
+    """The key that seals the generated token secret in the database (made on first use, 0600);
+    every hub on one database needs the same file, or a shared ``VELOCITY_SECRET_KEY``."""
+    token_ttl_s: int = Field(15 * 60, gt=0)
+    """Lifetime of an access token; a refresh token gets a new one."""
+    refresh_ttl_s: int = Field(14 * 24 * 3600, gt=0)
+    login_failures_per_account: int = Field(5, gt=0)
+    """Failed logins of one account within the window after which it is refused (429)."""
+    login_failures_per_address: int = Field(30, gt=0)
+    """Failed logins from one source address within the window after which it is refused."""
+    login_window_s: int = Field(15 * 60, gt=0)
     sandbox_workers: int = Field(2, ge=1, le=32)
     sandbox_timeout_s: float = Field(2.0, gt=0)
     pull_batch: int = Field(1000, gt=0, le=5000)

@@ -291,18 +291,33 @@ class HubStore:
         return items, new_cursor
 
     async def read_removals(self, principal: Principal, cursor: int) -> list[LogItem]:
-        """Documents the principal could read before a scope change after ``cursor`` and no
-        longer can: a device resyncing by snapshots drops them (snapshots only say what is in)."""
+        """Documents the principal could read before a scope change after ``cursor`` (any of
+        them: the scope history) and no longer can: a device resyncing by snapshots, or coming
+        back after reassignments it missed, drops them (snapshots only say what is in)."""
         if principal.is_manager:
             return []
         now, params = scope_sql(principal, "d", 3)
         before, _ = scope_sql(principal, "d", 3, previous=True)
+        then, _ = scope_sql(principal, "h", 3)
         rows = await self.db.pool.fetch(
             "SELECT d.guid, d.scope_seq FROM hub_documents d WHERE d.tenant_id = $1 "
-            f"AND d.scope_seq > $2 AND NOT {now} AND {before} ORDER BY d.scope_seq",
+            f"AND d.scope_seq > $2 AND NOT {now} AND ({before} OR EXISTS (SELECT 1 FROM "
+            "hub_scope_history h WHERE h.tenant_id = d.tenant_id AND h.guid = d.guid AND "
+            f"h.seq > $2 AND {then})) ORDER BY d.scope_seq",
             principal.tenant_id, cursor, *params,
         )
         return [LogItem(r["scope_seq"], r["guid"], b"", False, removed=True) for r in rows]
+
+    async def read_out_of_scope(self, principal: Principal) -> list[LogItem]:
+        """A `remove` item for every document the principal may not read (a device whose user's
+        role or team changed drops what it held under the old scope; others ignore them)."""
+        if principal.is_manager:
+            return []
+        cond, params = scope_sql(principal, "d", 2)
+        rows = await self.db.pool.fetch(
+            "SELECT d.guid, d.updated_seq FROM hub_documents d WHERE d.tenant_id = $1 "
+            f"AND NOT {cond} ORDER BY d.guid", principal.tenant_id, *params)
+        return [LogItem(r["updated_seq"], r["guid"], b"", False, removed=True) for r in rows]
 
     async def count_in_scope(self, principal: Principal) -> int:
         """How many documents a bootstrap of ``principal`` sends."""
@@ -476,6 +491,8 @@ class _Draft:
         self.scope_seq = row["scope_seq"] if row else 0
         self.updated_seq = row["updated_seq"] if row else 0
         self.record: Record | None = None
+        self.history: list[tuple[int, str | None, str | None, list[str] | None]] = []
+        """(seq, owner, team, readers before the change) of each scope change made here."""
 
     def apply(self, change: Change, seq: int, tenant_id: str, principal: Principal | None
               ) -> Record | NotCommitted:
@@ -502,6 +519,7 @@ class _Draft:
             if self.exists:
                 self.prev_owner_id, self.prev_team_id = self.owner_id, self.team_id
                 self.prev_readers = self.readers
+                self.history.append((seq, self.owner_id, self.team_id, self.readers))
             self.scope_seq = seq
         self.readers = readers
         if not self.exists:
@@ -569,6 +587,12 @@ async def write_changes(
                 projection_upsert_sql(table, types),
                 [projection_values(types, to_row(d.record)) for d in drafts_of_table
                  if d.record is not None])
+    history = [(tenant_id, d.guid, seq, d.coll.name, owner, team, readers)
+               for d in drafts.values() for seq, owner, team, readers in d.history]
+    if history:
+        await conn.executemany(
+            "INSERT INTO hub_scope_history (tenant_id, guid, seq, collection, owner_id, team_id,"
+            " readers) VALUES ($1, $2, $3, $4, $5, $6, $7)", history)
     if receipts:
         await conn.executemany(
             "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, reason, "

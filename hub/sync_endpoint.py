@@ -62,6 +62,8 @@ class SyncSession:
         """The last pull batch sent said ``more``: the next one is sent even if empty."""
         self._known_last: int | None = None
         """The tenant's committed high-water mark as the fan-out notices tell it (None: ask)."""
+        self._rescope = False
+        """The user's role or team changed after the device's cursor: resync its scope."""
 
     def wake(self, last: int | None = None) -> None:
         if last is None:
@@ -73,6 +75,19 @@ class SyncSession:
     async def close_revoked(self) -> None:
         self._revoked = True
         await self._close(p.CloseCode.FORBIDDEN, "revoked", "this device was revoked")
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user_id if self.principal is not None else ""
+
+    async def close_for_account(self, change: str) -> None:
+        """The user's role, team or status changed: close now; a reconnect is judged (and its
+        scope computed) afresh, and a disabled user's is refused."""
+        if change == "disabled":
+            await self._close(p.CloseCode.AUTH, "user_inactive", "this account was disabled")
+        else:
+            await self._close(p.CloseCode.AUTH, "scope_changed",
+                              "this account's role or team changed; reconnect")
 
     async def _send(self, message: p.Message) -> None:
         async with self._send_lock:
@@ -135,7 +150,7 @@ class SyncSession:
         if not isinstance(auth, p.Auth):
             raise ProtocolError("expected AUTH after CHALLENGE")
         verify_challenge(device.public_key, nonce, device.device_id, auth.signature)
-        user = await self.hub.accounts.user(device.tenant_id, device.user_id)
+        user = await self.hub.accounts.caller(device.tenant_id, device.user_id)
         await self.hub.accounts.bind_client_ids(device, hello.client_ids)
         self._bound = frozenset(await self.hub.accounts.bound_client_ids(device.tenant_id,
                                                                          device.device_id))
@@ -143,9 +158,10 @@ class SyncSession:
         self._offences = device.offences
         self.principal = Principal(user.tenant_id, user.user_id, user.role, user.team_id,
                                    device.device_id)
+        self._rescope = 0 < hello.cursor <= user.scope_seq
         _, horizon = await self.hub.store.high_water(device.tenant_id)
         incoming = (await self.hub.store.count_in_scope(self.principal)
-                    if hello.cursor == 0 or hello.cursor < horizon else 0)
+                    if hello.cursor == 0 or hello.cursor < horizon or self._rescope else 0)
         await self._send(p.Welcome(user.tenant_id, user.user_id, user.role.value, horizon,
                                    incoming))
         return device, hello
@@ -183,8 +199,10 @@ class SyncSession:
         assert self.principal is not None
         store, batch = self.hub.store, self.hub.settings.pull_batch
         last, horizon = await store.high_water(self.tenant_id)
-        if cursor == 0 or cursor < horizon:
-            removals = await store.read_removals(self.principal, cursor)
+        if cursor == 0 or cursor < horizon or self._rescope:
+            removals = await (  # rescope: everything the old role or team could read
+                store.read_out_of_scope(self.principal) if self._rescope
+                else store.read_removals(self.principal, cursor))
             if removals:  # before the snapshots: a later change of scope comes as an update
                 await self._send_items(removals, cursor, more=True,
                                        partial_cursor=lambda _: cursor)
@@ -200,6 +218,11 @@ class SyncSession:
                     break
                 after = items[-1].guid
             cursor = last
+        else:  # back after reassignments it missed: drop what left its scope since its cursor
+            removals = await store.read_removals(self.principal, cursor)
+            if removals:
+                await self._send_items(removals, cursor, more=True,
+                                       partial_cursor=lambda _: cursor)
         told = False  # a device already up to date still hears so once (it is caught up)
         seen_at = told_at = 0.0
         self._known_last = None  # the first round asks; notices keep it current after that

@@ -105,6 +105,15 @@ class YjsSession:
     async def close_revoked(self) -> None:
         await self._close(PermissionDenied("access revoked", code="revoked"))
 
+    @property
+    def user_id(self) -> str:
+        return self.device_id.removeprefix("yjs:")
+
+    async def close_for_account(self, change: str) -> None:
+        """The user's role, team or status changed: close; a reconnect is judged afresh."""
+        code = "user_inactive" if change == "disabled" else "scope_changed"
+        await self._close(AuthError("this account changed; reconnect", code=code))
+
     async def send(self, frame: bytes) -> None:
         async with self._send_lock:
             await self.ws.send_bytes(frame)
@@ -157,7 +166,10 @@ class YjsSession:
         if not token:
             raise AuthError("missing ?token=; POST /api/auth/login first", code="no_token")
         claimed = read_token(token, self.hub.secret_key)
-        user = await self.hub.accounts.user(claimed.tenant_id, claimed.user_id)
+        user = await self.hub.accounts.caller(claimed.principal.tenant_id,
+                                              claimed.principal.user_id)
+        if user.token_version != claimed.version:
+            raise AuthError("token revoked; log in again", code="token_revoked")
         principal = dataclasses.replace(user.principal, device_id=f"yjs:{user.user_id}")
         try:
             page = await Canvases(self.hub).page(principal, self.page_id)

@@ -16,6 +16,8 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+os.environ.setdefault("VELOCITY_EDGE_PASSPHRASE", "test device passphrase")
+"""Edge devices made by tests (and their subprocesses) seal their keys with this."""
 
 
 

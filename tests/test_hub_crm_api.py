@@ -135,7 +135,7 @@ async def test_expired_and_forged_tokens_are_refused() -> None:
     async with running_hub() as server:
         secret = server.hub.secret_key
         now = int(time.time())
-        claims = {"sub": "t1-admin", "tid": "t1", "role": "ADMIN", "iat": now - 100,
+        claims = {"sub": "t1-admin", "tid": "t1", "role": "ADMIN", "ver": 0, "iat": now - 100,
                   "exp": now - 10}
         expired = jwt.encode(claims, secret, algorithm="HS256")
         forged = jwt.encode({**claims, "exp": now + 100},

@@ -125,6 +125,7 @@ def test_out_of_order_mixed_or_empty_batches_are_refused() -> None:
 
 @pytest.mark.anyio
 async def test_the_hub_scores_an_ipads_summaries_like_the_kiosk() -> None:
+    from core.identity import Principal, Role
     from tests.hubkit import login, running_hub
 
     seconds = [BlendshapeSecond(session_id="s-hub", second=n, frames=30,
@@ -136,6 +137,9 @@ async def test_the_hub_scores_an_ipads_summaries_like_the_kiosk() -> None:
     body = {"session_id": "s-hub", "person_id": "p1",
             "seconds": [s.model_dump() for s in seconds]}
     async with running_hub() as server:
+        director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+        await server.hub.writer.write(director, "people", "p1", {  # sessions name real clients
+            "tenant_id": "t1", "full_name": "Walk-in visitor"}, create=True)
         broker = await login(server, "senior_broker@t1.test")
         async with httpx.AsyncClient(base_url=server.url, headers=broker) as http:
             r = await http.post("/api/sentinel/session/summaries", json=body)

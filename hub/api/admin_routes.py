@@ -7,6 +7,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from core.identity import Role
 from hub.api.deps import HubDep, ManagerDep
 
 router = APIRouter(tags=["admin"])
@@ -20,8 +21,10 @@ async def health(hub: HubDep) -> dict[str, str]:
 
 class AdminHealth(BaseModel):
     status: str
-    database: str
+    database: str | None
+    """The server's version, for admins only."""
     live_connections: int
+    """Live sync sessions of the caller's tenant on this hub process."""
     last_seq: int
     horizon: int
     sandbox: dict[str, object]
@@ -29,10 +32,13 @@ class AdminHealth(BaseModel):
 
 @router.get("/api/admin-surface/health")
 async def admin_health(principal: ManagerDep, hub: HubDep) -> AdminHealth:
+    """The hub as the caller's tenant sees it; software versions are for admins only."""
     last, horizon = await hub.store.high_water(principal.tenant_id)
-    version = await hub.db.pool.fetchval("SHOW server_version")
+    version = (await hub.db.pool.fetchval("SHOW server_version")
+               if principal.role is Role.ADMIN else None)
     return AdminHealth(
-        status="ok", database=f"PostgreSQL {version}", live_connections=hub.connections.count(),
+        status="ok", database=f"PostgreSQL {version}" if version else None,
+        live_connections=hub.connections.count(principal.tenant_id),
         last_seq=last, horizon=horizon, sandbox=hub.sandbox.stats_dict(),
     )
 

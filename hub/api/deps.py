@@ -31,8 +31,11 @@ async def current_principal(
     """The caller, from a bearer token; the user must still exist and be active."""
     if credentials is None:
         raise AuthError("missing bearer token; POST /api/auth/login first", code="no_token")
-    principal = read_token(credentials.credentials, hub.secret_key)
-    user = await hub.accounts.user(principal.tenant_id, principal.user_id)
+    claims = read_token(credentials.credentials, hub.secret_key)
+    user = await hub.accounts.caller(claims.principal.tenant_id, claims.principal.user_id)
+    if user.token_version != claims.version:
+        raise AuthError("token revoked (logout, password or role change); log in again",
+                        code="token_revoked")
     return user.principal
 
 

@@ -13,6 +13,7 @@ from core.errors import (
     PermissionDenied,
     ProtocolError,
     RecordInvalid,
+    Throttled,
     VelocityError,
 )
 from gpu_hub.errors import BadRequest, GpuUnavailable, PayloadTooLarge, QueryRefused
@@ -23,6 +24,7 @@ _STATUS: list[tuple[type[VelocityError], int]] = [
     (NotFound, 404),
     (Conflict, 409),
     (RecordInvalid, 422),
+    (Throttled, 429),
     (ProtocolError, 400),
     (ConfigError, 500),
     (QueryRefused, 422),
@@ -45,6 +47,8 @@ def response_for(exc: VelocityError) -> JSONResponse:
     if isinstance(exc, RecordInvalid) and exc.problems:
         body["problems"] = exc.problems
     headers = {"WWW-Authenticate": "Bearer"} if status_for(exc) == 401 else None
+    if isinstance(exc, Throttled) and exc.retry_after_s is not None:
+        headers = {"Retry-After": str(exc.retry_after_s)}
     return JSONResponse(body, status_code=status_for(exc), headers=headers)
 
 

@@ -15,9 +15,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, model_validator
 
 from core.errors import Conflict, NotFound, PermissionDenied, RecordInvalid
+from core.identity import Principal
 from hub import sentinel
 from hub.api.crm import create_record, read_one, read_rows
 from hub.api.deps import HubDep, PrincipalDep
+from hub.service import Hub
 from ios_bridge.perception import MAX_SESSION_SECONDS, BlendshapeSecond, score_seconds
 
 router = APIRouter(prefix="/api/sentinel", tags=["sentinel"])
@@ -61,10 +63,19 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
+async def _readable(hub: Hub, principal: Principal, person_id: str | None,
+                    lead_id: str | None) -> None:
+    """A session names only a client and a lead the caller may read, in their tenant."""
+    for coll_name, record_id in (("people", person_id), ("leads", lead_id)):
+        if record_id is not None:
+            await read_one(hub, principal, coll_name, record_id)
+
+
 @router.post("/consent", status_code=201)
 async def grant_consent(body: ConsentIn, principal: PrincipalDep, hub: HubDep
                         ) -> dict[str, Any]:
     """Record a visitor's consent for a session; scoring is refused until this exists."""
+    await _readable(hub, principal, body.person_id, body.lead_id)
     if await sentinel.active_consent(hub, principal.tenant_id, body.session_id):
         raise Conflict(f"session {body.session_id} already has an active consent")
     return await create_record(hub, principal, "consents", {
@@ -89,6 +100,7 @@ async def complete_session(body: SessionCompleteIn, principal: PrincipalDep, hub
     if consent is None:
         raise PermissionDenied(f"session {body.session_id} has no active consent: record it "
                                "with POST /api/sentinel/consent first", code="consent_required")
+    await _readable(hub, principal, body.person_id, body.lead_id)
     person_id = body.person_id or consent["person_id"]
     lead_id = body.lead_id or consent["lead_id"]
     outcome = {"completed_at": _now(), "qd_final": body.qd, "frames_seen": body.frames_seen,

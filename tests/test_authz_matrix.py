@@ -1,0 +1,453 @@
+"""The authorization matrix: every route and every sync write × role × own/other tenant × own/other
+broker's record × token and device state, each cell with its exact expected outcome; and the
+same change gets the same verdict over REST and over sync (one hub, many requests)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from core.identity import Principal, Role
+from hub.server import HubServer
+from hub.store import create_many
+from schema import collection
+from sync import protocol as p
+from sync.record import RecordDoc
+from tests import hubkit
+from tests.hubkit import login, pair_device, running_hub
+
+pytestmark = pytest.mark.anyio
+
+ACTORS = ("admin", "sales_director", "senior_broker", "junior_broker", "junior2")
+"""t1's users; the senior and the junior are in team north, junior2 in south. Every target
+record below belongs to the junior (team north)."""
+OWNER, TEAM = "t1-junior_broker", "north"
+OK = "ok"
+_ids = itertools.count()
+
+
+def _by_role(manager: str, senior: str, junior: str, junior2: str) -> dict[str, str]:
+    return {"admin": manager, "sales_director": manager, "senior_broker": senior,
+            "junior_broker": junior, "junior2": junior2}
+
+
+def _owned(extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"tenant_id": "t1", "owner_id": OWNER, "team_id": TEAM, **(extra or {})}
+
+
+TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
+    "client": ("people", _owned({"full_name": "Zara Khan", "city": "Dubai"})),
+    "lead": ("leads", _owned({"person_id": "p-any", "stage": "QUALIFIED"})),
+    "opportunity": ("opportunities", _owned({"person_id": "p-any", "stage": "PROPOSAL"})),
+    "consent": ("consents", _owned({"session_id": "s-any", "granted_at": "2026-11-20T10:00:00Z"})),
+    "task": ("tasks", _owned({"title": "Call back"})),
+    "unit": ("units", {"tenant_id": "t1", "project_id": "pr", "unit_no": "A-101",
+               "configuration": "3BHK", "price": 1e7}),
+}
+"""Existing records each change starts from (a fresh copy per change, actor and door)."""
+
+CHANGES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+    # name: (target, values, expected verdict by actor)
+    "edit a client": ("client", {"city": "London"}, _by_role(OK, OK, OK, "not_owner")),
+    "delete a client": ("client", {"deleted": True}, _by_role(OK, OK, OK, "not_owner")),
+    "reassign a client": ("client", {"owner_id": "t1-junior2"},
+                          _by_role(OK, "reassign_forbidden", "reassign_forbidden", "not_owner")),
+    "edit a lead": ("lead", {"notes": "Prefers calls"}, _by_role(OK, OK, OK, "not_owner")),
+    "take a lead": ("lead", {"owner_id": "t1-junior2"},
+                    _by_role(OK, "reassign_forbidden", "reassign_forbidden", "not_owner")),
+    "move a lead to another team": (
+        "lead", {"team_id": "south"},
+        _by_role(OK, "reassign_forbidden", "reassign_forbidden", "not_owner")),
+    "delete a lead": ("lead", {"deleted": True}, _by_role(OK, OK, OK, "not_owner")),
+    "edit an opportunity": ("opportunity", {"notes": "Budget firm"},
+                            _by_role(OK, OK, OK, "not_owner")),
+    "move an opportunity's stage": (
+        "opportunity", {"stage": "BOOKING"},
+        _by_role(OK, "manager_only_field", "manager_only_field", "not_owner")),
+    "revoke a consent": ("consent", {"revoked_at": "2026-11-21T10:00:00Z"},
+                         _by_role(OK, OK, OK, "not_owner")),
+    "edit a task": ("task", {"title": "Call at noon"}, _by_role(OK, OK, OK, OK)),
+    "price a unit": ("unit", {"price": 2e7},
+                     _by_role(OK, "manager_only_field", "manager_only_field",
+                              "manager_only_field")),
+}
+CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+    # name: (collection, values (owner "self": the actor), expected verdict by actor)
+    "create an own client": ("people", {"full_name": "New", "owner_id": "self"},
+                             _by_role(OK, OK, OK, OK)),
+    "create an unowned client": ("people", {"full_name": "New", "owner_id": None},
+                                 _by_role(OK, OK, OK, OK)),
+    "create another's client": ("people", {"full_name": "New", "owner_id": "t1-junior2"},
+                                _by_role(OK, "not_owner", "not_owner", OK)),
+    "create an own lead": ("leads", {"person_id": "p-any", "owner_id": "self"},
+                           _by_role(OK, OK, OK, OK)),
+    "create another's lead": ("leads", {"person_id": "p-any", "owner_id": "t1-junior2"},
+                              _by_role(OK, "not_owner", "not_owner", OK)),
+    "create a lead in another team": (
+        "leads", {"person_id": "p-any", "owner_id": "self", "team_id": "east"},
+        _by_role(OK, "other_team", "other_team", "other_team")),
+    "create a won opportunity": (
+        "opportunities", {"person_id": "p-any", "owner_id": "self", "stage": "CLOSED_WON"},
+        _by_role(OK, "manager_only_field", "manager_only_field", "manager_only_field")),
+}
+REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
+    # change or create: (method, path, body) for a record id
+    "edit a client": lambda rid, _: ("PATCH", f"/api/crm/client-data/{rid}",
+                                     {"values": {"city": "London"}}),
+    "revoke a consent": lambda rid, _: ("POST", "/api/sentinel/consent/revoke",
+                                        {"session_id": f"s-{rid}"}),
+    "create an own client": lambda _, me: ("POST", "/api/crm/contacts",
+                                           {"values": {"full_name": "New", "owner_id": me}}),
+    "create another's client": lambda _, me: (
+        "POST", "/api/crm/contacts", {"values": {"full_name": "New", "owner_id": "t1-junior2"}}),
+}
+"""The changes the REST API can express, as requests."""
+
+
+def _verdict(status: int, body: dict[str, Any]) -> str:
+    return OK if status in (200, 201) else str(body.get("error"))
+
+
+async def _seed_targets(server: HubServer) -> dict[tuple[str, str, str], str]:
+    """A fresh copy of each change's target for every actor and door: their record ids."""
+    director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+    records, ids = [], {}
+    for change, (target, _, _) in CHANGES.items():
+        coll, values = TARGETS[target]
+        for actor, door in itertools.product(ACTORS, ("rest", "sync")):
+            rid = f"{target}-{next(_ids)}"
+            ids[change, actor, door] = rid
+            extra = {"session_id": f"s-{rid}"} if coll == "consents" else {}
+            records.append((coll, rid, {**values, **extra}))
+    await create_many(server.hub.writer, director, records)
+    return ids
+
+
+async def _push(device: hubkit.TestDevice, server: HubServer, guid: str, values: dict[str, Any],
+                uid: str) -> None:
+    """Push ``values`` as an update made on the hub's current state of ``guid``."""
+    state = await server.hub.db.pool.fetchval(
+        "SELECT state FROM hub_documents WHERE tenant_id = 't1' AND guid = $1", guid)
+    coll, rid = guid.split("/")
+    doc = RecordDoc(collection(coll), rid, client_id=device.client_id,
+                    state=bytes(state) if state else None)
+    await device.push([p.PushItem(uid, guid, doc.write(values))])
+
+
+def _sync_verdict(device: hubkit.TestDevice, uid: str) -> str:
+    return OK if uid in device.acks else device.refusals[uid].reason
+
+
+async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_sync() -> None:
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        ids = await _seed_targets(server)
+        tokens = {a: await login(server, f"{a}@t1.test") for a in ACTORS}
+        devices = {a: await pair_device(server, f"{a}@t1.test", f"t1-{a}", 7000 + n)
+                   for n, a in enumerate(ACTORS)}
+        for d in devices.values():
+            await d.connect()
+
+        async def over_sync(actor: str) -> dict[str, str]:
+            device, me, uids = devices[actor], f"t1-{actor}", {}
+            for change, (target, values, _) in CHANGES.items():
+                coll = TARGETS[target][0]
+                uids[change] = uid = f"{actor}-{change}"
+                await _push(device, server, f"{coll}/{ids[change, actor, 'sync']}", values, uid)
+            for create, (coll, values, _) in CREATES.items():
+                uids[create] = uid = f"{actor}-{create}"
+                owner = me if values["owner_id"] == "self" else values["owner_id"]
+                await _push(device, server, f"{coll}/new-{next(_ids)}",
+                            {"tenant_id": "t1", **values, "owner_id": owner}, uid)
+            await device.wait_for(lambda: all(u in device.acks or u in device.refusals
+                                              for u in uids.values()), timeout=60)
+            return {name: _sync_verdict(device, uid) for name, uid in uids.items()}
+
+        async def over_rest(actor: str) -> dict[str, str]:
+            verdicts = {}
+            for name, door in REST_DOORS.items():
+                rid = ids.get((name, actor, "rest"), "")
+                method, path, body = door(rid, f"t1-{actor}")
+                r = await http.request(method, path, json=body, headers=tokens[actor])
+                assert r.status_code < 500, r.text
+                verdicts[name] = _verdict(r.status_code, r.json())
+            return verdicts
+
+        sync = dict(zip(ACTORS, await asyncio.gather(*(over_sync(a) for a in ACTORS)),
+                        strict=True))
+        rest = {a: await over_rest(a) for a in ACTORS}
+        for d in devices.values():
+            await d.close()
+
+        expected = {a: {name: table[a] for name, (_, _, table) in {**CHANGES, **CREATES}.items()}
+                    for a in ACTORS}
+        assert sync == expected
+        assert rest == {a: {name: expected[a][name] for name in REST_DOORS} for a in ACTORS}
+        # The refused changes left their records as they were.
+        row = await server.hub.db.pool.fetchrow(
+            "SELECT owner_id, team_id, deleted FROM crm_leads WHERE tenant_id = 't1' AND id = $1",
+            ids["take a lead", "junior_broker", "sync"])
+        assert dict(row) == {"owner_id": OWNER, "team_id": TEAM, "deleted": False}
+
+
+ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
+    # (method, path, body, expected status by caller: t1 roles, and "t2" (another tenant's
+    # director)); {client} is a t1 client owned by junior2 (team south), {lead} their lead.
+    ("GET", "/api/auth/me", None, {"admin": 200, "sales_director": 200, "senior_broker": 200,
+                                    "junior_broker": 200, "t2": 200}),
+    ("GET", "/api/auth/users", None, {"admin": 200, "sales_director": 200,
+                                       "senior_broker": 403, "junior_broker": 403, "t2": 200}),
+    ("GET", "/api/admin-surface/health", None, {"admin": 200, "sales_director": 200,
+                                                 "senior_broker": 403, "junior_broker": 403,
+                                                 "t2": 200}),
+    ("GET", "/api/admin-surface/installs", None, {"admin": 200, "sales_director": 200,
+                                                   "senior_broker": 403, "junior_broker": 403,
+                                                   "t2": 200}),
+    ("POST", "/api/devices/pairing-codes", {"user_id": "t1-junior2"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/devices/pairing-codes", {"user_id": "t1-admin"},
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/devices/pairing-qr", {"user_id": "{broker}"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/devices/pairing-qr.png", {"user_id": "{admin2}"},
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/devices/{device}/revoke", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("GET", "/api/crm/contacts", None, {r: 200 for r in ("admin", "sales_director",
+                                                           "senior_broker", "junior_broker",
+                                                           "t2")}),
+    ("POST", "/api/crm/contacts", {"values": {"full_name": "Walk In"}},
+     {r: 201 for r in ("admin", "sales_director", "senior_broker", "junior_broker", "t2")}),
+    ("GET", "/api/crm/contacts/{client}", None, {"admin": 200, "sales_director": 200,
+                                                  "senior_broker": 200, "junior_broker": 200,
+                                                  "t2": 404}),
+    ("GET", "/api/crm/client-360/{client}", None, {"admin": 200, "sales_director": 200,
+                                                    "senior_broker": 200, "junior_broker": 200,
+                                                    "t2": 404}),
+    ("GET", "/api/crm/opportunities", None, {r: 200 for r in ("admin", "sales_director",
+                                                                "senior_broker", "junior_broker",
+                                                                "t2")}),
+    ("GET", "/api/crm/tasks", None, {r: 200 for r in ("admin", "sales_director",
+                                                        "senior_broker", "junior_broker", "t2")}),
+    ("POST", "/api/crm/tasks", {"values": {"title": "Call"}},
+     {r: 201 for r in ("admin", "sales_director", "senior_broker", "junior_broker", "t2")}),
+    ("GET", "/api/crm/kanban", None, {r: 200 for r in ("admin", "sales_director",
+                                                         "senior_broker", "junior_broker",
+                                                         "t2")}),
+    ("GET", "/api/crm/qd/{client}", None, {"admin": 200, "sales_director": 200,
+                                           "senior_broker": 200, "junior_broker": 200,
+                                           "t2": 404}),
+    ("GET", "/api/crm/client-data", None, {r: 200 for r in ("admin", "sales_director",
+                                                              "senior_broker", "junior_broker",
+                                                              "t2")}),
+    ("GET", "/api/crm/client-data/{client}", None, {"admin": 200, "sales_director": 200,
+                                                     "senior_broker": 200, "junior_broker": 200,
+                                                     "t2": 404}),
+    ("PATCH", "/api/crm/client-data/{client}", {"values": {"segment": "vip"}},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("GET", "/api/crm/client-data/{client}/timeline", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
+      "t2": 404}),
+    ("GET", "/api/crm/client-data/{client}/tasks", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
+      "t2": 404}),
+    ("POST", "/api/crm/client-data/{client}/tasks", {"values": {"title": "Call"}},
+     {"admin": 201, "sales_director": 201, "senior_broker": 201, "junior_broker": 201,
+      "t2": 404}),
+    ("GET", "/api/sentinel/qd-score/{lead}", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/sentinel/consent", {"session_id": "s-{caller}", "person_id": "{client}"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 201, "junior_broker": 201,
+      "t2": 404}),
+    ("POST", "/api/sentinel/consent", {"session_id": "s-{caller}-2", "lead_id": "{lead}"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/sentinel/session/complete",
+     {"session_id": "s-consented", "qd": 50, "lead_id": "{lead}"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 404, "junior_broker": 404,
+      "t2": 403}),
+    ("POST", "/api/sentinel/session/complete",
+     {"session_id": "s-consented", "qd": 50, "person_id": "p-t2"},
+     {"admin": 404, "sales_director": 404, "senior_broker": 404, "junior_broker": 404,
+      "t2": 403}),
+    ("POST", "/api/sentinel/session/summaries",
+     {"session_id": "s-consented", "person_id": "p-t2", "seconds": [
+         {"session_id": "s-consented", "second": 0, "frames": 2, "face_frames": 2}]},
+     {"admin": 404, "sales_director": 404, "senior_broker": 404, "junior_broker": 404,
+      "t2": 403}),
+    ("POST", "/api/sentinel/tag-lead", {"session_id": "s-consented", "lead_id": "{lead}"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/sentinel/consent/revoke", {"person_id": "{client}"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    # Accounts: {broker} is a fresh junior broker of t1 per cell, {admin2} a fresh admin.
+    ("POST", "/api/auth/users", {"email": "new-{caller}@t.test", "password": "long enough pw",
+                                 "full_name": "New", "role": "JUNIOR_BROKER"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 403, "junior_broker": 403,
+      "t2": 201}),
+    ("POST", "/api/auth/users", {"email": "boss-{caller}@t.test", "password": "long enough pw",
+                                 "full_name": "New", "role": "ADMIN"},
+     {"admin": 201, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 403}),
+    ("PATCH", "/api/auth/users/{broker}", {"full_name": "Renamed"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("PATCH", "/api/auth/users/{broker}", {"role": "SALES_DIRECTOR"},
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{broker}/disable", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{admin2}/disable", None,
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{broker}/enable", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/users/{broker}/password", {"password": "another long one"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("POST", "/api/auth/password", {"current_password": "wrong", "new_password": "x" * 12},
+     {"admin": 401, "sales_director": 401, "senior_broker": 401, "junior_broker": 401,
+      "t2": 401}),
+    ("POST", "/api/auth/logout", None,  # last: the callers' tokens end here
+     {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
+      "t2": 200}),
+]
+ROWS_ELSEWHERE = ("/api/oracle/", "/api/runtime/", "/api/dream-weaver")
+PUBLIC = {("GET", "/health"), ("POST", "/api/auth/login"), ("POST", "/api/devices/pair"),
+          ("POST", "/api/auth/refresh"), ("GET", "/api/hub/identity")}
+
+
+def _fill(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        return value.format(**names)
+    if isinstance(value, dict):
+        return {k: _fill(v, names) for k, v in value.items()}
+    return value
+
+
+async def test_every_route_by_role_tenant_and_token() -> None:
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+        await create_many(server.hub.writer, director, [
+            ("people", "c1", {"tenant_id": "t1", "full_name": "Zara", "owner_id": "t1-junior2",
+                              "team_id": "south"}),
+            ("leads", "l1", {"tenant_id": "t1", "person_id": "c1", "owner_id": "t1-junior2",
+                             "team_id": "south"}),
+            ("consents", "k1", {"tenant_id": "t1", "session_id": "s-consented",
+                                "person_id": "c1", "granted_at": "2026-11-20T10:00:00Z",
+                                "owner_id": "t1-junior2", "team_id": "south"}),
+            ("perception_sessions", "s-consented", {
+                "tenant_id": "t1", "person_id": "c1", "consent_id": "k1",
+                "started_at": "2026-11-20T10:00:00Z", "owner_id": "t1-junior2"}),
+        ])
+        await create_many(server.hub.writer, Principal("t2", "t2-admin", Role.ADMIN), [
+            ("people", "p-t2", {"tenant_id": "t2", "full_name": "Other"})])
+        callers = {r: await login(server, f"{r}@t1.test") for r in (
+            "admin", "sales_director", "senior_broker", "junior_broker")}
+        callers["t2"] = await login(server, "sales_director@t2.test")
+        served = {(m.upper(), path) for path, ops in (await http.get("/openapi.json")).json()[
+            "paths"].items() for m in ops}
+        listed = {(m, path.replace("{device}", "{device_id}").replace("{client}", "{person_id}")
+                   .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
+                   .replace("{admin2}", "{user_id}")) for m, path, _, _ in ROUTES}
+        password_hash = await server.hub.db.pool.fetchval(
+            "SELECT password_hash FROM hub_users WHERE user_id = 't1-junior2'")
+
+        async def fresh_user(role: Role) -> str:
+            user_id = f"fresh-{next(_ids)}"
+            await server.hub.db.pool.execute(
+                "INSERT INTO hub_users (tenant_id, user_id, email, full_name, password_hash, role)"
+                " VALUES ('t1', $1, $1 || '@t1.test', 'Fresh', $2, $3)", user_id, password_hash,
+                role.value)
+            return user_id
+
+        # Every CRM, Sentinel, account, device and admin route has its row (the Oracle canvas
+        # and GPU routes: token rows only, below; their own rules have their own tests).
+        assert {(m, path) for m, path in served if not path.startswith(ROWS_ELSEWHERE)} >= \
+            listed | PUBLIC
+        assert listed | PUBLIC <= served
+
+        got, want = {}, {}
+        for n, (method, path, body, expected) in enumerate(ROUTES):
+            for caller, status in expected.items():
+                names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller,
+                         "broker": await fresh_user(Role.JUNIOR_BROKER),
+                         "admin2": await fresh_user(Role.ADMIN)}
+                if "{device}" in path:
+                    names["device"] = (await pair_device(
+                        server, "junior2@t1.test", "t1-junior2", 9000 + n * 10 + len(got) % 10
+                    )).device_id
+                r = await http.request(method, _fill(path, names), json=_fill(body, names),
+                                       headers=callers[caller])
+                got[n, method, path, caller] = r.status_code
+                want[n, method, path, caller] = status
+        assert got == want
+
+        # Without a valid token every route but the public ones is 401, whatever the role
+        # (every served route, the Oracle canvas routes included).
+        now = int(time.time())
+        claims = {"sub": "t1-admin", "tid": "t1", "role": "ADMIN", "ver": 0, "iat": now - 100}
+        bad_tokens = {
+            "none": {},
+            "expired": {"Authorization": "Bearer " + jwt.encode(
+                {**claims, "exp": now - 10}, server.hub.secret_key, algorithm="HS256")},
+            "forged": {"Authorization": "Bearer " + jwt.encode(
+                {**claims, "exp": now + 600}, "x" * 48, algorithm="HS256")},
+            "garbage": {"Authorization": "Bearer not.a.token"},
+        }
+        for (method, path), (kind, headers) in itertools.product(
+                sorted(served - PUBLIC), bad_tokens.items()):
+            r = await http.request(method, re.sub(r"\{[^}]+\}", "x", path),
+                                   json=None if method in ("GET", "DELETE") else {},
+                                   headers=headers)
+            assert r.status_code == 401, (method, path, kind, r.text)
+
+
+async def _device_refused(device: hubkit.TestDevice) -> str:
+    try:
+        await device.connect()
+    except ConnectionRefusedError as exc:
+        return str(exc).split(":")[0]
+    await device.close()
+    return OK
+
+
+async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> None:
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        admin = await login(server, "admin@t1.test")
+        junior = await login(server, "junior_broker@t1.test")
+        revoked = await pair_device(server, "junior2@t1.test", "t1-junior2", 8001)
+        disabled = await pair_device(server, "junior_broker@t1.test", "t1-junior_broker", 8002)
+        r = await http.post(f"/api/devices/{revoked.device_id}/revoke", headers=admin)
+        assert r.status_code == 200
+        r = await http.post("/api/auth/users/t1-junior_broker/disable", headers=admin)
+        assert r.status_code == 200
+        assert await _device_refused(revoked) == "revoked"
+        assert await _device_refused(disabled) == "user_inactive"
+        for method, path, body, _ in ROUTES:
+            names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
+                     "broker": "t1-junior2", "admin2": "t1-admin"}
+            r = await http.request(method, _fill(path, names), json=_fill(body, names),
+                                   headers=junior)
+            assert (r.status_code, r.json()["error"]) == (401, "user_inactive"), path
+        r = await http.post("/api/auth/login", json={"email": "junior_broker@t1.test",
+                                                     "password": "correct horse battery staple"})
+        assert r.status_code == 401
+
