@@ -7,7 +7,8 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from core.errors import (
@@ -74,6 +75,16 @@ def create_local_app(agent: EdgeAgent) -> FastAPI:
             raise AuthError("missing or wrong local token (see local.token in the data folder)")
 
     api = Depends(authorised)
+
+    @app.get("/metrics", response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text format (counts only: no record data, so no token)."""
+        sync = agent.sync
+        if sync is None:
+            raise ConfigError("this agent runs without sync: nothing to measure")
+        body = sync.metrics.render(pending=await agent.replica.pending_count(),
+                                   cursor=await agent.replica.cursor(), online=sync.online)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/status", dependencies=[api])
     async def status() -> dict[str, Any]:

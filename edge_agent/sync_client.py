@@ -16,6 +16,7 @@ import websockets
 from core.auth import DeviceKey
 from core.errors import AuthError, ProtocolError, StorageError
 from edge_agent.device import Pairing
+from edge_agent.metrics import EdgeMetrics
 from edge_agent.push_window import PushWindow
 from edge_agent.reconnect import Backoff, wait_to_reconnect
 from edge_agent.replica import RefusalKind, Replica
@@ -62,6 +63,7 @@ class SyncClient:
         self.stopped_reason: str | None = None
         self.sessions = 0
         self.retried = 0
+        self.metrics = EdgeMetrics()
         """Updates the hub refused for its own trouble (or after an earlier one) and pushed
         again."""
 
@@ -93,27 +95,34 @@ class SyncClient:
             try:
                 await self._session()
                 self.last_error = "the hub closed the session"
+                ended = "closed"
             except asyncio.CancelledError:
                 raise
             except websockets.ConnectionClosed as exc:
                 code = exc.rcvd.code if exc.rcvd else None
+                ended = f"close_{code}" if code else "dropped"
                 self.last_error = f"connection closed ({code or 'no close frame'})"
                 if code in PERMANENT_CLOSE:
                     self.stopped_reason = exc.rcvd.reason if exc.rcvd else "refused"
             except (OSError, TimeoutError, websockets.InvalidHandshake) as exc:
+                ended = "unreachable"
                 self.last_error = f"hub unreachable: {type(exc).__name__}: {exc}"
                 unreachable = self._welcomed_at is None
             except AuthError as exc:
+                ended = exc.code
                 self.last_error = f"{exc.code}: {exc.message}"
                 if exc.code in PERMANENT_AUTH:
                     self.stopped_reason = exc.message
             except (ProtocolError, StorageError) as exc:
+                ended = exc.code
                 self.last_error = f"{exc.code}: {exc.message}"
             except Exception as exc:  # a bug: keep the device syncing, and say why
                 log.exception("sync session failed; retrying")
+                ended = "bug"
                 self.last_error = f"{type(exc).__name__}: {exc}"
             self.online = False
             self.caught_up.clear()
+            self.metrics.disconnects.labels(ended).inc()
             if self.stopped_reason:
                 log.warning("sync stopped: %s", self.stopped_reason)
                 return
@@ -143,6 +152,7 @@ class SyncClient:
                 raise ProtocolError("expected WELCOME")
             self.incoming = welcome.incoming
             self.online = True
+            self.metrics.sessions.inc()
             self.sessions += 1
             self._welcomed_at = time.monotonic()
             self.last_error = None
@@ -193,6 +203,7 @@ class SyncClient:
                      ) -> None:
         """Apply one message from the hub: a pull batch, an ACK or a REFUSAL."""
         if isinstance(message, p.PullBatch):
+            self.metrics.pulled.inc(len(message.items))
             await self.replica.apply_pulled(
                 ((i.guid, i.data, i.kind is p.ItemKind.SNAPSHOT) for i in message.items
                  if i.kind is not p.ItemKind.REMOVE),
@@ -204,6 +215,7 @@ class SyncClient:
         elif isinstance(message, p.Ack):
             ids = [uid for uid, _ in message.entries]
             await self.replica.acknowledge(ids)
+            self.metrics.acked.inc(len(ids))
             now = self.clock()
             for uid in ids:
                 window.answered(uid, now)
@@ -216,10 +228,13 @@ class SyncClient:
             window.answered(message.update_id, self.clock())
             if outcome.kind is RefusalKind.RETRY:
                 self.retried += 1
+                self.metrics.retried.labels(message.reason).inc()
                 window.rewind(outcome.position)
                 if message.reason in p.RETRYABLE_REASONS:
                     self._pause_pushing()
-            elif outcome.kind is RefusalKind.REBUILT:
+            else:
+                self.metrics.refused.labels(message.reason).inc()
+            if outcome.kind is RefusalKind.REBUILT:
                 log.info("the hub refused update %s of %s (%s): %s", message.update_id,
                          message.guid, message.reason, message.message)
             answered.set()
@@ -242,6 +257,7 @@ class SyncClient:
             return None
         batch = window.sendable(entries)
         window.sent(batch, self.clock(), read_to=entries[-1].position)
+        self.metrics.pushed.inc(len(batch))
         return p.PushBatch(tuple(p.PushItem(e.update_id, e.guid, e.data) for e in batch))
 
     async def _push_loop(self, ws: websockets.ClientConnection, window: PushWindow,

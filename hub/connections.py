@@ -15,6 +15,10 @@ class LiveSession(Protocol):
     def user_id(self) -> str:
         """The user the device belongs to."""
 
+    @property
+    def cursor(self) -> int:
+        """The last sequence this session sent its device (or resumed from)."""
+
     def wake(self, last: int | None = None) -> None:
         """New commits may be readable (up to ``last``, when known): pull from the cursor."""
 
@@ -30,6 +34,8 @@ class Connections:
 
     def __init__(self) -> None:
         self._by_tenant: dict[str, set[LiveSession]] = defaultdict(set)
+        self._newest: dict[str, int] = {}
+        """Each tenant's newest committed sequence this hub heard of (fan-out notices)."""
 
     def add(self, session: LiveSession) -> None:
         self._by_tenant[session.tenant_id].add(session)
@@ -38,6 +44,8 @@ class Connections:
         self._by_tenant[session.tenant_id].discard(session)
 
     def wake_tenant(self, tenant_id: str, last: int | None = None) -> None:
+        if last is not None:
+            self._newest[tenant_id] = max(last, self._newest.get(tenant_id, 0))
         for session in list(self._by_tenant.get(tenant_id, ())):
             session.wake(last)
 
@@ -50,6 +58,16 @@ class Connections:
         targets = [s for ss in self._by_tenant.values() for s in ss if s.device_id == device_id]
         await asyncio.gather(*(s.close_revoked() for s in targets))
         return len(targets)
+
+    def by_tenant(self) -> list[tuple[str, int, int]]:
+        """(tenant, live sessions, most updates any of them has yet to pass), for metrics."""
+        out = []
+        for tenant, sessions in list(self._by_tenant.items()):
+            if sessions:
+                newest = self._newest.get(tenant, 0)
+                behind = max((newest - s.cursor for s in list(sessions)), default=0)
+                out.append((tenant, len(sessions), max(0, behind)))
+        return out
 
     async def close_user(self, tenant_id: str, user_id: str, change: str) -> int:
         targets = [s for s in self._by_tenant.get(tenant_id, ()) if s.user_id == user_id]

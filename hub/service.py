@@ -15,6 +15,7 @@ from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
 from hub.feed import LogFeed
 from hub.gate import Gate
+from hub.metrics import HubMetrics
 from hub.settings import HubSettings
 from hub.signing import signing_secret
 from hub.store import HubStore, LocalWriter
@@ -47,6 +48,7 @@ class Hub:
             self.sandbox = await self._stack.enter_async_context(
                 SandboxPool(self.settings.sandbox_workers, self.settings.sandbox_timeout_s)
             )
+            self.metrics = HubMetrics(self)
             self.gate = Gate(self.store, self.sandbox, self.limits,
                              hot_documents=self.settings.gate_documents)
             self.fanout = await self._stack.enter_async_context(

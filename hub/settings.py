@@ -16,6 +16,8 @@ class HubSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, lt=65536)
     """0 picks any free port."""
+    metrics_token: str | None = None
+    """Bearer token a Prometheus scraper sends to ``/metrics``; unset: loopback scrapers only."""
     secret_key: str | None = None
     """Signs login tokens; when unset, one is generated once and kept in the database sealed
     with the key in ``token_seal_file`` (see docs/security.md)."""

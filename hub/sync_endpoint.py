@@ -52,7 +52,9 @@ class SyncSession:
         self._send_lock = asyncio.Lock()
         self._revoked = False
         self._offences = 0
-        self._pushes: asyncio.Queue[p.PushBatch] = asyncio.Queue(hub.settings.push_window)
+        self._pushes: asyncio.Queue[tuple[float, p.PushBatch]] = asyncio.Queue(
+            hub.settings.push_window)
+        """Push batches waiting to be judged, with when each arrived."""
         """Push batches read and waiting to be judged (a full queue stops the reading)."""
         self.principal: Principal | None = None
         self._bound: frozenset[int] = frozenset()
@@ -114,24 +116,44 @@ class SyncSession:
             device, hello = await asyncio.wait_for(self._handshake(), HANDSHAKE_TIMEOUT_S)
         except TimeoutError:
             await self._close(p.CloseCode.AUTH, "timeout", "handshake took too long")
+            self._ended("handshake_timeout")
             return
         except VelocityError as exc:
             await self._close(p.close_code_for(exc), exc.code, exc.message)
+            self._ended(exc.code)
             return
         except WebSocketDisconnect:
+            self._ended("disconnected")
             return
         except Exception as exc:  # the database or the network failed, or a bug
             _log_failure(exc, "handshake", self.device_id)
             await self._close(p.CloseCode.INTERNAL, "internal", "hub error; retry later")
+            self._ended("internal")
             return
         self.hub.connections.add(self)
         self._cursor = hello.cursor
+        log.info("sync session opened", extra={"tenant": self.tenant_id,
+                                                "device": self.device_id,
+                                                "cursor": hello.cursor})
+        reason = "internal"
         try:
-            await self._serve(device, hello.cursor)
+            reason = await self._serve(device, hello.cursor)
         finally:
             self.hub.connections.discard(self)
+            self._ended(reason)
             with contextlib.suppress(Exception):  # where the device got to, for the admins
                 await self.hub.accounts.seen(device, self._cursor)
+
+    @property
+    def cursor(self) -> int:
+        return self._cursor
+
+    def _ended(self, reason: str) -> None:
+        """One log line and one count per session, whatever ended it."""
+        self.hub.metrics.sessions_closed.labels(reason).inc()
+        log.info("sync session closed", extra={"tenant": self.tenant_id or None,
+                                                "device": self.device_id or None,
+                                                "reason": reason})
 
     async def _handshake(self) -> tuple[Device, p.Hello]:
         hello = await self._receive()
@@ -159,19 +181,22 @@ class SyncSession:
         self.principal = Principal(user.tenant_id, user.user_id, user.role, user.team_id,
                                    device.device_id)
         self._rescope = 0 < hello.cursor <= user.scope_seq
-        _, horizon = await self.hub.store.high_water(device.tenant_id)
+        last, horizon = await self.hub.store.high_water(device.tenant_id)
         incoming = (await self.hub.store.count_in_scope(self.principal)
-                    if hello.cursor == 0 or hello.cursor < horizon or self._rescope else 0)
+                    if hello.cursor == 0 or hello.cursor < horizon or hello.cursor > last
+                    or self._rescope else 0)
         await self._send(p.Welcome(user.tenant_id, user.user_id, user.role.value, horizon,
                                    incoming))
         return device, hello
 
-    async def _serve(self, device: Device, cursor: int) -> None:
+    async def _serve(self, device: Device, cursor: int) -> str:
+        """Run the session's loops until one ends; returns why it ended."""
         tasks = [
             asyncio.create_task(self._send_loop(device, cursor)),
             asyncio.create_task(self._receive_loop(device)),
             asyncio.create_task(self._push_loop(device)),
         ]
+        reason = "disconnected"
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -179,11 +204,13 @@ class SyncSession:
         except WebSocketDisconnect:
             pass
         except VelocityError as exc:
+            reason = exc.code
             if _blames_device(exc):
                 with contextlib.suppress(Exception):  # closing matters more than counting
                     await self._charge(device, exc.code)
             await self._close(p.close_code_for(exc), exc.code, exc.message)
         except Exception as exc:
+            reason = "internal"
             _log_failure(exc, "session", self.device_id)
             await self._close(p.CloseCode.INTERNAL, "internal", "hub error; retry later")
         finally:
@@ -192,6 +219,7 @@ class SyncSession:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        return reason
 
     # --- hub → device -------------------------------------------------------------------------
 
@@ -199,6 +227,8 @@ class SyncSession:
         assert self.principal is not None
         store, batch = self.hub.store, self.hub.settings.pull_batch
         last, horizon = await store.high_water(self.tenant_id)
+        if cursor > last:  # the database was restored from a backup older than this device
+            cursor = 0
         if cursor == 0 or cursor < horizon or self._rescope:
             removals = await (  # rescope: everything the old role or team could read
                 store.read_out_of_scope(self.principal) if self._rescope
@@ -274,15 +304,15 @@ class SyncSession:
             if not isinstance(message, p.PushBatch):
                 raise ProtocolError(f"unexpected {type(message).__name__} after WELCOME")
             await self._throttle(device)
-            await self._pushes.put(message)
+            await self._pushes.put((time.monotonic(), message))
 
     async def _push_loop(self, device: Device) -> None:
         """Judge and commit the device's push batches one after another, in order (a batch
         builds on the clocks of the one before)."""
         while True:
-            await self._handle_push(device, await self._pushes.get())
+            await self._handle_push(device, *await self._pushes.get())
 
-    async def _handle_push(self, device: Device, batch: p.PushBatch) -> None:
+    async def _handle_push(self, device: Device, arrived: float, batch: p.PushBatch) -> None:
         assert self.principal is not None
         store = self.hub.store
         acks: list[tuple[str, int]] = []
@@ -353,6 +383,9 @@ class SyncSession:
             await self._defer(deferred)
         if acks:
             await self._send(p.Ack(tuple(acks)))
+        self.hub.metrics.pushed(self.tenant_id, arrived, len(acks),
+                                [r.reason for r in refusals],
+                                [verdict.error.code for _, verdict in deferred])
         if blocked:
             raise AuthError("device blocked after repeated unsafe updates", code="blocked")
 

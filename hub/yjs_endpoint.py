@@ -195,6 +195,7 @@ class YjsSession:
         store = self.hub.store
         reader = dataclasses.replace(principal, device_id=None)  # the user's other clients too
         cursor, _ = await store.high_water(self.tenant_id)  # first: the state covers it
+        self.cursor = cursor
         state = await self._state()
         await self.send(yws.encode_sync(yws.SyncStep.STEP1, _state_vector(state)))
         for entry_frame in self._awareness_frames():
@@ -206,6 +207,7 @@ class YjsSession:
             last = self._known_last
             while last > cursor:
                 items, cursor = await self.hub.feed.read(reader, cursor, FEED_PAGE, last=last)
+                self.cursor = cursor
                 for item in items:
                     if item.guid != self.guid or item.seq in self._mine:
                         continue

@@ -139,6 +139,8 @@ class SandboxStats:
 
     size: int
     workers_ready: int
+    in_flight: int
+    """Jobs handed to the pool and not answered yet (running or waiting for a worker)."""
     jobs: int
     succeeded: int
     failures: dict[str, int]
@@ -199,6 +201,7 @@ class SandboxPool:
         self._state: Literal["new", "open", "closing", "closed"] = "new"
         self._batch_seq = 0
         self._jobs = 0
+        self._in_flight = 0
         self._succeeded = 0
         self._failures: Counter[str] = Counter()
         self._restarts = 0
@@ -292,10 +295,14 @@ class SandboxPool:
         indexed = list(enumerate(jobs))
         per_chunk = math.ceil(len(indexed) / self.size)
         chunks = [indexed[i : i + per_chunk] for i in range(0, len(indexed), per_chunk)]
-        if len(chunks) == 1:
-            await self._run(chunks[0], results)  # no task needed (the common single-job case)
-        else:
-            await asyncio.gather(*(self._run(chunk, results) for chunk in chunks))
+        self._in_flight += len(jobs)
+        try:
+            if len(chunks) == 1:
+                await self._run(chunks[0], results)  # no task: the common single-job case
+            else:
+                await asyncio.gather(*(self._run(chunk, results) for chunk in chunks))
+        finally:
+            self._in_flight -= len(jobs)
         out: list[SandboxResult | SandboxFailure] = []
         for outcome in results:
             assert outcome is not None
@@ -522,6 +529,7 @@ class SandboxPool:
         return SandboxStats(
             size=self.size,
             workers_ready=ready,
+            in_flight=self._in_flight,
             jobs=self._jobs,
             succeeded=self._succeeded,
             failures=dict(self._failures),

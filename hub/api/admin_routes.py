@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hmac
 from datetime import datetime
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
+from core.errors import AuthError, PermissionDenied
 from core.identity import Role
 from hub.api.deps import HubDep, ManagerDep
 
@@ -17,6 +20,24 @@ router = APIRouter(tags=["admin"])
 async def health(hub: HubDep) -> dict[str, str]:
     await hub.db.pool.fetchval("SELECT 1")
     return {"status": "ok"}
+
+
+LOOPBACK = frozenset({"127.0.0.1", "::1"})
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, hub: HubDep) -> Response:
+    """Prometheus text format: with ``VELOCITY_METRICS_TOKEN`` set, for its bearer; else for
+    scrapers on this machine only (the figures name tenants)."""
+    token = hub.settings.metrics_token
+    if token:
+        sent = request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(sent.encode(), token.encode()):
+            raise AuthError("send the metrics token as a bearer token", code="bad_token")
+    elif request.client is None or request.client.host not in LOOPBACK:
+        raise PermissionDenied("metrics are served to this machine only unless "
+                        "VELOCITY_METRICS_TOKEN is set", code="forbidden")
+    return Response(hub.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
 class AdminHealth(BaseModel):
