@@ -84,6 +84,8 @@ class YjsSession:
         self.tenant_id = ""
         self.device_id = ""
         """``yjs:<user id>``: the pseudo-device the user's Yjs client ids are bound to."""
+        self.cursor = 0
+        """The last committed sequence this client was brought up to (for metrics)."""
         self._room = ""
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
