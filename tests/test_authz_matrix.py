@@ -197,6 +197,9 @@ async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_syn
         assert dict(row) == {"owner_id": OWNER, "team_id": TEAM, "deleted": False}
 
 
+CALLERS = ("admin", "sales_director", "senior_broker", "junior_broker", "t2")
+MANAGERS_200 = {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+                "t2": 200}
 ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     # (method, path, body, expected status by caller: t1 roles, and "t2" (another tenant's
     # director)); {client} is a t1 client owned by junior2 (team south), {lead} their lead.
@@ -325,13 +328,32 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/auth/password", {"current_password": "wrong", "new_password": "x" * 12},
      {"admin": 401, "sales_director": 401, "senior_broker": 401, "junior_broker": 401,
       "t2": 401}),
+    # the GPU front: managers see the queues and switch the mode; a job is its owner's (none
+    # exists here: 404 for everyone); bodies that do not validate are 422 after the role check
+    ("GET", "/api/admin-surface/queues", None, MANAGERS_200),
+    ("GET", "/api/admin-surface/gpu-mode", None, MANAGERS_200),
+    ("POST", "/api/admin-surface/gpu-mode", {"mode": "no-such-mode"},
+     {"admin": 422, "sales_director": 422, "senior_broker": 403, "junior_broker": 403,
+      "t2": 422}),
+    ("GET", "/api/runtime/llm/providers", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/runtime/llm/chat", {"messages": []}, {r: 422 for r in CALLERS}),
+    ("POST", "/api/runtime/llm/batch", {"items": []}, {r: 422 for r in CALLERS}),
+    ("GET", "/api/runtime/llm/jobs/{job}", None, {r: 404 for r in CALLERS}),
+    ("GET", "/api/runtime/llm/jobs/{job}/results", None, {r: 404 for r in CALLERS}),
+    ("GET", "/api/runtime/jobs", None, {r: 200 for r in CALLERS}),
+    ("GET", "/api/runtime/jobs/{job}", None, {r: 404 for r in CALLERS}),
+    ("POST", "/api/runtime/jobs/{job}/cancel", None, {r: 404 for r in CALLERS}),
+    ("POST", "/api/dream-weaver", None, {r: 422 for r in CALLERS}),
+    ("GET", "/api/dream-weaver/status/{job}", None, {r: 404 for r in CALLERS}),
+    ("GET", "/api/dream-weaver/result/{job}", None, {r: 404 for r in CALLERS}),
     ("POST", "/api/auth/logout", None,  # last: the callers' tokens end here
      {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
       "t2": 200}),
 ]
 ROWS_ELSEWHERE = ("/api/oracle/", "/api/runtime/", "/api/dream-weaver")
 PUBLIC = {("GET", "/health"), ("POST", "/api/auth/login"), ("POST", "/api/devices/pair"),
-          ("POST", "/api/auth/refresh"), ("GET", "/api/hub/identity")}
+          ("POST", "/api/auth/refresh"), ("GET", "/api/hub/identity"), ("GET", "/metrics")}
+"""Routes without a user token (``/metrics``: a scraper's token, or this machine only)."""
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
@@ -366,7 +388,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
             "paths"].items() for m in ops}
         listed = {(m, path.replace("{device}", "{device_id}").replace("{client}", "{person_id}")
                    .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
-                   .replace("{admin2}", "{user_id}")) for m, path, _, _ in ROUTES}
+                   .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}"))
+                  for m, path, _, _ in ROUTES}
         password_hash = await server.hub.db.pool.fetchval(
             "SELECT password_hash FROM hub_users WHERE user_id = 't1-junior2'")
 
@@ -388,6 +411,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
         for n, (method, path, body, expected) in enumerate(ROUTES):
             for caller, status in expected.items():
                 names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller,
+                         "job": "no-such-job",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
                          "admin2": await fresh_user(Role.ADMIN)}
                 if "{device}" in path:
@@ -443,7 +467,7 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
         assert await _device_refused(disabled) == "user_inactive"
         for method, path, body, _ in ROUTES:
             names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
-                     "broker": "t1-junior2", "admin2": "t1-admin"}
+                     "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job"}
             r = await http.request(method, _fill(path, names), json=_fill(body, names),
                                    headers=junior)
             assert (r.status_code, r.json()["error"]) == (401, "user_inactive"), path
