@@ -36,7 +36,8 @@ def command_table() -> str:
 
     rows = ["| command | what it does |", "| --- | --- |"]
     for path, cmd in walk(typer.main.get_command(app)):
-        summary = (cmd.help or "").strip().splitlines()[0].rstrip(".")
+        paragraph = (cmd.help or "").strip().split("\n\n")[0]
+        summary = " ".join(paragraph.split()).rstrip(".")
         rows.append(f"| `{_usage(path, cmd)}` | {summary} |")
     return "\n".join(rows)
 

@@ -2,7 +2,7 @@
 
 The property runs random concurrent element and set operations on 2–4 replicas, delivers every
 update in an arbitrary order with duplicates, and compares every replica, at every step, to a
-model of the documented rules (docs/architecture.md, "List fields"): each key of a list's root
+model of the documented rules (docs/decisions.md, "List fields"): each key of a list's root
 Map is a register with Yjs' map rule (the later write wins; of two concurrent writes, the branch
 of the higher client id), an element is live while it has a position and no tombstone, and live
 elements sort by (position, id).
