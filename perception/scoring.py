@@ -281,6 +281,9 @@ def _seconds(duration: float) -> str:
 
 
 def _smooth(x: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average of ``width`` samples (at most the stream's length, kept odd):
+    ``np.convolve(mode="same")`` returns the longer of its inputs."""
+    width = min(width, len(x) if len(x) % 2 else len(x) - 1)
     if width <= 1:
         return x.copy()
     kernel = np.ones(width)

@@ -186,3 +186,14 @@ def test_lean_in_is_relative_to_the_visitor() -> None:
 def test_mmss() -> None:
     assert mmss(0) == "00:00" and mmss(42.4) == "00:42" and mmss(42.9) == "00:42"
     assert mmss(3599.6) == "59:59" and mmss(3600) == "60:00"
+
+
+def test_smoothing_wider_than_the_stream_keeps_its_length() -> None:
+    """Three frames a millisecond apart ask for a window of hundreds of samples."""
+    import numpy as np
+
+    from perception.scoring import _smooth
+
+    for n in (1, 2, 3, 4):
+        x = np.arange(float(n))
+        assert _smooth(x, 501).shape == (n,)
