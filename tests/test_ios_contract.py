@@ -156,13 +156,14 @@ def test_swift_models_are_stable_and_parse_cleanly(tmp_path: Path) -> None:
                                            "public struct Lead: Codable, Equatable"))
 
 
-def test_the_pairing_calls_in_the_contract_are_the_hubs() -> None:
+@pytest.mark.anyio
+async def test_the_pairing_calls_in_the_contract_are_the_hubs() -> None:
     from hub.app import create_app
-    from hub.service import Hub
-    from hub.settings import HubSettings
     from ios_bridge.pairing import pairing_payload_schema
+    from tests.hubkit import running_hub
 
-    api = create_app(Hub(HubSettings(database_url="postgresql://unused"))).openapi()
+    async with running_hub() as server:  # the app serves a started hub
+        api = create_app(server.hub).openapi()
     rules = pairing_payload_schema()["x-velocity"]
     redeem, identity = rules["redeem"], rules["identity"]
     operation = api["paths"][redeem["path"]][redeem["method"].lower()]
