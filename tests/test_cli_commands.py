@@ -110,3 +110,22 @@ def test_hub_commands_and_an_edge_paired_from_the_cli(tmp_path: Path) -> None:
     finally:
         hub.send_signal(signal.SIGINT)
         hub.communicate(timeout=30)
+
+
+def test_version_prints_the_installed_version() -> None:
+    from importlib.metadata import version
+
+    out = runner.invoke(app, ["version"])
+    assert out.exit_code == 0 and out.output.strip() == version("velocity-edge")
+
+
+def test_demo_converges_and_prints_no_third_party_chatter(tmp_path: Path) -> None:
+    db = asyncio.run(fresh_database())
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("velocity")), "demo", "--no-serve", "--port", "0",
+         "--people", "60"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "DATABASE_URL": db, "COLUMNS": "200", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "CONVERGED" in done.stdout
+    for chatter in ("TensorFlow Lite", "absl::InitializeLog", "W0000", "I0000"):
+        assert chatter not in done.stderr and chatter not in done.stdout, chatter
