@@ -14,11 +14,13 @@ import pytest
 import websockets
 
 from schema import collection
+from schema.crdt import CrdtKind, list_root
 from sync import protocol as p
-from sync.record import RecordDoc
+from sync.record import TRUSTED_LIMITS, RecordDoc
+from sync.yupdate import ID, decode_update
 from tests import hubkit
 from tests.hubkit import pair_device, running_hub
-from tests.test_yupdate_hazards import any_item, update
+from tests.test_yupdate_hazards import any_item, string_item, update
 
 pytestmark = pytest.mark.anyio
 HONEST = 10
@@ -58,8 +60,8 @@ async def _honest(dev: hubkit.TestDevice, number: int, done: asyncio.Event) -> l
         batch = []
         for _ in range(5):
             guid = f"people/h{number}-{k % 4}"
-            values = ({"tenant_id": "t1", "full_name": f"Client {number}-{k}"} if k < 4
-                      else {"city": f"City {k}"})
+            values = ({"tenant_id": "t1", "full_name": f"Client {number}-{k}",
+                       "notes": "Loves the sea 🌊 view"} if k < 4 else {"city": f"City {k}"})
             batch.append(p.PushItem(f"h{number}-u{k}", guid, dev.doc(guid).write(values)))
             k += 1
         await _push_until_answered(dev, batch)
@@ -67,8 +69,23 @@ async def _honest(dev: hubkit.TestDevice, number: int, done: asyncio.Event) -> l
     return sent
 
 
-def _poison_batch(round_no: int, honest_client: int) -> list[p.PushItem]:
-    """Unsafe bytes, another device's client id, a duplicate client, and a NUL in a value."""
+def _split(target: hubkit.TestDevice, guid: str) -> bytes | None:
+    """An insert between the two halves of the emoji in an honest client's notes (None until
+    that client wrote them)."""
+    state = target.doc(guid).encode_state()
+    text = next((s for s in decode_update(state, TRUSTED_LIMITS).structs
+                 if s.text and "🌊" in s.text), None)
+    if text is None:
+        return None
+    high = text.clock + len("Loves the sea ")  # one UTF-16 unit a character before the emoji
+    return update([(POISON_CLIENT, 0, [string_item("X", origin=ID(text.client, high),
+                                                    right=ID(text.client, high + 1))])])
+
+
+def _poison_batch(round_no: int, honest: hubkit.TestDevice) -> list[p.PushItem]:
+    """Unsafe bytes, another device's client id, a duplicate client, a NUL in a value, a
+    Text edit that splits a surrogate pair, and a tag list far over its limit."""
+    honest_client = honest.client_id
     guid = f"people/e{round_no}"
     forged = RecordDoc(collection("people"), f"e{round_no}", client_id=honest_client)
     nul = Y.Doc(client_id=POISON_CLIENT)  # raw pycrdt: RecordDoc refuses to write a NUL
@@ -82,10 +99,25 @@ def _poison_batch(round_no: int, honest_client: int) -> list[p.PushItem]:
                    update([(POISON_CLIENT, 0, [any_item(1, key="city")]),
                            (POISON_CLIENT, 1, [any_item(2, key="city")])])),
         p.PushItem(f"e{round_no}-nul", f"people/n{round_no}", nul.get_update()),
+        p.PushItem(f"e{round_no}-huge", f"people/l{round_no}", _huge_tags()),
+        *([p.PushItem(f"e{round_no}-split", "people/h0-0", split)]
+          if (split := _split(honest, "people/h0-0")) else []),
     ]
 
 
-async def _poisoner(dev: hubkit.TestDevice, honest_client: int) -> tuple[int, int]:
+def _huge_tags() -> bytes:
+    """A person whose tags set holds 5,000 members (written with raw pycrdt: the record
+    engine refuses to write a list over its limit)."""
+    doc = Y.Doc(client_id=POISON_CLIENT)
+    fields = doc.get("fields", type=Y.Map)
+    fields["tenant_id"], fields["full_name"] = "t1", "Many tags"
+    tags = doc.get(list_root("tags", CrdtKind.SET), type=Y.Map)
+    for n in range(5_000):
+        tags[f"tag{n}/x"] = True
+    return doc.get_update()
+
+
+async def _poisoner(dev: hubkit.TestDevice, honest: hubkit.TestDevice) -> tuple[int, int]:
     """Push poison until the hub blocks the device; (rounds, sessions) it took."""
     rounds = sessions = 0
     while True:
@@ -102,7 +134,7 @@ async def _poisoner(dev: hubkit.TestDevice, honest_client: int) -> tuple[int, in
                 if rounds % 3 == 0:  # a NUL inside an update id: a malformed frame
                     await dev.push([p.PushItem(f"e{rounds}\x00id", "people/e", b"\x00\x00")])
                 else:
-                    await dev.push(_poison_batch(rounds, honest_client))
+                    await dev.push(_poison_batch(rounds, honest))
                 await asyncio.sleep(POISON_ROUND_S)
         await dev.close()
 
@@ -118,8 +150,7 @@ async def test_ten_honest_devices_are_untouched_while_one_device_pushes_poison()
         done = asyncio.Event()
         pushers = [asyncio.create_task(_honest(dev, n, done)) for n, dev in enumerate(honest)]
         started = time.monotonic()
-        rounds, sessions = await asyncio.wait_for(_poisoner(evil, honest[0].client_id),
-                                                  HONEST_CAP_S)
+        rounds, sessions = await asyncio.wait_for(_poisoner(evil, honest[0]), HONEST_CAP_S)
         await asyncio.sleep(1.0)
         done.set()
         sent = await asyncio.gather(*pushers)
@@ -143,6 +174,10 @@ async def test_ten_honest_devices_are_untouched_while_one_device_pushes_poison()
         assert reasons["bytes"] != "" and reasons["foreign"] == "foreign_client"
         assert reasons["dup"] == "duplicate_client"
         assert "nul" in reasons  # refused (by the validator, else as unstorable at commit)
+        assert reasons["huge"] in ("field_too_large", "too_many_structs", "too_large")
+        assert reasons.get("split", "surrogate_split") == "surrogate_split"
+        splits = [r for uid, r in evil.refusals.items() if uid.endswith("-split")]
+        assert splits, "no round reached the honest notes"
         assert await pool.fetchval(
             "SELECT count(*) FROM hub_documents WHERE guid LIKE 'people/e%' "
             "OR guid LIKE 'people/n%'") == 0
