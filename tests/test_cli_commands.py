@@ -129,3 +129,13 @@ def test_demo_converges_and_prints_no_third_party_chatter(tmp_path: Path) -> Non
     assert "CONVERGED" in done.stdout
     for chatter in ("TensorFlow Lite", "absl::InitializeLog", "W0000", "I0000"):
         assert chatter not in done.stderr and chatter not in done.stdout, chatter
+
+
+def test_ios_vectors_writes_the_committed_golden_vectors(tmp_path: Path) -> None:
+    out = runner.invoke(app, ["ios", "vectors", "--out", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    committed = ROOT / "ios_bridge" / "vectors" / "v1"
+    written = sorted(p.name for p in tmp_path.rglob("*.json"))
+    assert written == sorted(p.name for p in committed.glob("*.json"))
+    for path in tmp_path.rglob("*.json"):
+        assert json.loads(path.read_text()) == json.loads((committed / path.name).read_text())
