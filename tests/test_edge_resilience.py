@@ -275,6 +275,8 @@ async def test_a_full_disk_answers_json_on_the_local_api_and_shows_in_status(
 async def test_a_database_outage_ends_each_session_with_error_and_close_code() -> None:
     """The hub's database stops taking connections: a device connecting gets the protocol's
     ERROR with 4500 and a close frame (handshakes used to die with no close frame)."""
+    from urllib.parse import urlsplit
+
     import asyncpg
     import websockets
 
@@ -284,7 +286,7 @@ async def test_a_database_outage_ends_each_session_with_error_and_close_code() -
 
     async with running_hub() as server:
         dev = await pair_device(server, "senior_broker@t1.test", "t1-senior_broker", 501)
-        name = server.hub.database_url.rsplit("/", 1)[1]
+        name = urlsplit(server.hub.database_url).path.lstrip("/")  # pgserver URLs add ?host=
         admin = await asyncpg.connect(server_url())
         try:
             await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
@@ -301,5 +303,7 @@ async def test_a_database_outage_ends_each_session_with_error_and_close_code() -
                     assert closed.value.rcvd is not None
                     assert closed.value.rcvd.code == p.CloseCode.INTERNAL
         finally:
-            await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
-            await admin.close()
+            try:
+                await admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+            finally:
+                await admin.close()
