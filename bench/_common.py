@@ -73,3 +73,19 @@ def hub_in_process(target: Callable[..., None], folder: Path, *args: Any) -> Ite
             hub.kill()
         stop_embedded_postgres(folder / "hub" / "pg")
         shutil.rmtree(folder, ignore_errors=True)
+
+
+async def device_handshake(sync_url: str, device_id: str, key: Any, client_id: int) -> Any:
+    """Open a sync session as a paired device (HELLO, signed AUTH, WELCOME); its websocket."""
+    import websockets
+
+    from sync import protocol as p
+
+    ws = await websockets.connect(sync_url, max_size=None)
+    await ws.send(p.encode(p.Hello(device_id, 0, (client_id,))))
+    challenge = p.decode(await ws.recv())  # type: ignore[arg-type]
+    assert isinstance(challenge, p.Challenge), challenge
+    await ws.send(p.encode(p.Auth(key.sign_challenge(challenge.nonce, device_id))))
+    welcome = p.decode(await ws.recv())  # type: ignore[arg-type]
+    assert isinstance(welcome, p.Welcome), welcome
+    return ws

@@ -42,7 +42,7 @@ import websockets
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import hub_in_process, percentile, write_results
+from bench._common import device_handshake, hub_in_process, percentile, write_results
 from core.auth import DeviceKey
 from core.identity import Principal, Role
 from core.ids import new_id
@@ -132,14 +132,7 @@ class BenchDevice:
         return next((at for at, upto in self.received.get(guid, ()) if upto >= seq), None)
 
     async def connect(self, sync_url: str) -> asyncio.Task[None]:
-        self.ws = await websockets.connect(sync_url, max_size=None)
-        await self.ws.send(p.encode(p.Hello(self.device_id, 0, (self.client_id,))))
-        challenge = p.decode(await self.ws.recv())  # type: ignore[arg-type]
-        assert isinstance(challenge, p.Challenge), challenge
-        await self.ws.send(p.encode(p.Auth(self.key.sign_challenge(challenge.nonce,
-                                                                   self.device_id))))
-        welcome = p.decode(await self.ws.recv())  # type: ignore[arg-type]
-        assert isinstance(welcome, p.Welcome), welcome
+        self.ws = await device_handshake(sync_url, self.device_id, self.key, self.client_id)
         return asyncio.create_task(self._read())
 
     async def _read(self) -> None:

@@ -48,7 +48,7 @@ import websockets
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import RESULTS, percentile, write_results
+from bench._common import RESULTS, device_handshake, percentile, write_results
 from core.auth import DeviceKey
 from core.identity import Principal, Role
 from core.ids import new_id
@@ -314,14 +314,7 @@ class Device:
         return 1_000_000 + self.number
 
     async def connect(self, sync_url: str, seen: dict[tuple[int, int], list[float]]) -> Any:
-        self.ws = await websockets.connect(sync_url, max_size=None)
-        await self.ws.send(p.encode(p.Hello(self.device_id, 0, (self.client_id,))))
-        challenge = p.decode(await self.ws.recv())  # type: ignore[arg-type]
-        assert isinstance(challenge, p.Challenge), challenge
-        await self.ws.send(p.encode(p.Auth(self.key.sign_challenge(challenge.nonce,
-                                                                   self.device_id))))
-        welcome = p.decode(await self.ws.recv())  # type: ignore[arg-type]
-        assert isinstance(welcome, p.Welcome), welcome
+        self.ws = await device_handshake(sync_url, self.device_id, self.key, self.client_id)
         return asyncio.create_task(self._read(seen))
 
     async def _read(self, seen: dict[tuple[int, int], list[float]]) -> None:
