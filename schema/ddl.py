@@ -1,7 +1,11 @@
 """SQL DDL of the projection tables, rendered from the models for PostgreSQL or SQLite.
 
-The rendered text is checked in as a numbered migration (``schema/sql/``); a test fails when a
-model changes without a new migration, so the DDL can never drift from the models.
+PostgreSQL: ``postgres_0001_projection.sql`` is the first numbered migration and never changes;
+a new collection or field comes as the next numbered file (``CREATE TABLE`` rendered by
+`render_table`, or ``ALTER TABLE … ADD COLUMN``). A test applies every migration to an empty
+database and fails when the result differs from the models. SQLite: the edge rebuilds its
+(temporary) projection tables at every open from ``sqlite_0001_projection.sql``, which a test
+keeps equal to `render_projection_ddl`.
 """
 
 from __future__ import annotations
