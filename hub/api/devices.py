@@ -34,7 +34,6 @@ class DeviceOut(BaseModel):
     blocked_reason: str | None
     paired_at: datetime
     last_seen: datetime | None
-    last_push_at: datetime | None
     online: bool
     """A live sync session on this hub process now."""
     cursor: int
@@ -62,7 +61,7 @@ async def devices(principal: ManagerDep, hub: HubDep) -> list[DeviceOut]:
             device_id=r["device_id"], name=r["name"], kind=r["kind"], user_id=r["user_id"],
             user_name=r["user_name"], user_active=r["user_active"], status=r["status"],
             blocked_reason=r["blocked_reason"], paired_at=r["paired_at"],
-            last_seen=r["last_seen"], last_push_at=r["last_push_at"],
+            last_seen=r["last_seen"],
             online=r["device_id"] in live, cursor=cursor,
             pending=await _pending(hub, owner, cursor), refused_updates=r["refused"]))
     return out
