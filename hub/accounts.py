@@ -422,14 +422,20 @@ class Accounts:
         )
 
     async def revoke(self, admin: Principal, device_id: str) -> None:
+        """Revoke a device, for whoever may manage its user's account (as pairing it)."""
         if not admin.is_manager:
-            raise PermissionDenied("only an ADMIN or SALES_DIRECTOR may revoke devices")
-        status = await self.db.pool.execute(
+            raise PermissionDenied("only an ADMIN or SALES_DIRECTOR may revoke devices",
+                                   code="role_required")
+        owner = await self.db.pool.fetchrow(
+            "SELECT u.user_id, u.role FROM hub_devices d JOIN hub_users u USING (tenant_id, "
+            "user_id) WHERE d.tenant_id = $1 AND d.device_id = $2", admin.tenant_id, device_id)
+        if owner is None:
+            raise NotFound(f"no device {device_id} in this tenant")
+        check_manage_user(admin, owner["user_id"], Role(owner["role"]))
+        await self.db.pool.execute(
             "UPDATE hub_devices SET status = 'revoked', revoked_at = now() "
             "WHERE tenant_id = $1 AND device_id = $2", admin.tenant_id, device_id,
         )
-        if status.endswith(" 0"):
-            raise NotFound(f"no device {device_id} in this tenant")
         await audit.record(self.db.pool, admin.tenant_id, "device.revoke",
                            user_id=admin.user_id, target=device_id, device_id=device_id)
 

@@ -74,6 +74,14 @@ async def test_devices_with_presence_backlog_and_refusals() -> None:
 
         director = await login(server, "sales_director@t1.test")
         assert set(await _list(http, director)) == set(listed)
+        # A device is revoked by whoever may manage its user (as it is paired): not an admin's
+        # by a director.
+        admins = await pair_device(server, "admin@t1.test", "t1-admin", 5003)
+        r = await http.post(f"/api/devices/{admins.device_id}/revoke", headers=director)
+        assert (r.status_code, r.json()["error"]) == (403, "role_required")
+        assert (await _list(http, admin))[admins.device_id]["status"] == "active"
+        r = await http.post(f"/api/devices/{admins.device_id}/revoke", headers=admin)
+        assert r.status_code == 200
         assert await _list(http, await login(server, "sales_director@t2.test")) == {}
         for role in ("senior_broker", "junior_broker"):
             r = await http.get("/api/devices", headers=await login(server, f"{role}@t1.test"))
