@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -151,6 +152,28 @@ async def test_the_stream_ends_with_the_account_or_the_token(
         async with Stream(http, senior) as stream:  # a logout ends it at the next keepalive
             assert (await http.post("/api/auth/logout", headers=senior)).status_code == 200
             await asyncio.wait_for(stream.ended.wait(), 5)
+            assert stream.events[-1][:2] == ("closed", {"reason": "token_revoked"})
+
+        # ... also while changes keep coming (a stream that is never idle).
+        senior = await login(server, "senior_broker@t1.test")
+        writer = Principal("t1", "t1-admin", Role.ADMIN)
+
+        async def keep_writing() -> None:
+            for n in itertools.count():
+                await server.hub.writer.write(writer, "tasks", f"busy-{n}",
+                                              {"tenant_id": "t1", "title": "busy"}, create=True)
+                await asyncio.sleep(0.05)
+
+        async with Stream(http, senior) as stream:
+            busy = asyncio.create_task(keep_writing())
+            try:
+                await stream.wait_for(lambda: len(stream.changes()) >= 3)
+                assert (await http.post("/api/auth/logout", headers=senior)).status_code == 200
+                await asyncio.wait_for(stream.ended.wait(), 5)
+            finally:
+                busy.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await busy
             assert stream.events[-1][:2] == ("closed", {"reason": "token_revoked"})
 
         director = await login(server, "sales_director@t1.test")
