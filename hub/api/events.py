@@ -5,9 +5,10 @@ Each event names one record the caller may read that changed (``event: change``,
 fragment that shows it. A browser's EventSource reconnects by itself after the stream ends or
 breaks and sends ``Last-Event-ID``: the stream resumes from there. Other events: ``ready`` (the
 stream is live, from ``seq``), ``reset`` (too much changed: reload the page), ``closed`` (the
-account changed or the token ended: sign in again). Every `KEEPALIVE_S` a comment line keeps
-proxies from closing an idle stream, and the caller's credentials are checked again (a logout
-ends the stream within that time; a role change or a disabled account ends it at once).
+account changed or the token ended: sign in again; ``hub_error``: reconnect). Every
+`KEEPALIVE_S` the caller's credentials are checked again (a logout ends the stream within that
+time; a role change or a disabled account ends it at once), and an idle stream gets a comment
+line that keeps proxies from closing it.
 
 `change_stream` is the response itself, for a route authenticated another way (the WebOS's
 session cookie).
