@@ -68,10 +68,14 @@ async def test_acts_are_audited_and_the_log_filters_and_pages() -> None:
             ("logout", "t1-junior_broker", "t1-junior_broker"),
             ("login", "t1-junior_broker", "t1-junior_broker")]
 
+        # The accounts made from the terminal (here: the test's) are there too, by nobody.
+        made = await page(action="user.create", target="t1-junior2")
+        assert acts(made) == [("user.create", None, "t1-junior2")]
+        assert made["entries"][0]["detail"]["role"] == "JUNIOR_BROKER"
         # Time range and paging: newest first, ``next_before`` walks to the end.
         everything = await page(limit=200)
         assert everything["next_before"] is None
-        assert acts(await page(until=started.isoformat())) == [
+        assert acts(await page(action="login", until=started.isoformat())) == [
             ("login", "t1-sales_director", "t1-sales_director"),
             ("login", "t1-admin", "t1-admin")]
         later = datetime.now(UTC) + timedelta(hours=1)
