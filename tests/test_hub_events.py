@@ -19,6 +19,9 @@ import pytest
 from core.identity import Principal, Role
 from edge_agent.service import EdgeAgent
 from hub.api import events as events_api
+from hub.server import HubServer
+from hub.service import Hub
+from hub.settings import HubSettings
 from tests.hubkit import login, running_hub
 from tests.reliability.kit import paired
 
@@ -186,3 +189,20 @@ async def test_the_stream_ends_with_the_account_or_the_token(
         for params in ({"max_s": -1}, {"max_s": 3601}, {"since": "x"}):
             r = await http.get("/api/events", headers=director, params=params)
             assert r.status_code == 422, params
+
+
+async def test_a_stream_on_another_hub_process_hears_the_commit() -> None:
+    async with running_hub() as first:
+        second = Hub(HubSettings(database_url=first.hub.database_url, sandbox_workers=1))
+        async with HubServer(second, host="127.0.0.1", port=0) as other, \
+                httpx.AsyncClient(base_url=other.url, timeout=None) as http:
+            director = await login(first, "sales_director@t1.test")
+            async with Stream(http, director) as stream:
+                r = await http.post("/api/crm/tasks", headers=director,
+                                    json={"values": {"title": "via the other hub"}})
+                assert r.status_code == 201
+                async with httpx.AsyncClient(base_url=first.url) as first_http:
+                    r = await first_http.post("/api/crm/tasks", headers=director,
+                                              json={"values": {"title": "via the first"}})
+                await stream.wait_for(lambda: r.json()["id"] in stream.ids("tasks"))
+                assert len(stream.ids("tasks")) == 2
