@@ -145,13 +145,8 @@ class Accounts:
         An unknown email costs the same time as a wrong password."""
         keys = (f"account:{email.lower()}", f"address:{address}")
         if limits is not None:
-            try:
-                await self._check_throttle(keys, (limits.per_account, limits.per_address),
-                                           limits.window_s)
-            except Throttled as exc:
-                await audit.record_for_email(self.db.pool, email, "login.locked",
-                                             {"address": address, "why": exc.message})
-                raise
+            await self._check_throttle(keys, (limits.per_account, limits.per_address),
+                                       limits.window_s)
         rows = await self.db.pool.fetch(
             "SELECT * FROM hub_users WHERE lower(email) = lower($1) AND active", email
         )
@@ -161,16 +156,21 @@ class Accounts:
                 found = row
                 break
         if found is None:
+            failures = None
             if limits is not None:
-                await self.db.pool.execute(
+                counts = await self.db.pool.fetch(
                     "INSERT INTO hub_login_failures AS f (key, failures, window_start) SELECT k,"
                     " 1, now() FROM unnest($1::text[]) AS k ON CONFLICT (key) DO UPDATE SET "
                     "failures = CASE WHEN f.window_start < now() - make_interval(secs => $2) "
                     "THEN 1 ELSE f.failures + 1 END, window_start = CASE WHEN f.window_start < "
-                    "now() - make_interval(secs => $2) THEN now() ELSE f.window_start END",
-                    list(keys), limits.window_s)
+                    "now() - make_interval(secs => $2) THEN now() ELSE f.window_start END "
+                    "RETURNING key, failures", list(keys), limits.window_s)
+                failures = {r["key"]: r["failures"] for r in counts}[keys[0]]
             await audit.record_for_email(self.db.pool, email, "login.failed",
                                          {"address": address})
+            if limits is not None and failures == limits.per_account:  # once, as it locks
+                await audit.record_for_email(self.db.pool, email, "login.locked", {
+                    "address": address, "failures": failures, "window_s": limits.window_s})
             raise AuthError("wrong email or password", code="bad_credentials")
         if limits is not None:
             await self.db.pool.execute("DELETE FROM hub_login_failures WHERE key = $1",

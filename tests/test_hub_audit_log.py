@@ -33,7 +33,7 @@ async def test_acts_are_audited_and_the_log_filters_and_pages() -> None:
         await http.post(f"/api/auth/users/{new_id}/enable", headers=admin)
         device = await pair_device(server, "junior2@t1.test", "t1-junior2", 6001)
         await http.post(f"/api/devices/{device.device_id}/revoke", headers=director)
-        for _ in range(3):  # two failures, then the account is locked
+        for _ in range(4):  # two failures lock the account; refused attempts add nothing
             await http.post("/api/auth/login", json={"email": "junior2@t1.test",
                                                      "password": "wrong password"})
         await http.post("/api/auth/login", json={"email": "nobody@t1.test",
@@ -69,6 +69,8 @@ async def test_acts_are_audited_and_the_log_filters_and_pages() -> None:
             ("login.failed", None, "t1-junior2")]
         failed = (await page(action="login.failed"))["entries"][0]
         assert failed["detail"]["address"] == "127.0.0.1"
+        locked = (await page(action="login.locked"))["entries"][0]
+        assert locked["detail"]["failures"] == 2
         assert acts(await page(user_id="t1-junior_broker")) == [
             ("logout", "t1-junior_broker", "t1-junior_broker"),
             ("write", "t1-junior_broker", None), ("write", "t1-junior_broker", None),
