@@ -232,3 +232,103 @@ async def test_offline_edits_on_two_devices_merge_and_an_insight_is_decided_once
             # merge and so would have changed the decision.
             refusals = await b.agent.replica.refusals()
             assert all(f["reason"] == "already_decided" for f in refusals), refusals
+
+
+BAD_BODIES: list[tuple[str, str, Any]] = [
+    ("POST", "/events", {"lead_id": "l1", "channel": "carrier pigeon"}),
+    ("POST", "/events", {"lead_id": "l1", "channel": "call", "duration_s": -5}),
+    ("POST", "/events", {"lead_id": "l1", "channel": "call", "owner_id": "t1-admin"}),
+    ("POST", "/events", {"lead_id": "", "channel": "call"}),
+    ("POST", "/notes", {"lead_id": "l1", "text": ""}),
+    ("POST", "/notes", {"lead_id": "l1", "text": "x", "facts": [{"category": "star sign",
+                                                                "fact": "Leo"}]}),
+    ("POST", "/imports", {"lead_id": "l1", "kind": "recording",
+                          "occurred_at": "2026-11-20T10:00:00Z"}),
+    ("POST", "/imports", {"lead_id": "l1", "kind": "recording", "occurred_at": "yesterday",
+                          "transcript": [{"speaker": "a", "start_ms": 0, "end_ms": 1,
+                                          "text": "hi"}]}),
+    ("POST", "/imports", {"lead_id": "l1", "kind": "recording", "occurred_at":
+                          "2026-11-20T10:00:00Z", "transcript": [
+                              {"speaker": "a", "start_ms": 500, "end_ms": 100, "text": "hi"}]}),
+    ("POST", "/calendar", {"title": "Visit", "starts_at": "2026-11-20T11:00:00Z",
+                           "ends_at": "2026-11-20T10:00:00Z"}),
+    ("POST", "/calendar", {"title": "", "starts_at": "2026-11-20T10:00:00Z",
+                           "ends_at": "2026-11-20T11:00:00Z"}),
+    ("PATCH", "/calendar/cal1", {}),
+    ("PATCH", "/calendar/cal1", {"status": "cancelled"}),
+    ("PATCH", "/calendar/cal1", {"ends_at": "2000-01-01T00:00:00Z"}),
+    ("PATCH", "/calendar/cal1", {"title": None}),
+    ("POST", "/insights/ins2/act", {"action": "maybe"}),
+    ("POST", "/session", {"surface_id": "bad id with spaces", "surface": "ipad_app"}),
+    ("POST", "/session", {"surface_id": "s1", "surface": "toaster"}),
+]
+
+
+async def test_refusals_on_the_hub_and_on_an_edge(tmp_path: Path) -> None:
+    """Other tenant, another broker's lead, bad input, a second decision: refused with a reason
+    (never a 500), and nothing written."""
+    async with running_hub() as server, AsyncExitStack() as stack, \
+            httpx.AsyncClient(base_url=server.url) as http:
+        await _seed(server)
+        junior, junior2, other_tenant = [await login(server, f"{who}.test") for who in (
+            "junior_broker@t1", "junior2@t1", "sales_director@t2")]
+        base = "/api/mobile-edge"
+
+        async def status(method: str, path: str, headers: dict[str, str], body: Any = None
+                         ) -> tuple[int, str]:
+            r = await http.request(method, base + path, json=body, headers=headers)
+            return r.status_code, r.json().get("error", "") if r.status_code >= 400 else ""
+
+        for who in (junior2, other_tenant):  # neither sees the junior's lead or its records
+            for method, path, body in [
+                    ("GET", "/events?lead_id=l1", None), ("GET", "/memory?lead_id=l1", None),
+                    ("POST", "/events", {"lead_id": "l1", "channel": "call"}),
+                    ("POST", "/notes", {"lead_id": "l1", "text": "Mine now"}),
+                    ("GET", "/insights/l1", None),
+                    ("POST", "/insights/ins1/act", {"action": "dismiss"}),
+                    ("PATCH", "/calendar/cal1", {"location": "Elsewhere"}),
+                    ("DELETE", "/calendar/cal1", None)]:
+                assert await status(method, path, who, body) == (404, "not_found"), path
+        for method, path, body in BAD_BODIES:
+            got = await status(method, path, junior, body)
+            assert got[0] == 422, (method, path, body, got)
+        assert await status("POST", "/insights/ins1/act", junior, {"action": "act"}) == (200, "")
+        assert await status("POST", "/insights/ins1/act", junior, {"action": "dismiss"}) == (
+            409, "already_decided")
+        await http.post(base + "/session", headers=junior,
+                        json={"surface_id": "shared-1", "surface": "webos"})
+        assert await status("POST", "/session", junior2,
+                            {"surface_id": "shared-1", "surface": "webos"}) == (409, "conflict")
+        counts = await server.hub.db.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM mobile_comm_events) AS events, "
+            "(SELECT count(*) FROM mobile_memory_facts) AS facts, "
+            "(SELECT location FROM mobile_calendar_events WHERE id = 'cal1') AS location, "
+            "(SELECT status FROM mobile_calendar_events WHERE id = 'cal1') AS status, "
+            "(SELECT status FROM mobile_insights WHERE id = 'ins1') AS decided")
+        assert dict(counts) == {"events": 0, "facts": 0, "location": "Aurelia Towers lobby",
+                                "status": "scheduled", "decided": "acted"}
+
+        # The same refusals on the junior's device, offline.
+        async with device(stack, server, tmp_path / "ipad", JUNIOR.user_id) as a:
+            await until(lambda: a.has("insights", "ins1"), what="seed on device")
+            await until(lambda: _decided(a), what="decision on device")
+            await a.offline()
+            for method, path, body in BAD_BODIES:
+                r = await a.http.request(method, f"/api/mobile-edge{path}", json=body)
+                assert r.status_code == 422, (method, path, body, r.text)
+            for method, path, body in [("GET", "/events?lead_id=nope", None),
+                                       ("POST", "/notes", {"lead_id": "nope", "text": "x"}),
+                                       ("GET", "/transcripts/nope", None),
+                                       ("PATCH", "/calendar/nope", {"location": "x"})]:
+                r = await a.http.request(method, f"/api/mobile-edge{path}", json=body)
+                assert r.status_code == 404, (path, r.text)
+            r = await a.http.post("/api/mobile-edge/insights/ins1/act", json={"action": "act"})
+            assert (r.status_code, r.json()["error"]) == (409, "already_decided")
+            assert await a.agent.replica.pending_count() == 0
+            r = await a.http.get("/api/mobile-edge/events?lead_id=l1",
+                                 headers={"Authorization": "Bearer wrong"})
+            assert r.status_code == 401
+
+
+async def _decided(d: Device) -> bool:
+    return d.agent.replica.record("insights", "ins1").status == "acted"
