@@ -3,6 +3,7 @@ iPad and their senior's), every route used offline on a device, then reconnected
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from core.identity import Principal, Role
+from edge_agent.device import IDENTITY_FILE
 from edge_agent.local_api import create_local_app
 from edge_agent.service import EdgeAgent
 from hub.server import HubServer
@@ -66,10 +68,15 @@ async def _drained(agent: EdgeAgent) -> bool:
 
 
 @asynccontextmanager
-async def device(stack: AsyncExitStack, server: HubServer, folder: Path, user_id: str
-                 ) -> AsyncIterator[Device]:
+async def device(stack: AsyncExitStack, server: HubServer, folder: Path, user_id: str,
+                 client_id: int | None = None) -> AsyncIterator[Device]:
+    """A paired device; ``client_id``: its CRDT client id (it decides which of two concurrent
+    writes of a field the merge keeps: the higher id's)."""
     proxy = await stack.enter_async_context(FaultProxy(server.port))
     settings = await paired(server, folder, user_id, hub_url=proxy.url)
+    if client_id is not None:
+        path = folder / IDENTITY_FILE
+        path.write_text(json.dumps({**json.loads(path.read_text()), "client_id": client_id}))
     agent = await stack.enter_async_context(EdgeAgent(settings))
     http = await stack.enter_async_context(httpx.AsyncClient(
         transport=httpx.ASGITransport(app=create_local_app(agent)), base_url="http://edge",
@@ -178,13 +185,22 @@ async def test_every_route_offline_on_an_edge_reaches_the_hub_and_the_other_edge
             assert len(senior) == 2
 
 
+@pytest.mark.parametrize("second_wins_merge", [True, False],
+                         ids=["second-decision-refused", "second-decision-merged-away"])
 async def test_offline_edits_on_two_devices_merge_and_an_insight_is_decided_once(
-        tmp_path: Path) -> None:
+        tmp_path: Path, second_wins_merge: bool) -> None:
+    """Both devices decide the same insight offline; the junior's decision is committed first.
+    Whichever way the CRDT merge of the two would go, the first decision is the one that
+    stands everywhere: when the senior's would win the merge, the hub refuses it
+    (``already_decided``); when it would lose, it changes nothing."""
+    low, high = 1_000, 2**40
     async with running_hub() as server, AsyncExitStack() as stack, \
             httpx.AsyncClient(base_url=server.url) as hub_http:
         await _seed(server)
-        async with device(stack, server, tmp_path / "ipad", JUNIOR.user_id) as a, \
-                device(stack, server, tmp_path / "senior", "t1-senior_broker") as b:
+        async with device(stack, server, tmp_path / "ipad", JUNIOR.user_id,
+                          low if second_wins_merge else high) as a, \
+                device(stack, server, tmp_path / "senior", "t1-senior_broker",
+                       high if second_wins_merge else low) as b:
             for d in (a, b):
                 await until(lambda d=d: d.has("insights", "ins2"), what="seed on device")
             await a.offline()
@@ -228,10 +244,12 @@ async def test_offline_edits_on_two_devices_merge_and_an_insight_is_decided_once
             (ins,) = [i for i in r.json() if i["id"] == "ins1"]
             assert (ins["status"], ins["decided_by"], ins["decision_note"]) == (
                 "acted", JUNIOR.user_id, "Offered")
-            # The senior's device was told why its decision did not stand, when it won the
-            # merge and so would have changed the decision.
-            refusals = await b.agent.replica.refusals()
-            assert all(f["reason"] == "already_decided" for f in refusals), refusals
+            refusals = [(f["guid"], f["reason"]) for f in await b.agent.replica.refusals()]
+            if second_wins_merge:  # the senior's device is told why its decision did not stand
+                assert refusals == [("insights/ins1", "already_decided")]
+            else:
+                assert refusals == []
+            assert await a.agent.replica.refusals() == []
 
 
 BAD_BODIES: list[tuple[str, str, Any]] = [
