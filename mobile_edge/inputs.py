@@ -93,18 +93,12 @@ class CalendarIn(Body):
     title: str = Field(min_length=1, max_length=200)
     kind: CalendarKind = CalendarKind.MEETING
     starts_at: datetime
-    ends_at: datetime
+    duration_min: int = Field(60, ge=0, le=10_080)
     location: str | None = Field(None, max_length=300)
     lead_id: Id | None = Field(None, min_length=1, max_length=64)
     notes: str = Field("", max_length=20_000)
 
-    _utc = field_validator("starts_at", "ends_at")(utc)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> CalendarIn:
-        if self.ends_at < self.starts_at:
-            raise ValueError("ends_at is before starts_at")
-        return self
+    _utc = field_validator("starts_at")(utc)
 
 
 class CalendarPatch(Body):
@@ -114,12 +108,12 @@ class CalendarPatch(Body):
     title: str | None = Field(None, min_length=1, max_length=200)
     kind: CalendarKind | None = None
     starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    duration_min: int | None = Field(None, ge=0, le=10_080)
     location: str | None = Field(None, max_length=300)
     status: Literal[CalendarStatus.SCHEDULED, CalendarStatus.DONE] | None = None
     notes: str | None = Field(None, max_length=20_000)
 
-    _utc = field_validator("starts_at", "ends_at")(utc)
+    _utc = field_validator("starts_at")(utc)
 
 
 class DecisionIn(Body):

@@ -368,12 +368,14 @@ class CalendarStatus(StrEnum):
 
 
 class CalendarEvent(Record):
-    """A broker's appointment; every field is its own register, so offline edits merge."""
+    """A broker's appointment; every field is its own register, so offline edits merge. Its
+    length is a duration, not an end time: a move on one device and a longer meeting on
+    another merge into a valid appointment (two end-time edits could not)."""
 
     title: str = Field(min_length=1, max_length=200)
     kind: CalendarKind = CalendarKind.MEETING
     starts_at: datetime
-    ends_at: datetime
+    duration_min: int = Field(60, ge=0, le=10_080)
     location: str | None = Field(None, max_length=300)
     lead_id: str | None = None
     person_id: str | None = None

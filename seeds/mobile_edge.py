@@ -85,7 +85,7 @@ def records(g: _Gen, data: Dataset) -> Iterator[tuple[str, str, dict[str, Any]]]
             yield "calendar_events", g.id("calendar_events"), {
                 **scope, "person_id": lead["person_id"], "kind": "site_visit",
                 "title": f"Site visit with {fill['first']}", "starts_at": starts.isoformat(),
-                "ends_at": (starts + timedelta(hours=1)).isoformat(),
+                "duration_min": rng.choice([45, 60, 90]),
                 "location": "Sales gallery", "status": rng.choice(
                     ["scheduled", "scheduled", "done", "cancelled"]),
                 "created_at": when.isoformat()}

@@ -52,8 +52,7 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "unit": ("units", {"tenant_id": "t1", "project_id": "pr", "unit_no": "A-101",
                "configuration": "3BHK", "price": 1e7}),
     "appointment": ("calendar_events", _owned({"title": "Site visit", "lead_id": "l-any",
-                                               "starts_at": "2026-11-20T10:00:00Z",
-                                               "ends_at": "2026-11-20T11:00:00Z"})),
+                                               "starts_at": "2026-11-20T10:00:00Z"})),
     "decided insight": ("insights", _owned({"lead_id": "l-any", "title": "Call today",
                                             "status": "acted", "decided_by": OWNER,
                                             "decided_at": "2026-11-20T10:00:00Z"})),
@@ -86,7 +85,7 @@ CHANGES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
                      _by_role(OK, "manager_only_field", "manager_only_field",
                               "manager_only_field")),
     "move an appointment": ("appointment", {"starts_at": "2026-11-21T10:00:00Z",
-                                            "ends_at": "2026-11-21T11:00:00Z"},
+                                            "duration_min": 90},
                             _by_role(OK, OK, OK, "not_owner")),
     "take an appointment": ("appointment", {"owner_id": "t1-junior2"},
                             _by_role(OK, "reassign_forbidden", "reassign_forbidden",
@@ -391,12 +390,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/mobile-edge/notes", {"lead_id": "{lead}", "text": "Call back"},
      {**MANAGERS_ONLY_LEAD, "admin": 201, "sales_director": 201}),
     ("GET", "/api/mobile-edge/calendar", None, {r: 200 for r in CALLERS}),
-    ("POST", "/api/mobile-edge/calendar", {"title": "Visit", "starts_at": "2026-11-20T10:00:00Z",
-                                           "ends_at": "2026-11-20T11:00:00Z"},
+    ("POST", "/api/mobile-edge/calendar", {"title": "Visit", "starts_at": "2026-11-20T10:00:00Z"},
      {r: 201 for r in CALLERS}),
     ("POST", "/api/mobile-edge/calendar", {"title": "Visit", "lead_id": "{lead}",
-                                           "starts_at": "2026-11-20T10:00:00Z",
-                                           "ends_at": "2026-11-20T11:00:00Z"},
+                                           "starts_at": "2026-11-20T10:00:00Z"},
      {**MANAGERS_ONLY_LEAD, "admin": 201, "sales_director": 201}),
     ("PATCH", "/api/mobile-edge/calendar/{appointment}", {"location": "Lobby"},
      MANAGERS_ONLY_LEAD),
@@ -451,8 +448,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                                          "decided_by": "t1-junior2"}),
             *[("insights", f"ins-{c}", {**on_lead, "title": "Call"}) for c in CALLERS],
             *[("calendar_events", f"cal-{c}", {**on_lead, "title": "Visit",
-                                               "starts_at": "2026-11-20T10:00:00Z",
-                                               "ends_at": "2026-11-20T11:00:00Z"})
+                                               "starts_at": "2026-11-20T10:00:00Z"})
               for c in CALLERS]])
         await create_many(server.hub.writer, Principal("t2", "t2-admin", Role.ADMIN), [
             ("people", "p-t2", {"tenant_id": "t2", "full_name": "Other"})])

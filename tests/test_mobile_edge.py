@@ -59,6 +59,10 @@ class Device:
         return r.json()
 
 
+def _z(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def _offline(agent: EdgeAgent) -> bool:
     return not agent.sync.online  # type: ignore[union-attr]
 
@@ -93,7 +97,7 @@ async def _seed(server: HubServer) -> dict[str, str]:
         ("leads", "l1", {**scope, "person_id": "p1", "stage": "QUALIFIED"}),
         ("calendar_events", "cal1", {**scope, "lead_id": "l1", "title": "Site visit",
                                      "kind": "site_visit", "starts_at": SOON.isoformat(),
-                                     "ends_at": (SOON + timedelta(hours=1)).isoformat(),
+                                     "duration_min": 60,
                                      "location": "Aurelia Towers lobby"}),
     ], create=True)
     await writer.write_many(DIRECTOR, [
@@ -135,11 +139,10 @@ async def test_every_route_offline_on_an_edge_reaches_the_hub_and_the_other_edge
             assert imported["segments"] == 2 and len(imported["facts"]) == 1
             appointment = await a.call("POST", "/calendar", {
                 "title": "Call back Zara", "kind": "call", "lead_id": "l1",
-                "starts_at": (SOON + timedelta(hours=1)).isoformat(),
-                "ends_at": (SOON + timedelta(hours=2)).isoformat()}, 201)
+                "starts_at": (SOON + timedelta(hours=1)).isoformat(), "duration_min": 30}, 201)
             assert appointment["team_id"] == "north" and appointment["status"] == "scheduled"
             spare = await a.call("POST", "/calendar", {
-                "title": "Hold", "starts_at": SOON.isoformat(), "ends_at": SOON.isoformat()},
+                "title": "Hold", "starts_at": SOON.isoformat(), "duration_min": 0},
                 201)
             await a.call("PATCH", f"/calendar/{appointment['id']}", {"location": "Phone"}, 200)
             cancelled = await a.call("DELETE", f"/calendar/{spare['id']}", None, 200)
@@ -207,10 +210,10 @@ async def test_offline_edits_on_two_devices_merge_and_an_insight_is_decided_once
             await b.offline()
             later = SOON + timedelta(days=1)
             await a.call("PATCH", "/calendar/cal1", {
-                "starts_at": later.isoformat(), "ends_at": (later + timedelta(hours=2)).isoformat(),
-                "notes": "Bring the floor plans."}, 200)
+                "starts_at": later.isoformat(), "notes": "Bring the floor plans."}, 200)
             await b.call("PATCH", "/calendar/cal1", {"location": "Sales gallery, tower B",
-                                                    "title": "Site visit with family"}, 200)
+                                                    "title": "Site visit with family",
+                                                    "duration_min": 180}, 200)
             acted = await a.call("POST", "/insights/ins1/act", {"action": "act",
                                                                 "note": "Offered"}, 200)
             assert acted["status"] == "acted"
@@ -220,7 +223,9 @@ async def test_offline_edits_on_two_devices_merge_and_an_insight_is_decided_once
 
             await a.online()  # the junior's decision is committed first
             await b.online()
-            want = {"starts_at": later.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            # Every field edited offline survives: the junior moved the visit to the next day,
+            # the senior made it longer, renamed it and moved it to the sales gallery.
+            want = {"starts_at": _z(later), "duration_min": 180,
                     "location": "Sales gallery, tower B", "title": "Site visit with family",
                     "notes": "Bring the floor plans.", "status": "scheduled"}
 
@@ -269,12 +274,14 @@ BAD_BODIES: list[tuple[str, str, Any]] = [
                           "2026-11-20T10:00:00Z", "transcript": [
                               {"speaker": "a", "start_ms": 500, "end_ms": 100, "text": "hi"}]}),
     ("POST", "/calendar", {"title": "Visit", "starts_at": "2026-11-20T11:00:00Z",
-                           "ends_at": "2026-11-20T10:00:00Z"}),
-    ("POST", "/calendar", {"title": "", "starts_at": "2026-11-20T10:00:00Z",
+                           "duration_min": -30}),
+    ("POST", "/calendar", {"title": "", "starts_at": "2026-11-20T10:00:00Z"}),
+    ("POST", "/calendar", {"title": "Visit", "starts_at": "2026-11-20T10:00:00Z",
                            "ends_at": "2026-11-20T11:00:00Z"}),
     ("PATCH", "/calendar/cal1", {}),
     ("PATCH", "/calendar/cal1", {"status": "cancelled"}),
-    ("PATCH", "/calendar/cal1", {"ends_at": "2000-01-01T00:00:00Z"}),
+    ("PATCH", "/calendar/cal1", {"duration_min": 100_000}),
+    ("PATCH", "/calendar/cal1", {"starts_at": "next tuesday"}),
     ("PATCH", "/calendar/cal1", {"title": None}),
     ("POST", "/insights/ins2/act", {"action": "maybe"}),
     ("POST", "/session", {"surface_id": "bad id with spaces", "surface": "ipad_app"}),

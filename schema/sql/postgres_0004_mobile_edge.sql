@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS mobile_calendar_events (
     title text,
     kind text,
     starts_at timestamptz,
-    ends_at timestamptz,
+    duration_min bigint,
     location text,
     lead_id text,
     person_id text,

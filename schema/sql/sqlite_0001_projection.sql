@@ -368,7 +368,7 @@ CREATE TABLE IF NOT EXISTS mobile_calendar_events (
     title TEXT,
     kind TEXT,
     starts_at TEXT,
-    ends_at TEXT,
+    duration_min INTEGER,
     location TEXT,
     lead_id TEXT,
     person_id TEXT,
