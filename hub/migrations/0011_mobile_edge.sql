@@ -7,7 +7,6 @@ CREATE TABLE IF NOT EXISTS hub_surface_sessions (
     user_id text NOT NULL,
     surface text NOT NULL,
     state text NOT NULL,
-    device_id text,
     app_version text,
     started_at timestamptz NOT NULL DEFAULT now(),
     last_seen timestamptz NOT NULL DEFAULT now(),
