@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.anyio
 JUNIOR = Principal("t1", "t1-junior_broker", Role.JUNIOR_BROKER, "north")
 DIRECTOR = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR, "north")
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=3)
+IST = timezone(timedelta(hours=5, minutes=30))
 
 
 class Device:
@@ -157,6 +158,10 @@ async def test_every_route_offline_on_an_edge_reaches_the_hub_and_the_other_edge
             assert [i["id"] for i in await a.call("GET", "/insights/l1")] == ["ins1", "ins2"]
             assert [c["id"] for c in await a.call("GET", "/calendar")] == [
                 "cal1", appointment["id"]]
+            window = {"start": (SOON + timedelta(minutes=30)).isoformat(),
+                      "end": (SOON + timedelta(days=1)).astimezone(IST).isoformat()}
+            r = await a.http.get("/api/mobile-edge/calendar", params=window)
+            assert [c["id"] for c in r.json()] == [appointment["id"]]
             alerts = await a.call("GET", "/alerts", None, 200)
             assert {(x["kind"], x["record"]) for x in alerts} >= {
                 ("insight", "insights/ins1"), ("upcoming_appointment", "calendar_events/cal1")}
@@ -184,6 +189,8 @@ async def test_every_route_offline_on_an_edge_reaches_the_hub_and_the_other_edge
             by_id = {c["id"]: c for c in r.json()}
             assert by_id[appointment["id"]]["location"] == "Phone"
             assert by_id[spare["id"]]["status"] == "cancelled"
+            r = await hub_http.get("/api/mobile-edge/calendar", params=window, headers=junior)
+            assert [c["id"] for c in r.json()] == [appointment["id"]]
             senior = await b.call("GET", f"/transcripts/{imported['id']}", None, 200)
             assert len(senior) == 2
 
