@@ -193,6 +193,11 @@ async def test_every_route_offline_on_an_edge_reaches_the_hub_and_the_other_edge
             assert [c["id"] for c in r.json()] == [appointment["id"]]
             senior = await b.call("GET", f"/transcripts/{imported['id']}", None, 200)
             assert len(senior) == 2
+            # The senior's note on the junior's lead stays in the lead's scope: the junior has it.
+            told = await b.call("POST", "/notes", {"lead_id": "l1", "text": "Push for Friday"},
+                                201)
+            assert (told["owner_id"], told["team_id"]) == (JUNIOR.user_id, "north")
+            await until(lambda: a.has("comm_events", told["id"]), what="note on the junior's")
 
 
 @pytest.mark.parametrize("second_wins_merge", [True, False],
