@@ -16,6 +16,7 @@ from hub.api import (
     devices,
     errors,
     events,
+    mobile_edge,
     oracle,
     oracle_prompts,
     pairing_qr,
@@ -55,6 +56,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(devices.router)
     app.include_router(events.router)
+    app.include_router(mobile_edge.router)
     mount_gpu_front(app, current_principal)
 
     @app.websocket(SYNC_PATH)
