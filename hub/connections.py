@@ -67,9 +67,11 @@ class Connections:
     def unwatch(self, watcher: Watcher) -> None:
         self._watchers[watcher.tenant_id].discard(watcher)
 
-    def sessions(self, tenant_id: str) -> list[LiveSession]:
-        """The live sync sessions of one tenant on this hub process."""
-        return list(self._by_tenant.get(tenant_id, ()))
+    def sessions(self, tenant_id: str | None = None) -> list[LiveSession]:
+        """The live sync sessions of one tenant (or of all) on this hub process."""
+        if tenant_id is not None:
+            return list(self._by_tenant.get(tenant_id, ()))
+        return [s for sessions in list(self._by_tenant.values()) for s in list(sessions)]
 
     def wake_tenant(self, tenant_id: str, last: int | None = None) -> None:
         if last is not None:

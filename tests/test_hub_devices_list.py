@@ -3,13 +3,18 @@ scope), refused updates, status after revocation; managers of the tenant only.""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
 import pytest
 
 from core.identity import Principal, Role
+from hub import presence
+from hub.api import devices as devices_api
 from hub.server import HubServer
+from hub.service import Hub
+from hub.settings import HubSettings
 from hub.store import create_many
 from tests.hubkit import login, pair_device, running_hub
 
@@ -86,3 +91,25 @@ async def test_devices_with_presence_backlog_and_refusals() -> None:
         for role in ("senior_broker", "junior_broker"):
             r = await http.get("/api/devices", headers=await login(server, f"{role}@t1.test"))
             assert (r.status_code, r.json()["error"]) == (403, "role_required")
+
+
+async def test_a_device_idle_on_another_hub_shows_online(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    monkeypatch.setattr(presence, "BEAT_S", 0.2)
+    monkeypatch.setattr(devices_api, "ONLINE_WITHIN_S", 1.0)
+    async with running_hub() as first:
+        second = Hub(HubSettings(database_url=first.hub.database_url, sandbox_workers=1))
+        async with HubServer(second, host="127.0.0.1", port=0) as other, \
+                httpx.AsyncClient(base_url=first.url) as http:
+            admin = await login(first, "admin@t1.test")
+            device = await pair_device(first, "junior2@t1.test", "t1-junior2", 5101)
+            device.server = other  # its session is on the other hub process
+            await device.connect()
+            try:
+                await device.wait_for(lambda: device.batches > 0)
+                await asyncio.sleep(2.0)  # idle for twice the window: only the beat says so
+                assert (await _list(http, admin))[device.device_id]["online"] is True
+            finally:
+                await device.close()
+            await asyncio.sleep(1.5)
+            assert (await _list(http, admin))[device.device_id]["online"] is False

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from core.identity import Principal, Role
 from hub.api.deps import HubDep, ManagerDep
+from hub.presence import ONLINE_WITHIN_S
 from hub.scope import scope_sql
 from hub.service import Hub
 
@@ -38,7 +39,8 @@ class DeviceOut(BaseModel):
     paired_at: datetime
     last_seen: datetime | None
     online: bool
-    """A live sync session on this hub process now."""
+    """A live sync session on this hub process now, or seen by any hub within
+    `hub.presence.ONLINE_WITHIN_S`."""
     cursor: int
     pending: int
     """Records in the device's scope changed after its cursor (still to reach it), at most
@@ -52,10 +54,12 @@ async def devices(principal: ManagerDep, hub: HubDep) -> list[DeviceOut]:
     """Every device of the caller's tenant, oldest pairing first."""
     rows = await hub.db.pool.fetch(
         "SELECT d.*, u.full_name AS user_name, u.active AS user_active, u.role AS user_role, "
-        "u.team_id AS user_team, (SELECT count(*) FROM hub_push_receipts r WHERE r.tenant_id = "
+        "u.team_id AS user_team, d.last_seen > now() - make_interval(secs => $2) AS recent, "
+        "(SELECT count(*) FROM hub_push_receipts r WHERE r.tenant_id = "
         "d.tenant_id AND r.device_id = d.device_id AND r.seq IS NULL) AS refused "
         "FROM hub_devices d JOIN hub_users u USING (tenant_id, user_id) "
-        "WHERE d.tenant_id = $1 ORDER BY d.paired_at, d.device_id", principal.tenant_id)
+        "WHERE d.tenant_id = $1 ORDER BY d.paired_at, d.device_id", principal.tenant_id,
+        ONLINE_WITHIN_S)
     live = {s.device_id: s.cursor for s in hub.connections.sessions(principal.tenant_id)}
     out, counted = [], {}  # devices of one user at one cursor share their count
     for r in rows:
@@ -68,7 +72,8 @@ async def devices(principal: ManagerDep, hub: HubDep) -> list[DeviceOut]:
             user_name=r["user_name"], user_active=r["user_active"], status=r["status"],
             blocked_reason=r["blocked_reason"], paired_at=r["paired_at"],
             last_seen=r["last_seen"],
-            online=r["device_id"] in live, cursor=cursor,
+            online=r["device_id"] in live or (r["status"] == "active" and bool(r["recent"])),
+            cursor=cursor,
             pending=counted[owner, cursor], refused_updates=r["refused"]))
     return out
 
