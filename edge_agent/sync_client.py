@@ -189,9 +189,9 @@ class SyncClient:
         while True:
             await self._network_changed.wait()
             self._network_changed.clear()
-            pong = await ws.ping()
             try:
-                await asyncio.wait_for(pong, NETWORK_CHECK_S)
+                async with asyncio.timeout(NETWORK_CHECK_S):  # sending may block too
+                    await (await ws.ping())
             except TimeoutError:
                 ws.transport.abort()  # a closing handshake on a dead link would wait too
                 raise TimeoutError("no answer after a network change") from None
