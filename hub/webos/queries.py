@@ -1,0 +1,91 @@
+"""The SQL the WebOS pages need beyond `hub.api.crm`'s row reads: aggregates over the projection
+in the caller's tenant and read scope (`hub.scope.row_scope_sql`), and the device registry."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from core.identity import Principal
+from hub.scope import row_scope_sql
+from hub.service import Hub
+from schema import collection
+
+ONLINE_WINDOW = timedelta(minutes=2)
+"""A device seen by any hub within this window counts as online."""
+QD_EDGES = tuple(range(0, 101, 10))
+
+
+async def grouped(hub: Hub, principal: Principal, coll_name: str, key_sql: str, agg_sql: str,
+                  where: str = "TRUE", params: tuple[Any, ...] = ()) -> list[tuple[str, float]]:
+    """(key, aggregate) per group of one projection table in the caller's tenant and scope."""
+    table = collection(coll_name).table
+    scope, scope_params = row_scope_sql(principal, coll_name, "t", len(params) + 2)
+    rows = await hub.db.pool.fetch(
+        f"SELECT {key_sql} AS k, {agg_sql} AS v FROM {table} t WHERE t.tenant_id = $1 AND NOT "
+        f"t.deleted AND ({where}) AND {scope} GROUP BY 1 ORDER BY 2 DESC, 1",
+        principal.tenant_id, *params, *scope_params)
+    return [(str(r["k"]), float(r["v"] or 0)) for r in rows]
+
+
+async def count(hub: Hub, principal: Principal, coll_name: str, where: str = "TRUE",
+                params: tuple[Any, ...] = ()) -> int:
+    table = collection(coll_name).table
+    scope, scope_params = row_scope_sql(principal, coll_name, "t", len(params) + 2)
+    n: int = await hub.db.pool.fetchval(
+        f"SELECT count(*) FROM {table} t WHERE t.tenant_id = $1 AND NOT t.deleted AND ({where})"
+        f" AND {scope}", principal.tenant_id, *params, *scope_params)
+    return n
+
+
+async def qd_histogram(hub: Hub, principal: Principal) -> list[int]:
+    """How many QD scores fall in each bucket of `QD_EDGES` (the last one includes 100)."""
+    groups = dict(await grouped(hub, principal, "qd_scores",
+                                "LEAST(floor(t.score / 10.0)::int, 9)", "count(*)",
+                                "t.score IS NOT NULL"))
+    return [int(groups.get(str(i), 0)) for i in range(len(QD_EDGES) - 1)]
+
+
+async def recent_activity(hub: Hub, principal: Principal, limit: int = 12
+                          ) -> list[dict[str, Any]]:
+    """The newest interactions and stage moves in scope, newest first, with the client's name."""
+    out: list[dict[str, Any]] = []
+    people = collection("people").table
+    scope, sp = row_scope_sql(principal, "interactions", "t", 3)
+    for r in await hub.db.pool.fetch(
+            f"SELECT t.occurred_at AS at, t.kind, t.summary, t.person_id, p.full_name FROM "
+            f"{collection('interactions').table} t LEFT JOIN {people} p ON p.tenant_id = "
+            f"t.tenant_id AND p.id = t.person_id WHERE t.tenant_id = $1 AND NOT t.deleted AND "
+            f"{scope} ORDER BY t.occurred_at DESC LIMIT $2", principal.tenant_id, limit, *sp):
+        out.append({"at": r["at"], "kind": r["kind"], "summary": r["summary"] or "",
+                    "person_id": r["person_id"], "name": r["full_name"] or r["person_id"]})
+    scope, sp = row_scope_sql(principal, "stage_history", "t", 3)
+    for r in await hub.db.pool.fetch(
+            f"SELECT t.changed_at AS at, t.from_stage, t.to_stage, l.person_id, p.full_name "
+            f"FROM {collection('stage_history').table} t LEFT JOIN "
+            f"{collection('leads').table} l ON l.tenant_id = t.tenant_id AND l.id = t.lead_id "
+            f"LEFT JOIN {people} p ON p.tenant_id = t.tenant_id AND p.id = l.person_id WHERE "
+            f"t.tenant_id = $1 AND NOT t.deleted AND {scope} ORDER BY t.changed_at DESC "
+            f"LIMIT $2", principal.tenant_id, limit, *sp):
+        out.append({"at": r["at"], "kind": "stage",
+                    "summary": f"{r['from_stage'] or '—'} → {r['to_stage']}",
+                    "person_id": r["person_id"], "name": r["full_name"] or "lead"})
+    out.sort(key=lambda e: e["at"], reverse=True)
+    return out[:limit]
+
+
+async def devices(hub: Hub, principal: Principal) -> list[dict[str, Any]]:
+    """The tenant's devices with their owner, updates pending and whether they are online
+    (a live session on this hub, or seen by any hub within `ONLINE_WINDOW`)."""
+    live = hub.connections.live_devices(principal.tenant_id)
+    now = datetime.now(UTC)
+    out = []
+    for r in await hub.accounts.devices(principal.tenant_id):
+        row = dict(r)
+        row.pop("public_key", None)
+        seen = row["last_seen"]
+        row["online"] = row["status"] == "active" and (
+            row["device_id"] in live or (seen is not None and now - seen < ONLINE_WINDOW))
+        row["pending"] = max(0, row["pending"] or 0)
+        out.append(row)
+    return out

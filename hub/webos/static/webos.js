@@ -1,0 +1,2 @@
+// Velocity WebOS enhancements; every page works without this script.
+"use strict";
