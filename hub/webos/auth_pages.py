@@ -72,13 +72,12 @@ async def login(request: Request, email: Annotated[str, Form(max_length=254)],
         user = await hub.accounts.login(email, password, address, limits)
     except VelocityError as exc:
         fresh = secrets.token_urlsafe(18)
-        response = render(request, "login.html", status_code=401 if isinstance(
+        page = render(request, "login.html", status_code=401 if isinstance(
             exc, AuthError) else 429, next=_safe_next(next), email=email, nonce=fresh,
             login_error=exc.message)
-        response.set_cookie(LOGIN_NONCE_COOKIE, fresh, max_age=3600, httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https",
-                            path="/login")
-        return response
+        page.set_cookie(LOGIN_NONCE_COOKIE, fresh, max_age=3600, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/login")
+        return page
     response = redirect(_safe_next(next))
     set_cookie(response, issue_cookie(hub, user), secure=request.url.scheme == "https")
     response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request, Response
 
 from hub.service import Hub
 from hub.webos import charts, queries
-from hub.webos.render import PageRoute, render
+from hub.webos.render import PageRoute, money, render
 from hub.webos.session import PagePrincipal
 from schema.models import OpportunityStage
 
@@ -32,8 +32,7 @@ async def dashboard(request: Request, principal: PagePrincipal) -> Response:
                "clients": await queries.count(hub, principal, "people"),
                "open_value": open_value,
                "open_tasks": await queries.count(hub, principal, "tasks", "t.status = 'OPEN'")},
-        pipeline_chart=charts.bars(pipeline, "Pipeline value by opportunity stage",
-                                   "{:,.0f}"),
+        pipeline_chart=charts.bars(pipeline, "Pipeline value by opportunity stage", money),
         sources_chart=charts.bars(sources[:8], "Leads by source"),
         qd_chart=charts.histogram(qd, queries.QD_EDGES, "QD score distribution"),
         activity=await queries.recent_activity(hub, principal),

@@ -63,7 +63,7 @@ def nav_for(principal: Principal | None) -> list[NavItem]:
     return [item for item in NAV if principal.is_manager or not item.managers_only]
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
     """Indian-rupee style short amounts: 1.2 Cr, 35 L, 80 K."""
     if value is None:
         return "—"
@@ -88,7 +88,7 @@ def _label(value: object) -> str:
     return str(value or "—").replace("_", " ").capitalize()
 
 
-env.filters.update(money=_money, when=_when, label=_label)
+env.filters.update(money=money, when=_when, label=_label)
 
 
 def render(request: Request, template: str, principal: Principal | None = None,
