@@ -16,6 +16,7 @@ from hub.webos.render import PageRoute, redirect, render
 from hub.webos.session import (
     COOKIE_NAME,
     CsrfForm,
+    PagePrincipal,
     clear_cookie,
     issue_cookie,
     principal_from_cookie,
@@ -85,10 +86,9 @@ async def login(request: Request, email: Annotated[str, Form(max_length=254)],
 
 
 @router.post("/logout")
-async def logout(request: Request, form: CsrfForm) -> Response:
+async def logout(request: Request, principal: PagePrincipal, form: CsrfForm) -> Response:
     """End the session and, as the API's logout does, every token of the account."""
     hub: Hub = request.app.state.hub
-    principal = await principal_from_cookie(hub, request.cookies.get(COOKIE_NAME))
     await hub.accounts.logout(principal)
     response = redirect("/login", msg="You are logged out.")
     clear_cookie(response)
