@@ -114,7 +114,3 @@ class Connections:
         if tenant_id is not None:
             return len(self._by_tenant.get(tenant_id, ()))
         return sum(len(s) for s in self._by_tenant.values())
-
-    def live_devices(self, tenant_id: str) -> set[str]:
-        """The devices of a tenant with a live session on this hub."""
-        return {s.device_id for s in list(self._by_tenant.get(tenant_id, ()))}

@@ -15,9 +15,10 @@ from core.identity import Principal, Role
 from gpu_hub.api import admin_routes as gpu_admin
 from gpu_hub.front import GpuFront
 from gpu_hub.mode import GpuMode
+from hub import audit
+from hub.api.devices import devices as device_list
 from hub.identity import identity_key
 from hub.service import Hub
-from hub.webos import audit, queries
 from hub.webos.render import PageRoute, redirect, render
 from hub.webos.session import CsrfForm, PagePrincipal
 from ios_bridge.pairing import qr_png, sign_payload
@@ -49,8 +50,8 @@ async def devices(request: Request, principal: ManagerPage) -> Response:
     hub = _hub(request)
     users = [u for u in await hub.accounts.users(principal.tenant_id) if u.active]
     return render(request, "admin_devices.html", principal,
-                  devices=await queries.devices(hub, principal), users=users,
-                  kinds=DEVICE_KINDS, pairing=None)
+                  devices=await device_list(principal, hub), users=users, kinds=DEVICE_KINDS,
+                  pairing=None)
 
 
 @router.post("/admin/devices/pairing")
@@ -70,8 +71,8 @@ async def pairing(request: Request, principal: ManagerPage, form: CsrfForm) -> R
                            int(time.time()) + ttl)
     users = [u for u in await hub.accounts.users(principal.tenant_id) if u.active]
     return render(request, "admin_devices.html", principal,
-                  devices=await queries.devices(hub, principal), users=users,
-                  kinds=DEVICE_KINDS, pairing={
+                  devices=await device_list(principal, hub), users=users, kinds=DEVICE_KINDS,
+                  pairing={
                       "code": code, "user_id": form.get("user_id"), "ttl_min": ttl // 60,
                       "fingerprint": payload.fingerprint,
                       "qr": base64.b64encode(qr_png(payload, scale=6)).decode()})
@@ -152,15 +153,28 @@ async def change_user(request: Request, principal: ManagerPage, user_id: str, fo
 # --- audit and GPU -------------------------------------------------------------------------
 
 
+AUDIT_KINDS = {"": "All actions", "login": "Sign-ins", "login.": "Refused sign-ins",
+               "user.": "Account changes", "device.": "Devices", "lead.": "Lead moves and edits",
+               "opportunity.": "Opportunity moves and edits", "create": "Records created",
+               "write": "Records changed", "refused": "Refused changes"}
+"""The audit filter's choices (``noun.``: every action of that noun, `hub.audit.AuditFilter`)."""
+AUDIT_PAGE = 50
+
+
 @router.get("/admin/audit")
 async def audit_log(request: Request, principal: ManagerPage,
                     user: str = Query("", max_length=64), kind: str = Query("", max_length=40),
+                    target: str = Query("", max_length=200),
                     before: int | None = Query(None, ge=1)) -> Response:
     hub = _hub(request)
-    entries = await audit.entries(hub, principal, user or None, kind or None, before)
+    entries = await audit.entries(hub.db.pool, principal.tenant_id, audit.AuditFilter(
+        user_id=user or None, action=kind or None, target=target.strip() or None,
+        before=before, limit=AUDIT_PAGE))
+    users = await hub.accounts.users(principal.tenant_id)
     return render(request, "admin_audit.html", principal, entries=entries, user=user,
-                  kind=kind, kinds=audit.KINDS,
-                  users=await hub.accounts.users(principal.tenant_id))
+                  kind=kind, target=target, kinds=AUDIT_KINDS,
+                  names={u.user_id: u.full_name for u in users}, users=users,
+                  next_before=entries[-1]["audit_id"] if len(entries) == AUDIT_PAGE else None)
 
 
 def _front(request: Request) -> GpuFront:

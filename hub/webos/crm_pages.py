@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 
 from core.errors import RecordInvalid, VelocityError
 from core.identity import Principal
-from hub.api import crm
+from hub.api import crm, pipeline
 from hub.api.errors import status_for
 from hub.policy import LEAD_STAGES_BY_ROLE
 from hub.service import Hub
@@ -135,32 +135,19 @@ async def _names(hub: Hub, principal: Principal, person_ids: list[str]) -> dict[
     return {r["id"]: r["full_name"] for r in rows}
 
 
-async def move_lead(hub: Hub, principal: Principal, lead_id: str, stage: str) -> None:
-    """Move a lead to ``stage`` through the CRDT write path (the policy judges the move) and
-    record the move in the stage history."""
-    try:
-        target = LeadStage(stage)
-    except ValueError:
-        raise RecordInvalid(f"unknown stage {stage!r}",
-                            problems=[f"stage: one of {', '.join(s.value for s in LeadStage)}"]
-                            ) from None
-    lead = await crm.read_one(hub, principal, "leads", lead_id)
-    if lead["stage"] == target.value:
-        return
-    await hub.writer.write(principal, "leads", lead_id, {"stage": target.value}, create=False)
-    await crm.create_record(hub, principal, "stage_history", {
-        "lead_id": lead_id, "from_stage": lead["stage"], "to_stage": target.value,
-        "changed_by": principal.user_id, "changed_at": datetime.now(UTC).isoformat(),
-        "owner_id": lead["owner_id"], "team_id": lead["team_id"]})
-
-
 @router.post("/crm/leads/{lead_id}/stage")
 async def move(request: Request, principal: PagePrincipal, lead_id: str, form: CsrfForm
                ) -> Response:
-    """Move a lead (a form, or the kanban's drag as a fetch asking for JSON)."""
+    """Move a lead through the REST API's own stage move (`hub.api.pipeline.move_lead`: the
+    policy's verdict, the stage history in the same transaction, an audit entry); a form, or
+    the kanban's drag as a fetch asking for JSON."""
     wants_json = "application/json" in request.headers.get("accept", "")
     try:
-        await move_lead(_hub(request), principal, lead_id, form.get("stage", ""))
+        stage = form.get("stage", "")
+        if stage not in {s.value for s in LeadStage}:
+            raise RecordInvalid(f"{stage[:40]!r} is not a stage", problems=["stage: unknown"])
+        await pipeline.move_lead(lead_id, pipeline.StageIn(stage=stage), principal,
+                                 _hub(request))
     except VelocityError as exc:
         if wants_json:
             return JSONResponse({"error": exc.code, "detail": exc.message},

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from hub.api.devices import devices as device_list
 from hub.service import Hub
 from hub.webos import charts, queries
 from hub.webos.render import PageRoute, money, render
@@ -24,7 +25,7 @@ async def dashboard(request: Request, principal: PagePrincipal) -> Response:
     sources = await queries.grouped(hub, principal, "leads", "coalesce(t.source, 'unknown')",
                                     "count(*)")
     qd = await queries.qd_histogram(hub, principal)
-    devices = await queries.devices(hub, principal) if principal.is_manager else []
+    devices = await device_list(principal, hub) if principal.is_manager else []
     open_value = sum(v for s, v in value_by_stage.items() if not s.startswith("CLOSED"))
     return render(
         request, "dashboard.html", principal,
@@ -36,5 +37,5 @@ async def dashboard(request: Request, principal: PagePrincipal) -> Response:
         sources_chart=charts.bars(sources[:8], "Leads by source"),
         qd_chart=charts.histogram(qd, queries.QD_EDGES, "QD score distribution"),
         activity=await queries.recent_activity(hub, principal),
-        devices=devices, online=sum(d["online"] for d in devices),
-        pending=sum(d["pending"] for d in devices if d["status"] == "active"))
+        devices=devices, online=sum(d.online for d in devices),
+        pending=sum(d.pending for d in devices if d.status == "active"))

@@ -110,9 +110,10 @@
   if (board) setupKanban(board);
 
   // --- live refresh --------------------------------------------------------------------------
+  // /webos/events streams one "change" event per record in scope that changed (any edge, any
+  // hub); the page's data-live regions are then fetched again and swapped in place.
   const regions = document.querySelectorAll("[data-live]");
-  let seq = null;
-  let busy = false;
+  let timer = null;
 
   function editing(region) {
     const active = document.activeElement;
@@ -120,6 +121,7 @@
   }
 
   async function refresh() {
+    timer = null;
     const response = await fetch(window.location.href, { credentials: "same-origin" });
     if (!response.ok || !(response.headers.get("content-type") || "").includes("text/html")) return;
     const doc = new DOMParser().parseFromString(await response.text(), "text/html");
@@ -133,26 +135,18 @@
     if (changed) say("Updated with the latest changes from the field.", false);
   }
 
-  async function poll() {
-    if (busy) return;
-    busy = true;
-    try {
-      const response = await fetch("/webos/live", { credentials: "same-origin",
-                                                     headers: { "Accept": "application/json" } });
-      if (response.ok && (response.headers.get("content-type") || "").includes("json")) {
-        const answer = await response.json();
-        if (seq !== null && answer.seq !== seq) await refresh();
-        seq = answer.seq;
-      }
-    } catch (err) {
-      // offline for a moment: try again on the next tick
-    } finally {
-      busy = false;
-    }
+  function soon() {
+    if (timer === null) timer = window.setTimeout(refresh, 300);
   }
 
-  if (regions.length) {
-    poll();
-    window.setInterval(poll, 2000);
+  if (regions.length && window.EventSource) {
+    const events = new EventSource("/webos/events");
+    events.addEventListener("change", soon);
+    events.addEventListener("reset", soon);
+    events.addEventListener("closed", function () {
+      events.close();
+      say("Your session ended; reload the page to sign in again.", true);
+    });
+    window.addEventListener("pagehide", function () { events.close(); });
   }
 })();
