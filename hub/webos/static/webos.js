@@ -8,8 +8,11 @@
   const csrf = document.body.dataset.csrf || "";
   const status = document.getElementById("live-status");
 
+  let saidAt = 0;
+
   function say(text, isError) {
     if (!status) return;
+    saidAt = Date.now();
     status.textContent = text;
     status.hidden = false;
     status.className = "flash " + (isError ? "flash-error" : "flash-live");
@@ -132,7 +135,10 @@
       region.innerHTML = fresh.innerHTML;
       changed += 1;
     });
-    if (changed) say("Updated with the latest changes from the field.", false);
+    // a refusal or a confirmation just shown stays readable: the refresh note waits its turn
+    if (changed && Date.now() - saidAt > 8000) {
+      say("Updated with the latest changes from the field.", false);
+    }
   }
 
   function soon() {
