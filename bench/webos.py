@@ -5,7 +5,8 @@ director (the whole tenant in scope) and as a broker, and requests every main pa
 times over loopback HTTP; the figure is the request's wall time (server-side rendering plus a
 loopback round trip), median and worst of the repeats. Target: < 300 ms per page.
 Run: ``.venv/bin/python bench/webos.py [--size medium] [--repeats 5]`` (``--quick``: the small
-seed, 3 repeats). Writes bench/results/webos.*.
+seed, 3 repeats). Writes bench/results/webos.*. ``--screenshots docs/screenshots`` also saves
+each page as the director sees it, at 1440 px and 1024 px (Debian's Chromium, headless).
 """
 
 from __future__ import annotations
@@ -42,7 +43,15 @@ BROKER_PAGES = ("/dashboard", "/crm/contacts", "/crm/clients/{client}", "/crm/ka
                 "/sentinel")
 
 
-async def run(size: str, repeats: int, console: Console) -> dict[str, dict[str, float]]:
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+SHOT_WIDTHS = (1440, 1024)
+
+
+async def run(size: str, repeats: int, console: Console, shots: Path | None
+              ) -> dict[str, dict[str, float]]:
     data = generate("bench", size)
     folder = Path(tempfile.mkdtemp(prefix="velocity-webos-bench-"))
     settings = HubSettings(data_dir=folder, sandbox_workers=1)
@@ -54,8 +63,13 @@ async def run(size: str, repeats: int, console: Console) -> dict[str, dict[str, 
                 await load(server.hub, data, progress=lambda n: bar.advance(task, n))
                 plan = _plan(data)
                 task = bar.add_task("rendering pages", total=len(plan) * repeats)
-                return await _measure(server, data, plan, repeats,
-                                      lambda: bar.advance(task))
+                figures = await _measure(server, data, plan, repeats,
+                                         lambda: bar.advance(task))
+                if shots is not None:
+                    task = bar.add_task("screenshots", total=len(PAGES) * len(SHOT_WIDTHS))
+                    await _screenshots(server, data, plan[0][0], shots,
+                                       lambda: bar.advance(task))
+                return figures
     finally:  # the embedded PostgreSQL and its data go with the benchmark
         if not settings.database_url:
             stop_embedded_postgres(folder / "pg")
@@ -84,11 +98,7 @@ async def _signed_in(server: HubServer, email: str) -> httpx.AsyncClient:
 async def _measure(server: HubServer, data: Dataset, plan: list[tuple[str, str]],
                    repeats: int, tick: object) -> dict[str, dict[str, float]]:
     clients = {email: await _signed_in(server, email) for email in {e for e, _ in plan}}
-    client = await server.hub.db.pool.fetchval(
-        "SELECT p.id FROM crm_people p JOIN intel_qd_scores q ON q.person_id = p.id "
-        "WHERE p.tenant_id = $1 AND p.owner_id = $2 GROUP BY p.id ORDER BY count(*) DESC "
-        "LIMIT 1", data.tenant_id,
-        next(u.user_id for u in data.users if u.role.value == "JUNIOR_BROKER"))
+    client = await _a_client(server, data)
     out: dict[str, dict[str, float]] = {}
     try:
         for email, page in plan:
@@ -110,15 +120,59 @@ async def _measure(server: HubServer, data: Dataset, plan: list[tuple[str, str]]
     return out
 
 
+async def _screenshots(server: HubServer, data: Dataset, email: str, folder: Path,
+                       tick: object) -> None:
+    """Each main page as ``email`` sees it, full length, at every width of `SHOT_WIDTHS`."""
+    from playwright.async_api import async_playwright
+
+    if not CHROMIUM.exists():
+        raise SystemExit("screenshots need Debian's Chromium: apt-get install -y chromium")
+    folder.mkdir(parents=True, exist_ok=True)
+    client = await _a_client(server, data)
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": SHOT_WIDTHS[0], "height": 900})
+            await page.goto(f"{server.url}/login")
+            await page.get_by_label("Email").fill(email)
+            await page.get_by_label("Password").fill(DEMO_PASSWORD)
+            await page.get_by_role("button", name="Log in").click()
+            await page.wait_for_url("**/dashboard")
+            for width in SHOT_WIDTHS:
+                await page.set_viewport_size({"width": width, "height": 900})
+                for path in PAGES:
+                    if "?" in path:
+                        continue
+                    await page.goto(server.url + path.format(client=client))
+                    name = path.strip("/").replace("/", "-").replace("-{client}", "")
+                    await page.screenshot(path=str(folder / f"{name}-{width}.png"),
+                                          full_page=True)
+                    tick()  # type: ignore[operator]
+        finally:
+            await browser.close()
+
+
+async def _a_client(server: HubServer, data: Dataset) -> str:
+    """A broker's client with the most QD scores (a full client 360)."""
+    client: str = await server.hub.db.pool.fetchval(
+        "SELECT p.id FROM crm_people p JOIN intel_qd_scores q ON q.person_id = p.id "
+        "WHERE p.tenant_id = $1 AND p.owner_id = $2 GROUP BY p.id ORDER BY count(*) DESC, p.id "
+        "LIMIT 1", data.tenant_id,
+        next(u.user_id for u in data.users if u.role.value == "JUNIOR_BROKER"))
+    return client
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", default="medium", choices=["small", "medium", "large"])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="the small seed, 3 repeats")
+    parser.add_argument("--screenshots", type=Path, default=None, metavar="DIR",
+                        help="also save a screenshot of every page into DIR")
     args = parser.parse_args()
     size, repeats = ("small", 3) if args.quick else (args.size, args.repeats)
     console = Console()
-    pages = asyncio.run(run(size, repeats, console))
+    pages = asyncio.run(run(size, repeats, console, args.screenshots))
     worst = max(v["median_ms"] for v in pages.values())
     rows = [f"| {name} | {v['median_ms']:.0f} | {v['max_ms']:.0f} |"
             for name, v in pages.items()]
