@@ -179,3 +179,21 @@ async def reassign(request: Request, principal: PagePrincipal, lead_id: str, for
         return redirect(back, err=exc.message)
     return redirect(back, msg="Lead reassigned; it moves to the new owner's devices.")
 
+
+@router.post("/crm/clients/{person_id}/tasks")
+async def add_task(request: Request, principal: PagePrincipal, person_id: str, form: CsrfForm
+                   ) -> Response:
+    """A task for this client (`hub.api.crm.create_client_task`, the REST route's own)."""
+    back = f"/crm/clients/{person_id}"
+    values: dict[str, Any] = {"title": form.get("title", "").strip()}
+    if form.get("due_at"):
+        values["due_at"] = form["due_at"]
+    try:
+        if not values["title"]:
+            raise RecordInvalid("a task needs a title", problems=["title: required"])
+        await crm.create_client_task(person_id, crm.Values(values=values), principal,
+                                     _hub(request))
+    except VelocityError as exc:
+        return redirect(back, err=exc.message)
+    return redirect(back, msg="Task added.")
+

@@ -39,6 +39,7 @@ ROWS: list[tuple[str, str, dict[str, str] | None, dict[str, int]]] = [
     ("GET", "/admin/gpu", None, MANAGERS),
     ("POST", "/crm/clients/{person_id}", {"full_name": "Asha Mehta", "city": "Nashik"}, REDIRECT),
     ("POST", "/crm/leads/{lead_id}/stage", {"stage": "SITE_VISIT"}, REDIRECT),
+    ("POST", "/crm/clients/{person_id}/tasks", {"title": "Call back"}, REDIRECT),
     ("POST", "/crm/leads/{lead_id}/reassign", {"owner_id": "t1-junior_broker"}, REDIRECT),
     ("POST", "/sentinel/consents/{session_id}/revoke", None, REDIRECT),
     ("POST", "/admin/devices/pairing", {"user_id": "t1-junior2", "device_kind": "ipad"},
@@ -166,6 +167,16 @@ async def test_the_client_form_writes_through_the_policy() -> None:
             assert r.status_code == 422, r.text
             assert await pool.fetchval("SELECT full_name FROM crm_people WHERE id = 'c-mine'"
                                        ) == "Asha Mehta"
+
+            # a task for the client, with a due time from the browser's datetime field
+            r = await junior.post("/crm/clients/c-mine/tasks", data={
+                "csrf_token": csrf, "title": "Send the floor plan", "due_at": "2026-12-05T10:30"})
+            assert "Task%20added" in r.headers["location"]
+            page = await junior.get("/crm/clients/c-mine")
+            assert "Send the floor plan" in page.text
+            r = await junior.post("/crm/clients/c-mine/tasks", data={
+                "csrf_token": csrf, "title": "x", "due_at": "next tuesday"})
+            assert r.status_code == 303 and "err=" in r.headers["location"]
 
 
 async def test_kanban_moves_follow_the_stage_policy() -> None:
