@@ -60,6 +60,10 @@ async def _client_page(request: Request, principal: Principal, person_id: str,
     person = view["person"]
     interests = await crm.read_rows(hub, principal, "property_interests", "t.person_id = $4",
                                     (person_id,), order="t.level DESC, t.id")
+    project_ids = sorted({i["project_id"] for i in interests if i["project_id"]})
+    projects = {r["id"]: r["name"] for r in await crm.read_rows(
+        hub, principal, "projects", "t.id = ANY($4::text[])", (project_ids,),
+        limit=max(1, len(project_ids)), columns="t.id, t.name")} if project_ids else {}
     history = [(_at(r["scored_at"]), float(r["score"])) for r in view["qd"]
                if r["score"] is not None]
     owners = ([u for u in await hub.accounts.users(principal.tenant_id) if u.active]
@@ -68,7 +72,7 @@ async def _client_page(request: Request, principal: Principal, person_id: str,
         request, "client.html", principal, status_code=status_code, person=person,
         owners=owners,
         form={**{f: person.get(f) or "" for f in EDITABLE_PERSON_FIELDS}, **(submitted or {})},
-        error=error, view=view, interests=interests,
+        error=error, view=view, interests=interests, projects=projects,
         timeline=await crm.timeline(person_id, principal, hub),
         qd_chart=charts.line(history, f"QD history of {person['full_name']}"))
 
