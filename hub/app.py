@@ -27,6 +27,7 @@ from hub.api.deps import current_principal
 from hub.api.nul_guard import RefuseNul
 from hub.service import Hub
 from hub.sync_endpoint import SyncSession
+from hub.webos import mount as mount_webos
 from hub.yjs_endpoint import YJS_PATH, YjsRooms, YjsSession
 
 SYNC_PATH = "/api/sync/ws"
@@ -58,6 +59,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(events.router)
     app.include_router(mobile_edge.router)
     mount_gpu_front(app, current_principal)
+    mount_webos(app)
 
     @app.websocket(SYNC_PATH)
     async def sync_endpoint(ws: WebSocket) -> None:
