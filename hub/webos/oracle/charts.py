@@ -14,6 +14,8 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 52, 30, 12, 40
 MAX_POINTS = 200
 """Rows beyond this are not drawn (the table shows them all)."""
 
+MAX_MAGNITUDE = 1e100
+"""Measures this large (or NaN, or infinite) are not drawn: no scale fits them with others."""
 Row = Mapping[str, Any]
 
 
@@ -100,7 +102,7 @@ def _series(rows: Sequence[Row], x: str | None, y: str | None) -> list[tuple[str
     out = []
     for row in rows[:MAX_POINTS]:
         value = row.get(y)
-        if is_number(value):
+        if is_number(value) and abs(value) < MAX_MAGNITUDE:  # also: not NaN, not infinite
             out.append((format_value(row.get(x)) if x else "", float(value)))
     return out
 

@@ -22,8 +22,12 @@ for (const input of Object.keys(meta.inputs)) {
   const m = input.match(/node_modules\/((?:@[^/]+\/)?[^/]+)\//)
   if (m) names.add(m[1])
 }
-let header = "/*! oracle-live.js: the WebOS Oracle live canvas script (hub/webos/static/" +
-  "oracle-live.src.js), bundled with esbuild from these npm packages:\n"
+const source = require("crypto").createHash("sha256")
+  .update(fs.readFileSync("oracle-live.src.js")).digest("hex")
+let header = "/*! oracle-live.js: the WebOS Oracle live canvas script, bundled with esbuild by\n" +
+  "hub/webos/static/build-oracle-live.sh.\n" +
+  `source: oracle-live.src.js sha256 ${source}\n` +
+  "It contains these npm packages, each under its licence:\n"
 for (const name of [...names].sort()) {
   const pkg = JSON.parse(fs.readFileSync(`node_modules/${name}/package.json`, "utf8"))
   const licence = ["LICENSE", "LICENSE.md", "LICENCE"].map((f) => `node_modules/${name}/${f}`)

@@ -1,4 +1,7 @@
-/*! oracle-live.js: the WebOS Oracle live canvas script (hub/webos/static/oracle-live.src.js), bundled with esbuild from these npm packages:
+/*! oracle-live.js: the WebOS Oracle live canvas script, bundled with esbuild by
+hub/webos/static/build-oracle-live.sh.
+source: oracle-live.src.js sha256 2bfb2ea65379b5e04617ecd53bc8c3bd108b2304447e59e342cba52039ef5962
+It contains these npm packages, each under its licence:
 
 lib0 0.2.120 (MIT)
 The MIT License (MIT)
