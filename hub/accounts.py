@@ -25,6 +25,7 @@ from core.auth import (
 from core.errors import AuthError, Conflict, NotFound, PermissionDenied, RecordInvalid, Throttled
 from core.identity import Principal, Role
 from core.ids import new_id
+from hub import audit
 from hub.database import Database
 from hub.policy import check_grant_role, check_manage_user
 
@@ -139,8 +140,13 @@ class Accounts:
         An unknown email costs the same time as a wrong password."""
         keys = (f"account:{email.lower()}", f"address:{address}")
         if limits is not None:
-            await self._check_throttle(keys, (limits.per_account, limits.per_address),
-                                       limits.window_s)
+            try:
+                await self._check_throttle(keys, (limits.per_account, limits.per_address),
+                                           limits.window_s)
+            except Throttled as exc:
+                await audit.record_for_email(self.db.pool, email, "login.locked",
+                                             {"address": address, "why": exc.message})
+                raise
         rows = await self.db.pool.fetch(
             "SELECT * FROM hub_users WHERE lower(email) = lower($1) AND active", email
         )
@@ -158,10 +164,14 @@ class Accounts:
                     "THEN 1 ELSE f.failures + 1 END, window_start = CASE WHEN f.window_start < "
                     "now() - make_interval(secs => $2) THEN now() ELSE f.window_start END",
                     list(keys), limits.window_s)
+            await audit.record_for_email(self.db.pool, email, "login.failed",
+                                         {"address": address})
             raise AuthError("wrong email or password", code="bad_credentials")
         if limits is not None:
             await self.db.pool.execute("DELETE FROM hub_login_failures WHERE key = $1",
                                        keys[0])
+        await audit.record(self.db.pool, found["tenant_id"], "login", user_id=found["user_id"],
+                           target=found["user_id"], detail={"address": address})
         return _user(found)
 
     async def _check_throttle(self, keys: tuple[str, str], maxima: tuple[int, int],
@@ -257,6 +267,9 @@ class Accounts:
             await self._hash(password), role.value, team_id)
         if row is None:
             raise Conflict(f"{email} already has an account in this tenant")
+        await audit.record(self.db.pool, manager.tenant_id, "user.create",
+                           user_id=manager.user_id, target=row["user_id"],
+                           detail={"email": row["email"], "role": role.value, "team_id": team_id})
         return _user(row)
 
     async def change(self, manager: Principal, user_id: str, *, role: Role | None = None,
@@ -282,6 +295,11 @@ class Accounts:
                 full_name or user.full_name, int(rescope))
             if rescope:
                 await _announce(conn, user, "scope")
+            await audit.record(conn, user.tenant_id, "user.change", user_id=manager.user_id,
+                               target=user.user_id, detail={
+                                   "role": [user.role.value, new_role.value],
+                                   "team_id": [user.team_id, new_team],
+                                   "full_name": [user.full_name, row["full_name"]]})
         return _user(row)
 
     async def set_active(self, manager: Principal, user_id: str, active: bool) -> User:
@@ -295,12 +313,16 @@ class Accounts:
                 "WHERE tenant_id = $1 AND user_id = $2 RETURNING *", user.tenant_id,
                 user.user_id, active)
             await _announce(conn, user, "active" if active else "disabled")
+            await audit.record(conn, user.tenant_id, "user.enable" if active else "user.disable",
+                               user_id=manager.user_id, target=user.user_id)
         return _user(row)
 
     async def reset_password(self, manager: Principal, user_id: str, password: str) -> None:
         """Set a user's password (a manager's reset); their tokens end."""
         user = await self.account(manager, user_id)
         await self._set_password(user, password)
+        await audit.record(self.db.pool, user.tenant_id, "user.password_reset",
+                           user_id=manager.user_id, target=user.user_id)
 
     async def change_password(self, principal: Principal, current: str, new: str) -> None:
         """The caller changes their own password; every token of theirs ends."""
@@ -310,6 +332,8 @@ class Accounts:
         if row is None or not await self._verify(row["password_hash"], current):
             raise AuthError("the current password is wrong", code="bad_credentials")
         await self._set_password(_user(row), new)
+        await audit.record(self.db.pool, principal.tenant_id, "password.change",
+                           user_id=principal.user_id, target=principal.user_id)
 
     async def _set_password(self, user: User, password: str) -> None:
         _check_password(password)
@@ -321,6 +345,8 @@ class Accounts:
     async def logout(self, principal: Principal) -> None:
         """End every access and refresh token of the caller (devices stay paired)."""
         await self._bump(principal.tenant_id, principal.user_id)
+        await audit.record(self.db.pool, principal.tenant_id, "logout",
+                           user_id=principal.user_id, target=principal.user_id)
 
     async def _bump(self, tenant_id: str, user_id: str) -> None:
         await self.db.pool.execute(
@@ -352,6 +378,9 @@ class Accounts:
             admin.tenant_id, pairing_code_hash(code), user_id, device_kind, admin.user_id,
             datetime.now(UTC) + timedelta(seconds=ttl_s),
         )
+        await audit.record(self.db.pool, admin.tenant_id, "device.pairing_code",
+                           user_id=admin.user_id, target=user_id,
+                           detail={"device_kind": device_kind, "ttl_s": ttl_s})
         return code
 
     async def pair(self, code: str, public_key: bytes, name: str) -> Device:
@@ -371,6 +400,10 @@ class Accounts:
                 " VALUES ($1, $2, $3, $4, $5, $6) RETURNING *", row["tenant_id"], new_id(),
                 row["user_id"], name[:100] or "device", row["device_kind"], public_key,
             )
+            await audit.record(conn, row["tenant_id"], "device.pair", user_id=row["user_id"],
+                               target=device["device_id"], device_id=device["device_id"],
+                               detail={"name": device["name"], "kind": device["kind"],
+                                       "code_issued_by": row["created_by"]})
         return _device(device)
 
     async def device(self, device_id: str) -> Device:
@@ -389,14 +422,22 @@ class Accounts:
         )
 
     async def revoke(self, admin: Principal, device_id: str) -> None:
+        """Revoke a device, for whoever may manage its user's account (as pairing it)."""
         if not admin.is_manager:
-            raise PermissionDenied("only an ADMIN or SALES_DIRECTOR may revoke devices")
-        status = await self.db.pool.execute(
+            raise PermissionDenied("only an ADMIN or SALES_DIRECTOR may revoke devices",
+                                   code="role_required")
+        owner = await self.db.pool.fetchrow(
+            "SELECT u.user_id, u.role FROM hub_devices d JOIN hub_users u USING (tenant_id, "
+            "user_id) WHERE d.tenant_id = $1 AND d.device_id = $2", admin.tenant_id, device_id)
+        if owner is None:
+            raise NotFound(f"no device {device_id} in this tenant")
+        check_manage_user(admin, owner["user_id"], Role(owner["role"]))
+        await self.db.pool.execute(
             "UPDATE hub_devices SET status = 'revoked', revoked_at = now() "
             "WHERE tenant_id = $1 AND device_id = $2", admin.tenant_id, device_id,
         )
-        if status.endswith(" 0"):
-            raise NotFound(f"no device {device_id} in this tenant")
+        await audit.record(self.db.pool, admin.tenant_id, "device.revoke",
+                           user_id=admin.user_id, target=device_id, device_id=device_id)
 
     async def seen(self, device: Device, cursor: int) -> None:
         await self.db.pool.execute(

@@ -10,12 +10,16 @@ from fastapi import FastAPI, WebSocket
 from gpu_hub.api import mount as mount_gpu_front
 from hub.api import (
     admin_routes,
+    audit_routes,
     auth_routes,
     crm,
+    devices,
     errors,
+    events,
     oracle,
     oracle_prompts,
     pairing_qr,
+    pipeline,
     sentinel,
 )
 from hub.api.deps import current_principal
@@ -48,6 +52,10 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)
     app.include_router(oracle_prompts.router)
+    app.include_router(pipeline.router)
+    app.include_router(audit_routes.router)
+    app.include_router(devices.router)
+    app.include_router(events.router)
     mount_gpu_front(app, current_principal)
     mount_webos(app)
 

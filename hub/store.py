@@ -662,9 +662,10 @@ class LocalWriter:
 
     async def write_many(
         self, principal: Principal, writes: Sequence[tuple[str, str, Values]],
-        *, create: bool,
+        *, create: bool | Sequence[bool],
     ) -> list[Committed]:
-        """Several writes in one transaction (seeding, bulk imports); all or nothing."""
+        """Several writes in one transaction (seeding, bulk imports); all or nothing.
+        ``create``: for all writes, or one per write (a change and the record it leads to)."""
         from core.errors import Conflict
 
         results: list[Committed] = []
@@ -689,9 +690,10 @@ class LocalWriter:
                 if row is not None and not may_read(principal, coll_name, row["owner_id"],
                                                     row["team_id"]):
                     raise NotFound(f"no {coll_name} record {record_id}")
-                if create and row is not None:
+                creating = create if isinstance(create, bool) else create[offset]
+                if creating and row is not None:
                     raise Conflict(f"{guid} already exists")
-                if not create and row is None:
+                if not creating and row is None:
                     raise NotFound(f"no {coll_name} record {record_id}")
                 doc = RecordDoc(coll, record_id, client_id=self.client_id,
                                 state=bytes(row["state"]) if row else None)

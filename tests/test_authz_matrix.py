@@ -346,6 +346,40 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/dream-weaver", None, {r: 422 for r in CALLERS}),
     ("GET", "/api/dream-weaver/status/{job}", None, {r: 404 for r in CALLERS}),
     ("GET", "/api/dream-weaver/result/{job}", None, {r: 404 for r in CALLERS}),
+    # The WebOS pipeline: {mylead}, {rlead} and {opp} belong to the junior (team north); rows
+    # whose first success changes the record list the brokers first.
+    ("GET", "/api/leads", None, {r: 200 for r in CALLERS}),
+    ("GET", "/api/leads/{lead}", None, {"admin": 200, "sales_director": 200,
+                                        "senior_broker": 404, "junior_broker": 404, "t2": 404}),
+    ("GET", "/api/leads/{mylead}", None, {"admin": 200, "sales_director": 200,
+                                          "senior_broker": 200, "junior_broker": 200,
+                                          "t2": 404}),
+    ("PATCH", "/api/leads/{mylead}", {"values": {"notes": "by {caller}"}},
+     {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
+      "t2": 404}),
+    ("PATCH", "/api/leads/{lead}", {"values": {"notes": "by {caller}"}},
+     {"admin": 200, "sales_director": 200, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/leads/{mylead}/stage", {"stage": "WON"},
+     {"senior_broker": 403, "junior_broker": 403, "t2": 404, "admin": 200,
+      "sales_director": 200}),
+    ("POST", "/api/leads/{rlead}/reassign", {"owner_id": "t1-junior2"},
+     {"senior_broker": 403, "junior_broker": 403, "t2": 404, "admin": 200,
+      "sales_director": 200}),
+    ("GET", "/api/opportunities", None, {r: 200 for r in CALLERS}),
+    ("GET", "/api/opportunities/{opp}", None, {"admin": 200, "sales_director": 200,
+                                               "senior_broker": 200, "junior_broker": 200,
+                                               "t2": 404}),
+    ("PATCH", "/api/opportunities/{opp}", {"values": {"value": 1e7}},
+     {"senior_broker": 403, "junior_broker": 403, "t2": 404, "admin": 200,
+      "sales_director": 200}),
+    ("POST", "/api/opportunities/{opp}/stage", {"stage": "BOOKING"},
+     {"senior_broker": 403, "junior_broker": 403, "t2": 404, "admin": 200,
+      "sales_director": 200}),
+    ("GET", "/api/kanban/board", None, {r: 200 for r in CALLERS}),
+    ("GET", "/api/admin-surface/audit", None, MANAGERS_200),
+    ("GET", "/api/devices", None, MANAGERS_200),
+    ("GET", "/api/events?max_s=0", None, {r: 200 for r in CALLERS}),
     ("POST", "/api/auth/logout", None,  # last: the callers' tokens end here
      {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
       "t2": 200}),
@@ -372,6 +406,11 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                               "team_id": "south"}),
             ("leads", "l1", {"tenant_id": "t1", "person_id": "c1", "owner_id": "t1-junior2",
                              "team_id": "south"}),
+            *[("leads", lead_id, {"tenant_id": "t1", "person_id": "c1", "owner_id": OWNER,
+                                  "team_id": TEAM, "stage": "QUALIFIED"})
+              for lead_id in ("lj", "lr")],
+            ("opportunities", "oj", {"tenant_id": "t1", "person_id": "c1", "lead_id": "lj",
+                                     "owner_id": OWNER, "team_id": TEAM, "stage": "PROPOSAL"}),
             ("consents", "k1", {"tenant_id": "t1", "session_id": "s-consented",
                                 "person_id": "c1", "granted_at": "2026-11-20T10:00:00Z",
                                 "owner_id": "t1-junior2", "team_id": "south"}),
@@ -388,7 +427,9 @@ async def test_every_route_by_role_tenant_and_token() -> None:
             "paths"].items() for m in ops}
         listed = {(m, path.replace("{device}", "{device_id}").replace("{client}", "{person_id}")
                    .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
-                   .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}"))
+                   .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}")
+                   .replace("{mylead}", "{lead_id}").replace("{rlead}", "{lead_id}")
+                   .replace("{opp}", "{opportunity_id}").split("?")[0])
                   for m, path, _, _ in ROUTES}
         password_hash = await server.hub.db.pool.fetchval(
             "SELECT password_hash FROM hub_users WHERE user_id = 't1-junior2'")
@@ -410,7 +451,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
         for n, (method, path, body, expected) in enumerate(ROUTES):
             for caller, status in expected.items():
                 names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller,
-                         "job": "no-such-job",
+                         "job": "no-such-job", "mylead": "lj", "rlead": "lr", "opp": "oj",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
                          "admin2": await fresh_user(Role.ADMIN)}
                 if "{device}" in path:
@@ -466,7 +507,8 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
         assert await _device_refused(disabled) == "user_inactive"
         for method, path, body, _ in ROUTES:
             names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
-                     "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job"}
+                     "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job",
+                     "mylead": "lj", "rlead": "lr", "opp": "oj"}
             r = await http.request(method, _fill(path, names), json=_fill(body, names),
                                    headers=junior)
             assert (r.status_code, r.json()["error"]) == (401, "user_inactive"), path

@@ -16,6 +16,7 @@ from hub.webos.render import PageRoute, redirect, render
 from hub.webos.session import (
     COOKIE_NAME,
     CsrfForm,
+    PagePrincipal,
     clear_cookie,
     issue_cookie,
     principal_from_cookie,
@@ -72,13 +73,12 @@ async def login(request: Request, email: Annotated[str, Form(max_length=254)],
         user = await hub.accounts.login(email, password, address, limits)
     except VelocityError as exc:
         fresh = secrets.token_urlsafe(18)
-        response = render(request, "login.html", status_code=401 if isinstance(
+        page = render(request, "login.html", status_code=401 if isinstance(
             exc, AuthError) else 429, next=_safe_next(next), email=email, nonce=fresh,
             login_error=exc.message)
-        response.set_cookie(LOGIN_NONCE_COOKIE, fresh, max_age=3600, httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https",
-                            path="/login")
-        return response
+        page.set_cookie(LOGIN_NONCE_COOKIE, fresh, max_age=3600, httponly=True,
+                        samesite="strict", secure=request.url.scheme == "https", path="/login")
+        return page
     response = redirect(_safe_next(next))
     set_cookie(response, issue_cookie(hub, user), secure=request.url.scheme == "https")
     response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")
@@ -86,10 +86,9 @@ async def login(request: Request, email: Annotated[str, Form(max_length=254)],
 
 
 @router.post("/logout")
-async def logout(request: Request, form: CsrfForm) -> Response:
+async def logout(request: Request, principal: PagePrincipal, form: CsrfForm) -> Response:
     """End the session and, as the API's logout does, every token of the account."""
     hub: Hub = request.app.state.hub
-    principal = await principal_from_cookie(hub, request.cookies.get(COOKIE_NAME))
     await hub.accounts.logout(principal)
     response = redirect("/login", msg="You are logged out.")
     clear_cookie(response)

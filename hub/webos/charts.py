@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from html import escape
 
@@ -25,9 +25,9 @@ def _empty(width: int, height: int, title: str) -> Markup:
                 'text-anchor="middle">No data yet</text>')
 
 
-def bars(items: Sequence[tuple[str, float]], title: str, fmt: str = "{:,.0f}",
-         width: int = 520) -> Markup:
-    """Horizontal bars, one row per (label, value), the value written at the bar's end."""
+def bars(items: Sequence[tuple[str, float]], title: str,
+         fmt: Callable[[float], str] = "{:,.0f}".format, width: int = 520) -> Markup:
+    """Horizontal bars, one row per (label, value), the value (``fmt``) at the bar's end."""
     if not items or max(v for _, v in items) <= 0:
         return _empty(width, 120, title)
     row, label_w, value_w = 26, 120, 70
@@ -42,8 +42,8 @@ def bars(items: Sequence[tuple[str, float]], title: str, fmt: str = "{:,.0f}",
         parts.append(
             f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end">{escape(label)}</text>'
             f'<rect x="{label_w}" y="{y + 3}" width="{w:.1f}" height="{row - 8}" rx="3" '
-            f'fill="{colour}"><title>{escape(label)}: {escape(fmt.format(value))}</title></rect>'
-            f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{escape(fmt.format(value))}</text>')
+            f'fill="{colour}"><title>{escape(label)}: {escape(fmt(value))}</title></rect>'
+            f'<text x="{label_w + w + 6:.1f}" y="{y + 16}">{escape(fmt(value))}</text>')
     return _svg(width, height, title, "".join(parts))
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
+from hub.api.devices import devices as device_list
 from hub.service import Hub
 from hub.webos import charts, queries
-from hub.webos.render import PageRoute, render
+from hub.webos.render import PageRoute, money, render
 from hub.webos.session import PagePrincipal
 from schema.models import OpportunityStage
 
@@ -24,7 +25,7 @@ async def dashboard(request: Request, principal: PagePrincipal) -> Response:
     sources = await queries.grouped(hub, principal, "leads", "coalesce(t.source, 'unknown')",
                                     "count(*)")
     qd = await queries.qd_histogram(hub, principal)
-    devices = await queries.devices(hub, principal) if principal.is_manager else []
+    devices = await device_list(principal, hub) if principal.is_manager else []
     open_value = sum(v for s, v in value_by_stage.items() if not s.startswith("CLOSED"))
     return render(
         request, "dashboard.html", principal,
@@ -32,10 +33,9 @@ async def dashboard(request: Request, principal: PagePrincipal) -> Response:
                "clients": await queries.count(hub, principal, "people"),
                "open_value": open_value,
                "open_tasks": await queries.count(hub, principal, "tasks", "t.status = 'OPEN'")},
-        pipeline_chart=charts.bars(pipeline, "Pipeline value by opportunity stage",
-                                   "{:,.0f}"),
+        pipeline_chart=charts.bars(pipeline, "Pipeline value by opportunity stage", money),
         sources_chart=charts.bars(sources[:8], "Leads by source"),
         qd_chart=charts.histogram(qd, queries.QD_EDGES, "QD score distribution"),
         activity=await queries.recent_activity(hub, principal),
-        devices=devices, online=sum(d["online"] for d in devices),
-        pending=sum(d["pending"] for d in devices if d["status"] == "active"))
+        devices=devices, online=sum(d.online for d in devices),
+        pending=sum(d.pending for d in devices if d.status == "active"))

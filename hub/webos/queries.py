@@ -1,9 +1,8 @@
 """The SQL the WebOS pages need beyond `hub.api.crm`'s row reads: aggregates over the projection
-in the caller's tenant and read scope (`hub.scope.row_scope_sql`), and the device registry."""
+in the caller's tenant and read scope (`hub.scope.row_scope_sql`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core.identity import Principal
@@ -11,8 +10,6 @@ from hub.scope import row_scope_sql
 from hub.service import Hub
 from schema import collection
 
-ONLINE_WINDOW = timedelta(minutes=2)
-"""A device seen by any hub within this window counts as online."""
 QD_EDGES = tuple(range(0, 101, 10))
 
 
@@ -72,20 +69,3 @@ async def recent_activity(hub: Hub, principal: Principal, limit: int = 12
                     "person_id": r["person_id"], "name": r["full_name"] or "lead"})
     out.sort(key=lambda e: e["at"], reverse=True)
     return out[:limit]
-
-
-async def devices(hub: Hub, principal: Principal) -> list[dict[str, Any]]:
-    """The tenant's devices with their owner, updates pending and whether they are online
-    (a live session on this hub, or seen by any hub within `ONLINE_WINDOW`)."""
-    live = hub.connections.live_devices(principal.tenant_id)
-    now = datetime.now(UTC)
-    out = []
-    for r in await hub.accounts.devices(principal.tenant_id):
-        row = dict(r)
-        row.pop("public_key", None)
-        seen = row["last_seen"]
-        row["online"] = row["status"] == "active" and (
-            row["device_id"] in live or (seen is not None and now - seen < ONLINE_WINDOW))
-        row["pending"] = max(0, row["pending"] or 0)
-        out.append(row)
-    return out

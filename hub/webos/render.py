@@ -7,6 +7,7 @@ every page extends ``base.html`` and fills its blocks ``title``, ``content`` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -63,7 +64,7 @@ def nav_for(principal: Principal | None) -> list[NavItem]:
     return [item for item in NAV if principal.is_manager or not item.managers_only]
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
     """Indian-rupee style short amounts: 1.2 Cr, 35 L, 80 K."""
     if value is None:
         return "—"
@@ -88,7 +89,19 @@ def _label(value: object) -> str:
     return str(value or "—").replace("_", " ").capitalize()
 
 
-env.filters.update(money=_money, when=_when, label=_label)
+def _audit_detail(detail: object) -> str:
+    """An audit entry's detail (JSON text or a mapping) as ``key: value`` pairs."""
+    if isinstance(detail, str):
+        try:
+            detail = json.loads(detail)
+        except ValueError:
+            return str(detail)[:200]
+    if not isinstance(detail, dict):
+        return ""
+    return "; ".join(f"{k}: {v}" for k, v in detail.items())[:300]
+
+
+env.filters.update(money=money, when=_when, label=_label, audit_detail=_audit_detail)
 
 
 def render(request: Request, template: str, principal: Principal | None = None,

@@ -1,0 +1,83 @@
+"""The audit log: who did what to what, written next to the act, read by filters, newest first.
+
+Every commit already leaves a ``write`` (or ``create``, ``refused``) row naming the record and its
+sequence. The acts that are not record writes (sign-ins, account management, device pairing) and
+the REST acts whose meaning a bare ``write`` hides (a stage move, a reassignment, which fields an
+edit changed) add a row of their own with ``action`` named ``<noun>.<verb>``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeAlias
+
+import asyncpg
+
+from core.errors import RecordInvalid
+
+Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
+
+MAX_PAGE = 200
+
+
+async def record(db: Executor, tenant_id: str, action: str, *, user_id: str | None,
+                 target: str | None = None, guid: str | None = None, seq: int | None = None,
+                 device_id: str | None = None, detail: dict[str, Any] | None = None) -> None:
+    """Append one entry (on ``db``: a connection inside the act's transaction, or the pool)."""
+    await db.execute(
+        "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail, "
+        "target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", tenant_id, user_id, device_id,
+        action, guid, seq, detail, target)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which entries to read: every given condition holds (``action`` ending in ``.``: every
+    action of that noun); ``before``: entries older than that id (the next page)."""
+
+    user_id: str | None = None
+    action: str | None = None
+    target: str | None = None
+    device_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: int | None = None
+    limit: int = 50
+
+    def __post_init__(self) -> None:
+        if self.since and self.until and self.since > self.until:
+            raise RecordInvalid("since is after until", problems=["since: after until"])
+        if not 1 <= self.limit <= MAX_PAGE:
+            raise RecordInvalid(f"limit is 1 to {MAX_PAGE}", problems=["limit: out of range"])
+
+
+async def entries(pool: asyncpg.Pool, tenant_id: str, where: AuditFilter
+                  ) -> list[dict[str, Any]]:
+    """One page of the tenant's entries matching ``where``, newest first (one query; the
+    conditions are fixed SQL with parameters, a missing one is TRUE)."""
+    action = where.action
+    prefix = action is not None and action.endswith(".")
+    rows = await pool.fetch(
+        "SELECT audit_id, at, user_id, device_id, action, target, guid, seq, detail "
+        "FROM hub_audit WHERE tenant_id = $1 "
+        "AND ($2::text IS NULL OR user_id = $2) "
+        "AND ($3::text IS NULL OR (CASE WHEN $4 THEN starts_with(action, $3) "
+        "ELSE action = $3 END)) "
+        "AND ($5::text IS NULL OR target = $5 OR guid = $5) "
+        "AND ($6::text IS NULL OR device_id = $6) "
+        "AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8) "
+        "AND ($9::bigint IS NULL OR audit_id < $9) "
+        "ORDER BY audit_id DESC LIMIT $10",
+        tenant_id, where.user_id, action, prefix, where.target, where.device_id, where.since,
+        where.until, where.before, where.limit)
+    return [dict(r) for r in rows]
+
+
+async def record_for_email(db: Executor, email: str, action: str, detail: dict[str, Any]
+                           ) -> None:
+    """An entry in the tenant of every account with ``email`` (a sign-in names no tenant). One
+    statement whether or not the email exists, so the time it takes tells nobody which."""
+    await db.execute(
+        "INSERT INTO hub_audit (tenant_id, action, target, detail) SELECT tenant_id, $2, "
+        "user_id, $3 FROM hub_users WHERE lower(email) = lower($1)", email, action, detail)
