@@ -11,6 +11,8 @@ from typing import Any, TypeGuard
 WIDTH, HEIGHT = 480, 240
 """The SVG's viewBox; the browser scales it to the tile."""
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 52, 30, 12, 40
+LINE_INSET = 30
+"""How far a line chart's first and last points stay from the plot's sides."""
 MAX_POINTS = 200
 """Rows beyond this are not drawn (the table shows them all)."""
 
@@ -157,8 +159,9 @@ def chart(rows: Sequence[Row], config: Mapping[str, Any], kind: str) -> Chart:
             bars.append(Bar(label, value, left, top, slot * 0.7, max(bottom - top, 0.5),
                             left + slot * 0.35))
     else:
-        gap = plot_w / max(len(series) - 1, 1)
-        points = [Point(label, value, PAD_LEFT + gap * i, y_of(value))
+        inset = LINE_INSET if len(series) > 1 else plot_w / 2  # room for the end labels
+        gap = (plot_w - 2 * inset) / max(len(series) - 1, 1)
+        points = [Point(label, value, PAD_LEFT + inset + gap * i, y_of(value))
                   for i, (label, value) in enumerate(series)]
     return Chart(*names, ticks=_ticks(low, high, step, y_of), bars=bars, points=points,
                  baseline=baseline)
