@@ -210,7 +210,7 @@ async def test_many_moves_in_the_browser_keep_the_hub_in_the_same_order(chromium
         page = await signed_in(chrome, server, "junior_broker@t1.test")
         await open_live(page, pid)
         moved = await page.evaluate(MOVES, 60)
-        shown = moved["shown"]
+        shown: list[str] = moved["shown"]
         assert shown == moved["expected"]
 
         async def hub_agrees() -> bool:
