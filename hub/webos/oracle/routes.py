@@ -24,7 +24,7 @@ from hub.webos.oracle.live_token import RENEW_EVERY_S, live_token
 from hub.webos.render import PageRoute, env, redirect, render
 from hub.webos.session import CsrfForm, PagePrincipal, check_csrf
 from hub.yjs_endpoint import YJS_PATH
-from schema.models import CanvasComponent, CanvasSharing, ComponentType
+from schema.models import CanvasComponent, ComponentType
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 live_router = APIRouter(include_in_schema=False)
@@ -33,6 +33,8 @@ live_router = APIRouter(include_in_schema=False)
 Row = dict[str, Any]
 YJS_BASE = YJS_PATH.removesuffix("/{page_id}")
 _PEOPLE = re.compile(r"[\s,;]+")
+ACCESS_WORDS = {Access.VIEW: "view", Access.EDIT: "edit", Access.OWN: "edit and share"}
+"""What the page tells a person they may do with it."""
 
 
 def _hub(request: Request) -> Hub:
@@ -89,8 +91,7 @@ async def pages(request: Request, principal: PagePrincipal) -> HTMLResponse:
         row["sharing_text"] = _sharing_text(row)
     mine = [r for r in rows if r["owner_id"] == principal.user_id]
     shared = [r for r in rows if r["owner_id"] != principal.user_id]
-    return render(request, "oracle_list.html", principal, mine=mine, shared=shared,
-                  sharings=[s.value for s in CanvasSharing])
+    return render(request, "oracle_list.html", principal, mine=mine, shared=shared)
 
 
 @router.post("/oracle/pages")
@@ -112,13 +113,12 @@ async def page(page_id: str, request: Request, principal: PagePrincipal) -> HTML
     row = await _canvases(request).page(principal, page_id)
     access = canvas_access(principal, row)
     user = await hub.accounts.caller(principal.tenant_id, principal.user_id)
-    ws_scheme = "wss" if request.url.scheme == "https" else "ws"
     return render(
-        request, "oracle_page.html", principal, page=row, access=access.name.lower(),
+        request, "oracle_page.html", principal, page=row, access=ACCESS_WORDS[access],
         can_edit=access >= Access.EDIT, sharing_text=_sharing_text(row),
         views=[components.view(c) for c in row["components"]],
         initial=_json_script(row["components"]),
-        ws_url=f"{ws_scheme}://{request.url.netloc}{YJS_BASE}",
+        ws_path=YJS_BASE,
         token=await live_token(hub, principal), renew_ms=RENEW_EVERY_S * 1000,
         user_name=user.full_name or user.user_id,
         types=[(t.value, components.TYPE_NAMES[t.value]) for t in ComponentType])

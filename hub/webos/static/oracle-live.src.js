@@ -1,7 +1,7 @@
 // Live collaborative editing of an Oracle canvas page in the WebOS (bundled into
 // oracle-live.js by build-oracle-live.sh with yjs and y-websocket from npm).
 //
-// The page element #oc-page carries data-page-id, data-ws-url, data-token, data-token-url,
+// The page element #oc-page carries data-page-id, data-ws-path, data-token, data-token-url,
 // data-render-url, data-can-edit, data-user-name and data-csrf. The script joins the page's Yjs
 // document on the hub's y-websocket endpoint, re-renders a component whose title, config, data or
 // place changed (the server renders its HTML: one renderer for first paint and live updates),
@@ -142,7 +142,9 @@ class LivePage {
     for (const c of initial) this.rendered.set(c.id, stable({ ...DEFAULTS, ...c }))
     this.doc = new Y.Doc()
     this.editor = new CanvasEditor(this.doc)
-    this.provider = new WebsocketProvider(this.data.wsUrl, this.data.pageId, this.doc, {
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:' // the page's own host
+    this.provider = new WebsocketProvider(`${scheme}//${location.host}${this.data.wsPath}`,
+      this.data.pageId, this.doc, {
       params: { token: this.data.token }, disableBc: true, maxBackoffTime: 5000
     })
     this.provider.awareness.setLocalStateField('user', { name: this.data.userName })
