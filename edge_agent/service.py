@@ -6,14 +6,17 @@ import os
 import secrets
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 from core.errors import ConfigError, VelocityError
 from core.ids import new_id
 from edge_agent.crypto import Sealer
 from edge_agent.device import Pairing, load_pairing, unlock
+from edge_agent.netwatch import NetworkWatch, route_fingerprint
 from edge_agent.replica import Replica
 from edge_agent.sentinel import KioskSentinel
 from edge_agent.settings import EdgeSettings
@@ -62,6 +65,12 @@ class EdgeAgent:
                     backoff_cap_s=self.settings.backoff_cap_s,
                     max_window=self.settings.push_window,
                 ))
+                if self.settings.network_watch_s > 0:
+                    hub = urlsplit(self.pairing.hub_url)
+                    await self._stack.enter_async_context(NetworkWatch(
+                        partial(route_fingerprint, hub.hostname or "localhost",
+                                hub.port or (443 if hub.scheme == "https" else 80)),
+                        self.sync.network_changed, self.settings.network_watch_s))
             if self.settings.sentinel or (self.settings.sentinel is None
                                           and self.pairing.kind == "kiosk"):
                 try:

@@ -20,6 +20,9 @@ class EdgeSettings(BaseSettings):
     backoff_base_s: float = Field(0.5, gt=0, description="First reconnect delay (before "
                                   "jitter); doubles per failed attempt up to the cap")
     backoff_cap_s: float = Field(60.0, gt=0)
+    network_watch_s: float = Field(2.0, ge=0, description="How often to look for a change of "
+                                   "the way to the hub (interfaces, source address) and "
+                                   "reconnect at once; 0: never")
     push_window: int = Field(8, gt=0, le=64, description="Most push batches awaiting the "
                              "hub's answer at once")
     sentinel: bool | None = Field(None, description="Run Sentinel perception; unset means "

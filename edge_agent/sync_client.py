@@ -29,6 +29,9 @@ IDLE_CHECK_S = 1.0
 """How often an idle pusher looks at its window for overdue answers."""
 RETRY_PAUSE_S = (0.5, 15.0)
 """First and longest pause before pushing again after the hub refused for its own trouble."""
+NETWORK_CHECK_S = 3.0
+"""After a network change, how long an open session has to answer a ping before it is taken
+for dead (the connection may be bound to an address the device no longer has)."""
 
 
 class SyncClient:
@@ -49,6 +52,7 @@ class SyncClient:
         self.backoff = Backoff(backoff_base_s, backoff_cap_s)
         self._outbox_event = asyncio.Event()
         self._wake = asyncio.Event()
+        self._network_changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._welcomed_at: float | None = None
         self._retry_pause = 0.0
@@ -87,6 +91,13 @@ class SyncClient:
     def wake(self) -> None:
         """The hub announced it is back, or the network changed: reconnect now if waiting."""
         self._wake.set()
+
+    def network_changed(self) -> None:
+        """The way to the hub changed (`edge_agent.netwatch`): reconnect now if waiting; an
+        open session must answer a ping within `NETWORK_CHECK_S` or it is dropped and
+        replaced at once."""
+        self._wake.set()
+        self._network_changed.set()
 
     async def _run(self) -> None:
         while True:
@@ -158,8 +169,10 @@ class SyncClient:
             self.last_error = None
             window = self.window = PushWindow(max_batches=self.max_window)
             answered = asyncio.Event()
+            self._network_changed.clear()
             tasks = [asyncio.create_task(self._read_loop(ws, window, answered)),
-                     asyncio.create_task(self._push_loop(ws, window, answered))]
+                     asyncio.create_task(self._push_loop(ws, window, answered)),
+                     asyncio.create_task(self._check_after_network_change(ws))]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
@@ -170,6 +183,19 @@ class SyncClient:
                 for task in tasks:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
+
+    async def _check_after_network_change(self, ws: websockets.ClientConnection) -> None:
+        """Ends the session (TimeoutError) when it does not answer a ping after a change."""
+        while True:
+            await self._network_changed.wait()
+            self._network_changed.clear()
+            pong = await ws.ping()
+            try:
+                await asyncio.wait_for(pong, NETWORK_CHECK_S)
+            except TimeoutError:
+                ws.transport.abort()  # a closing handshake on a dead link would wait too
+                raise TimeoutError("no answer after a network change") from None
+            self._wake.clear()  # the session survived: a later cut waits its backoff
 
     async def _read_loop(self, ws: websockets.ClientConnection, window: PushWindow,
                          answered: asyncio.Event) -> None:

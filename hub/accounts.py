@@ -131,6 +131,11 @@ class Accounts:
                 "SELECT * FROM hub_users WHERE tenant_id = $1 AND email = lower($2)",
                 tenant_id, email,
             )
+        else:  # an operator's account (terminal, seeds): no user of the hub made it
+            await audit.record(self.db.pool, tenant_id, "user.create", user_id=None,
+                               target=row["user_id"],
+                               detail={"email": row["email"], "role": role.value,
+                                       "team_id": team_id})
         return _user(row)
 
     async def login(self, email: str, password: str, address: str = "local",

@@ -39,6 +39,11 @@ async def test_acts_are_audited_and_the_log_filters_and_pages() -> None:
         await http.post("/api/auth/login", json={"email": "nobody@t1.test",
                                                  "password": "wrong password"})
         junior = await login(server, "junior_broker@t1.test")
+        r = await http.post("/api/crm/contacts", headers=junior,
+                            json={"values": {"full_name": "Walk In"}})
+        person = f"people/{r.json()['id']}"
+        await http.patch(f"/api/crm/client-data/{r.json()['id']}", headers=junior,
+                         json={"values": {"city": "Pune"}})
         await http.post("/api/auth/logout", headers=junior)
 
         async def page(who: dict[str, str] = admin, **params: Any) -> dict[str, Any]:
@@ -66,12 +71,20 @@ async def test_acts_are_audited_and_the_log_filters_and_pages() -> None:
         assert failed["detail"]["address"] == "127.0.0.1"
         assert acts(await page(user_id="t1-junior_broker")) == [
             ("logout", "t1-junior_broker", "t1-junior_broker"),
+            ("write", "t1-junior_broker", None), ("write", "t1-junior_broker", None),
             ("login", "t1-junior_broker", "t1-junior_broker")]
+        edits = (await page(target=person))["entries"]  # a record's guid is a target too
+        assert [(e["action"], e["guid"]) for e in edits] == [("write", person)] * 2
+        assert edits[0]["seq"] > edits[1]["seq"]
 
+        # The accounts made from the terminal (here: the test's) are there too, by nobody.
+        made = await page(action="user.create", target="t1-junior2")
+        assert acts(made) == [("user.create", None, "t1-junior2")]
+        assert made["entries"][0]["detail"]["role"] == "JUNIOR_BROKER"
         # Time range and paging: newest first, ``next_before`` walks to the end.
         everything = await page(limit=200)
         assert everything["next_before"] is None
-        assert acts(await page(until=started.isoformat())) == [
+        assert acts(await page(action="login", until=started.isoformat())) == [
             ("login", "t1-sales_director", "t1-sales_director"),
             ("login", "t1-admin", "t1-admin")]
         later = datetime.now(UTC) + timedelta(hours=1)

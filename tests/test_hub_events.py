@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +19,9 @@ import pytest
 from core.identity import Principal, Role
 from edge_agent.service import EdgeAgent
 from hub.api import events as events_api
+from hub.server import HubServer
+from hub.service import Hub
+from hub.settings import HubSettings
 from tests.hubkit import login, running_hub
 from tests.reliability.kit import paired
 
@@ -153,6 +157,28 @@ async def test_the_stream_ends_with_the_account_or_the_token(
             await asyncio.wait_for(stream.ended.wait(), 5)
             assert stream.events[-1][:2] == ("closed", {"reason": "token_revoked"})
 
+        # ... also while changes keep coming (a stream that is never idle).
+        senior = await login(server, "senior_broker@t1.test")
+        writer = Principal("t1", "t1-admin", Role.ADMIN)
+
+        async def keep_writing() -> None:
+            for n in itertools.count():
+                await server.hub.writer.write(writer, "tasks", f"busy-{n}",
+                                              {"tenant_id": "t1", "title": "busy"}, create=True)
+                await asyncio.sleep(0.05)
+
+        async with Stream(http, senior) as stream:
+            busy = asyncio.create_task(keep_writing())
+            try:
+                await stream.wait_for(lambda: len(stream.changes()) >= 3)
+                assert (await http.post("/api/auth/logout", headers=senior)).status_code == 200
+                await asyncio.wait_for(stream.ended.wait(), 5)
+            finally:
+                busy.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await busy
+            assert stream.events[-1][:2] == ("closed", {"reason": "token_revoked"})
+
         director = await login(server, "sales_director@t1.test")
         async with Stream(http, director, max_s=0) as stream:
             await asyncio.wait_for(stream.ended.wait(), 5)
@@ -163,3 +189,20 @@ async def test_the_stream_ends_with_the_account_or_the_token(
         for params in ({"max_s": -1}, {"max_s": 3601}, {"since": "x"}):
             r = await http.get("/api/events", headers=director, params=params)
             assert r.status_code == 422, params
+
+
+async def test_a_stream_on_another_hub_process_hears_the_commit() -> None:
+    async with running_hub() as first:
+        second = Hub(HubSettings(database_url=first.hub.database_url, sandbox_workers=1))
+        async with HubServer(second, host="127.0.0.1", port=0) as other, \
+                httpx.AsyncClient(base_url=other.url, timeout=None) as http:
+            director = await login(first, "sales_director@t1.test")
+            async with Stream(http, director) as stream:
+                r = await http.post("/api/crm/tasks", headers=director,
+                                    json={"values": {"title": "via the other hub"}})
+                assert r.status_code == 201
+                async with httpx.AsyncClient(base_url=first.url) as first_http:
+                    r = await first_http.post("/api/crm/tasks", headers=director,
+                                              json={"values": {"title": "via the first"}})
+                await stream.wait_for(lambda: r.json()["id"] in stream.ids("tasks"))
+                assert len(stream.ids("tasks")) == 2

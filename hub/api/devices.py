@@ -21,6 +21,9 @@ from hub.scope import scope_sql
 from hub.service import Hub
 
 router = APIRouter(prefix="/api", tags=["devices"])
+PENDING_CAP = 1000
+"""Pending counts stop here (shown as "1000+"): a device that far behind is resyncing anyway,
+and counting a never-synced device's whole scope cost a full scan per device."""
 
 
 class DeviceOut(BaseModel):
@@ -38,7 +41,8 @@ class DeviceOut(BaseModel):
     """A live sync session on this hub process now."""
     cursor: int
     pending: int
-    """Records in the device's scope changed after its cursor (still to reach it)."""
+    """Records in the device's scope changed after its cursor (still to reach it), at most
+    `PENDING_CAP`."""
     refused_updates: int
     """Updates of the device the hub refused for good (the device dropped them)."""
 
@@ -53,25 +57,28 @@ async def devices(principal: ManagerDep, hub: HubDep) -> list[DeviceOut]:
         "FROM hub_devices d JOIN hub_users u USING (tenant_id, user_id) "
         "WHERE d.tenant_id = $1 ORDER BY d.paired_at, d.device_id", principal.tenant_id)
     live = {s.device_id: s.cursor for s in hub.connections.sessions(principal.tenant_id)}
-    out = []
+    out, counted = [], {}  # devices of one user at one cursor share their count
     for r in rows:
         cursor = max(live.get(r["device_id"], 0), r["cursor"])
         owner = Principal(r["tenant_id"], r["user_id"], Role(r["user_role"]), r["user_team"])
+        if (owner, cursor) not in counted:
+            counted[owner, cursor] = await _pending(hub, owner, cursor)
         out.append(DeviceOut(
             device_id=r["device_id"], name=r["name"], kind=r["kind"], user_id=r["user_id"],
             user_name=r["user_name"], user_active=r["user_active"], status=r["status"],
             blocked_reason=r["blocked_reason"], paired_at=r["paired_at"],
             last_seen=r["last_seen"],
             online=r["device_id"] in live, cursor=cursor,
-            pending=await _pending(hub, owner, cursor), refused_updates=r["refused"]))
+            pending=counted[owner, cursor], refused_updates=r["refused"]))
     return out
 
 
 async def _pending(hub: Hub, owner: Principal, cursor: int) -> int:
-    """Documents the owner's devices may read that changed after ``cursor`` (one indexed
-    count on ``hub_documents (tenant_id, updated_seq)``)."""
-    scope, params = scope_sql(owner, "d", 3)
+    """Documents the owner's devices may read that changed after ``cursor``, counted up to
+    `PENDING_CAP` (on the ``hub_documents (tenant_id, updated_seq)`` index)."""
+    scope, params = scope_sql(owner, "d", 4)
     count: int = await hub.db.pool.fetchval(
-        f"SELECT count(*) FROM hub_documents d WHERE d.tenant_id = $1 AND d.updated_seq > $2 "
-        f"AND {scope}", owner.tenant_id, cursor, *params)
+        f"SELECT count(*) FROM (SELECT 1 FROM hub_documents d WHERE d.tenant_id = $1 AND "
+        f"d.updated_seq > $2 AND {scope} LIMIT $3) AS p", owner.tenant_id, cursor, PENDING_CAP,
+        *params)
     return count

@@ -5,9 +5,10 @@ Each event names one record the caller may read that changed (``event: change``,
 fragment that shows it. A browser's EventSource reconnects by itself after the stream ends or
 breaks and sends ``Last-Event-ID``: the stream resumes from there. Other events: ``ready`` (the
 stream is live, from ``seq``), ``reset`` (too much changed: reload the page), ``closed`` (the
-account changed or the token ended: sign in again). Every `KEEPALIVE_S` a comment line keeps
-proxies from closing an idle stream, and the caller's credentials are checked again (a logout
-ends the stream within that time; a role change or a disabled account ends it at once).
+account changed or the token ended: sign in again; ``hub_error``: reconnect). Every
+`KEEPALIVE_S` the caller's credentials are checked again (a logout ends the stream within that
+time; a role change or a disabled account ends it at once), and an idle stream gets a comment
+line that keeps proxies from closing it.
 
 `change_stream` is the response itself, for a route authenticated another way (the WebOS's
 session cookie).
@@ -16,6 +17,7 @@ session cookie).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
@@ -31,6 +33,7 @@ from hub.live_events import ChangeStream, Closed, Reset
 from hub.service import Hub
 
 router = APIRouter(prefix="/api", tags=["events"])
+log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0
 RETRY_MS = 2000
@@ -54,11 +57,22 @@ async def _events(hub: Hub, principal: Principal, recheck: Recheck, cursor: int 
     async with ChangeStream(hub, principal, cursor) as stream:
         yield _frame("ready", {"seq": stream.cursor}, stream.cursor)
         end = time.monotonic() + lifetime_s
+        checked_at = time.monotonic()
         while (left := end - time.monotonic()) > 0:
             try:
                 got = await stream.next(min(KEEPALIVE_S, left))
+                if time.monotonic() - checked_at >= KEEPALIVE_S:  # busy or idle alike
+                    await recheck()
+                    checked_at = time.monotonic()
             except Closed as closed:
                 yield _frame("closed", {"reason": closed.change})
+                return
+            except AuthError as exc:
+                yield _frame("closed", {"reason": exc.code})
+                return
+            except Exception as exc:  # the database went away: the browser reconnects
+                log.warning("change stream of %s ended: %s", principal.user_id, exc)
+                yield _frame("closed", {"reason": "hub_error"})
                 return
             if isinstance(got, Reset):
                 yield _frame("reset", {"seq": got.seq}, got.seq)
@@ -66,11 +80,6 @@ async def _events(hub: Hub, principal: Principal, recheck: Recheck, cursor: int 
                 for change in got:
                     yield _frame("change", change.as_json(), change.seq)
             else:
-                try:
-                    await recheck()
-                except AuthError as exc:
-                    yield _frame("closed", {"reason": exc.code})
-                    return
                 yield b": keepalive\n\n"
 
 

@@ -62,8 +62,11 @@ async def _client_page(request: Request, principal: Principal, person_id: str,
                                     (person_id,), order="t.level DESC, t.id")
     history = [(_at(r["scored_at"]), float(r["score"])) for r in view["qd"]
                if r["score"] is not None]
+    owners = ([u for u in await hub.accounts.users(principal.tenant_id) if u.active]
+              if principal.is_manager else [])
     return render(
         request, "client.html", principal, status_code=status_code, person=person,
+        owners=owners,
         form={**{f: person.get(f) or "" for f in EDITABLE_PERSON_FIELDS}, **(submitted or {})},
         error=error, view=view, interests=interests,
         timeline=await crm.timeline(person_id, principal, hub),
@@ -157,3 +160,40 @@ async def move(request: Request, principal: PagePrincipal, lead_id: str, form: C
     if wants_json:
         return JSONResponse({"status": "moved", "detail": done})
     return redirect("/crm/kanban", msg=done)
+
+
+@router.post("/crm/leads/{lead_id}/reassign")
+async def reassign(request: Request, principal: PagePrincipal, lead_id: str, form: CsrfForm
+                   ) -> Response:
+    """Give a lead and its open opportunities to another user (`hub.api.pipeline.reassign_lead`:
+    managers only, by the policy), back to the client's page."""
+    hub = _hub(request)
+    back = f"/crm/clients/{form.get('person_id', '')}" if form.get("person_id") else "/crm/kanban"
+    try:
+        owner = form.get("owner_id", "").strip()
+        if not owner or len(owner) > 64:
+            raise RecordInvalid("choose who takes the lead", problems=["owner_id: required"])
+        await pipeline.reassign_lead(lead_id, pipeline.ReassignIn(owner_id=owner), principal,
+                                     hub)
+    except VelocityError as exc:
+        return redirect(back, err=exc.message)
+    return redirect(back, msg="Lead reassigned; it moves to the new owner's devices.")
+
+
+@router.post("/crm/clients/{person_id}/tasks")
+async def add_task(request: Request, principal: PagePrincipal, person_id: str, form: CsrfForm
+                   ) -> Response:
+    """A task for this client (`hub.api.crm.create_client_task`, the REST route's own)."""
+    back = f"/crm/clients/{person_id}"
+    values: dict[str, Any] = {"title": form.get("title", "").strip()}
+    if form.get("due_at"):
+        values["due_at"] = form["due_at"]
+    try:
+        if not values["title"]:
+            raise RecordInvalid("a task needs a title", problems=["title: required"])
+        await crm.create_client_task(person_id, crm.Values(values=values), principal,
+                                     _hub(request))
+    except VelocityError as exc:
+        return redirect(back, err=exc.message)
+    return redirect(back, msg="Task added.")
+

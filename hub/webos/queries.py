@@ -45,25 +45,27 @@ async def qd_histogram(hub: Hub, principal: Principal) -> list[int]:
 
 async def recent_activity(hub: Hub, principal: Principal, limit: int = 12
                           ) -> list[dict[str, Any]]:
-    """The newest interactions and stage moves in scope, newest first, with the client's name."""
+    """The newest interactions and stage moves in scope, newest first, with the client's name
+    (the newest rows are picked first and only they are joined to names)."""
     out: list[dict[str, Any]] = []
-    people = collection("people").table
+    people, leads = collection("people").table, collection("leads").table
     scope, sp = row_scope_sql(principal, "interactions", "t", 3)
     for r in await hub.db.pool.fetch(
-            f"SELECT t.occurred_at AS at, t.kind, t.summary, t.person_id, p.full_name FROM "
-            f"{collection('interactions').table} t LEFT JOIN {people} p ON p.tenant_id = "
-            f"t.tenant_id AND p.id = t.person_id WHERE t.tenant_id = $1 AND NOT t.deleted AND "
-            f"{scope} ORDER BY t.occurred_at DESC LIMIT $2", principal.tenant_id, limit, *sp):
+            f"SELECT n.*, p.full_name FROM (SELECT t.tenant_id, t.occurred_at AS at, t.kind, "
+            f"t.summary, t.person_id FROM {collection('interactions').table} t WHERE "
+            f"t.tenant_id = $1 AND NOT t.deleted AND {scope} ORDER BY t.occurred_at DESC "
+            f"LIMIT $2) n LEFT JOIN {people} p ON p.tenant_id = n.tenant_id AND p.id = "
+            f"n.person_id", principal.tenant_id, limit, *sp):
         out.append({"at": r["at"], "kind": r["kind"], "summary": r["summary"] or "",
                     "person_id": r["person_id"], "name": r["full_name"] or r["person_id"]})
     scope, sp = row_scope_sql(principal, "stage_history", "t", 3)
     for r in await hub.db.pool.fetch(
-            f"SELECT t.changed_at AS at, t.from_stage, t.to_stage, l.person_id, p.full_name "
-            f"FROM {collection('stage_history').table} t LEFT JOIN "
-            f"{collection('leads').table} l ON l.tenant_id = t.tenant_id AND l.id = t.lead_id "
-            f"LEFT JOIN {people} p ON p.tenant_id = t.tenant_id AND p.id = l.person_id WHERE "
-            f"t.tenant_id = $1 AND NOT t.deleted AND {scope} ORDER BY t.changed_at DESC "
-            f"LIMIT $2", principal.tenant_id, limit, *sp):
+            f"SELECT n.*, l.person_id, p.full_name FROM (SELECT t.tenant_id, t.lead_id, "
+            f"t.changed_at AS at, t.from_stage, t.to_stage FROM "
+            f"{collection('stage_history').table} t WHERE t.tenant_id = $1 AND NOT t.deleted "
+            f"AND {scope} ORDER BY t.changed_at DESC LIMIT $2) n LEFT JOIN {leads} l ON "
+            f"l.tenant_id = n.tenant_id AND l.id = n.lead_id LEFT JOIN {people} p ON "
+            f"p.tenant_id = n.tenant_id AND p.id = l.person_id", principal.tenant_id, limit, *sp):
         out.append({"at": r["at"], "kind": "stage",
                     "summary": f"{r['from_stage'] or '—'} → {r['to_stage']}",
                     "person_id": r["person_id"], "name": r["full_name"] or "lead"})

@@ -16,11 +16,12 @@ from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.routing import APIRoute
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 
-from core.errors import AuthError, PermissionDenied, VelocityError
+from core.errors import AuthError, PermissionDenied, RecordInvalid, VelocityError
 from core.identity import Principal
 from hub.api.errors import status_for
 from hub.service import Hub
@@ -145,6 +146,14 @@ def error_page(request: Request, exc: VelocityError) -> Response:
                   error=exc, status=status_for(exc))
 
 
+def _invalid(exc: RequestValidationError) -> RecordInvalid:
+    """A query or form that does not validate, as the error page shows it."""
+    problems = [f"{'.'.join(str(p) for p in e.get('loc', ())[1:]) or 'request'}: {e.get('msg')}"
+                for e in exc.errors()][:10]
+    return RecordInvalid("this address or form has a value the page cannot use",
+                         problems=problems)
+
+
 class PageRoute(APIRoute):
     """A route whose `VelocityError`s become pages instead of JSON (use it as the
     ``route_class`` of every WebOS router)."""
@@ -157,5 +166,7 @@ class PageRoute(APIRoute):
                 return await handler(request)
             except VelocityError as exc:
                 return error_page(request, exc)
+            except RequestValidationError as exc:
+                return error_page(request, _invalid(exc))
 
         return page_handler

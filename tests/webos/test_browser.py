@@ -155,6 +155,15 @@ async def test_a_junior_broker_sees_less_and_gets_clear_refusals(chromium: Path)
         await seed_crm(server)
         async with browser(chromium) as b:
             page = await b.new_page(viewport={"width": 1440, "height": 900})
+            for width in WIDTHS:  # the login page itself, a wrong password shown
+                await page.set_viewport_size({"width": width, "height": 800})
+                await page.goto(f"{server.url}/login")
+                await page.get_by_label("Email").fill("junior_broker@t1.test")
+                await page.get_by_label("Password").fill("not the password")
+                await page.get_by_role("button", name="Log in").click()
+                await page.get_by_role("alert").get_by_text("wrong email or password").wait_for()
+                await check_basics(page)
+            await page.set_viewport_size({"width": 1440, "height": 900})
             await sign_in(page, server, "junior_broker@t1.test")
             nav = await page.get_by_role("navigation", name="Main").inner_text()
             assert "Pipeline" in nav and "Users" not in nav and "Devices" not in nav

@@ -39,6 +39,8 @@ ROWS: list[tuple[str, str, dict[str, str] | None, dict[str, int]]] = [
     ("GET", "/admin/gpu", None, MANAGERS),
     ("POST", "/crm/clients/{person_id}", {"full_name": "Asha Mehta", "city": "Nashik"}, REDIRECT),
     ("POST", "/crm/leads/{lead_id}/stage", {"stage": "SITE_VISIT"}, REDIRECT),
+    ("POST", "/crm/clients/{person_id}/tasks", {"title": "Call back"}, REDIRECT),
+    ("POST", "/crm/leads/{lead_id}/reassign", {"owner_id": "t1-junior_broker"}, REDIRECT),
     ("POST", "/sentinel/consents/{session_id}/revoke", None, REDIRECT),
     ("POST", "/admin/devices/pairing", {"user_id": "t1-junior2", "device_kind": "ipad"},
      {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403}),
@@ -166,6 +168,16 @@ async def test_the_client_form_writes_through_the_policy() -> None:
             assert await pool.fetchval("SELECT full_name FROM crm_people WHERE id = 'c-mine'"
                                        ) == "Asha Mehta"
 
+            # a task for the client, with a due time from the browser's datetime field
+            r = await junior.post("/crm/clients/c-mine/tasks", data={
+                "csrf_token": csrf, "title": "Send the floor plan", "due_at": "2026-12-05T10:30"})
+            assert "Task%20added" in r.headers["location"]
+            page = await junior.get("/crm/clients/c-mine")
+            assert "Send the floor plan" in page.text
+            r = await junior.post("/crm/clients/c-mine/tasks", data={
+                "csrf_token": csrf, "title": "x", "due_at": "next tuesday"})
+            assert r.status_code == 303 and "err=" in r.headers["location"]
+
 
 async def test_kanban_moves_follow_the_stage_policy() -> None:
     async with running_hub() as server:
@@ -203,6 +215,25 @@ async def test_kanban_moves_follow_the_stage_policy() -> None:
             assert [tuple(m) for m in moves] == [
                 ("QUALIFIED", "SITE_VISIT", "t1-junior_broker"),
                 ("SITE_VISIT", "WON", "t1-sales_director")]
+
+            # reassignment: managers only (the form is not even shown to a broker)
+            assert "Reassign" not in (await junior.get("/crm/clients/c-mine")).text
+            assert "Reassign" in (await director.get("/crm/clients/c-mine")).text
+            r = await junior.post("/crm/leads/l-mine/reassign", data={
+                "csrf_token": csrf, "owner_id": "t1-junior2", "person_id": "c-mine"})
+            assert r.headers["location"].startswith("/crm/clients/c-mine?err=")
+            assert "reassign" in r.headers["location"]
+            r = await director.post("/crm/leads/l-mine/reassign", data={
+                "csrf_token": dcsrf, "owner_id": "nobody-here", "person_id": "c-mine"})
+            assert "no%20active%20user" in r.headers["location"]
+            assert await pool.fetchval("SELECT owner_id FROM crm_leads WHERE id = 'l-mine'"
+                                       ) == "t1-junior_broker"
+            r = await director.post("/crm/leads/l-mine/reassign", data={
+                "csrf_token": dcsrf, "owner_id": "t1-junior2", "person_id": "c-mine"})
+            assert "reassigned" in r.headers["location"]
+            row = await pool.fetchrow("SELECT owner_id, team_id FROM crm_leads WHERE id = "
+                                      "'l-mine'")
+            assert dict(row) == {"owner_id": "t1-junior2", "team_id": "south"}
 
 
 async def test_admin_pages_manage_accounts_and_devices_within_the_policy() -> None:
