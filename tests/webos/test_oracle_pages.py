@@ -165,7 +165,12 @@ async def test_an_edge_and_the_browser_edit_one_canvas_live(chromium: Path, tmp_
                                       has_text="Bookings to chase")).to_be_visible()
             await card(page, "client").get_by_role("button", name="Remove Zara Khan").click()
             await expect(card(page, "client")).to_have_count(0)
-            await card(page, "table").get_by_role("button", name="Move Hot leads later").click()
+            await expect(card(page, "table").get_by_role("button", name="Move Hot leads earlier")
+                         ).to_be_disabled()  # it is first
+            await card(page, "table").get_by_role("button", name="Move Hot leads later").focus()
+            await page.keyboard.press("Enter")
+            await expect(card(page, "table").get_by_role("button", name="Move Hot leads later")
+                         ).to_be_focused()  # the keyboard stays with the moved component
             await eventually(lambda: _edge_order_starts(edge, pid, ["kpi", "table"]),
                              "the removal and the move reached the edge")
             assert "client" not in [c["id"] for c in edge_components(edge, pid)]

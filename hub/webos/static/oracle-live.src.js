@@ -239,13 +239,16 @@ class LivePage {
 
   arrange (order) {
     let previous = null
-    for (const id of order) {
+    order.forEach((id, at) => {
       const node = this.card(id)
-      if (!node) continue
+      if (!node) return
       const expected = previous ? previous.nextElementSibling : this.board.firstElementChild
       if (expected !== node) this.board.insertBefore(node, expected)
       previous = node
-    }
+      const [up, down] = ['up', 'down'].map((a) => node.querySelector(`[data-action="${a}"]`))
+      if (up) up.disabled = at === 0
+      if (down) down.disabled = at === order.length - 1
+    })
   }
 
   async render (component) {
@@ -277,6 +280,7 @@ class LivePage {
     const fresh = template.content.firstElementChild
     const focus = this.focused()
     current.replaceWith(fresh)
+    this.arrange(readList(this.editor.map).order)
     this.restore(focus)
   }
 
@@ -288,7 +292,9 @@ class LivePage {
 
   restore (focus) {
     if (!focus || !focus.action) return
-    const target = this.card(focus.id)?.querySelector(`[data-action="${focus.action}"]`)
+    const card = this.card(focus.id)
+    let target = card?.querySelector(`[data-action="${focus.action}"]`)
+    if (target?.disabled) target = card.querySelector('button[data-action]:not([disabled])')
     if (target && document.activeElement !== target) target.focus()
   }
 
