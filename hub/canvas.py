@@ -214,6 +214,14 @@ class Canvases:
         return [{k: r[k] for k in ("fork_id", "parent_id", "created_by", "created_at", "title")}
                 for r in rows if canvas_access(principal, dict(r)) > Access.NONE]
 
+    async def fork_parent(self, principal: Principal, page_id: str) -> str | None:
+        """The page this page was forked from (None: not a fork)."""
+        await self.page(principal, page_id)
+        parent: str | None = await self._hub.db.pool.fetchval(
+            "SELECT parent_id FROM oracle_canvas_forks WHERE tenant_id = $1 AND fork_id = $2",
+            principal.tenant_id, page_id)
+        return parent
+
     async def open_merge_request(self, principal: Principal, fork_id: str, title: str) -> Row:
         """Propose the fork's changes since its fork point to its parent."""
         await self.page(principal, fork_id, Access.EDIT)

@@ -1,0 +1,1 @@
+"""The WebOS Oracle pages: collaborative canvas pages in the browser (`routes`)."""
