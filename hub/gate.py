@@ -16,6 +16,7 @@ that did not commit is dropped, never judged on again.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Collection as Coll
@@ -151,6 +152,8 @@ class Gate:
         self._hot_size = hot_documents
         self._hot_bytes = hot_bytes
         self._kept_bytes = 0
+        self._busy: dict[tuple[str, str], asyncio.Future[None]] = {}
+        """Documents a running batch judges (done when it lets them go)."""
         self._unsettled: dict[int, tuple[Change, _Held]] = {}
         """Admitted changes not committed yet (by the change's id), with the document they
         were admitted on."""
@@ -198,7 +201,12 @@ class Gate:
         queues: dict[str, deque[int]] = defaultdict(deque)
         for i, (guid, _, _) in enumerate(items):
             queues[guid].append(i)
-        overlay, failed = await self._take(principal.tenant_id, list(queues))
+        owned = await self._own(principal.tenant_id, list(queues))
+        try:
+            overlay, failed = await self._take(principal.tenant_id, list(queues))
+        except BaseException:
+            self._release(owned)
+            raise
         """Each document as this batch left it so far (owned here until the batch ends)."""
         deferred: dict[str, Deferred] = {}
         """Documents with an update not judged: their later updates wait for it too."""
@@ -256,6 +264,7 @@ class Gate:
             for held in overlay.values():  # what a later batch will find stored
                 if not held.dirty and not held.stale:
                     self._keep(held)
+            self._release(owned)
         assert all(v is not None for v in verdicts)
         return verdicts  # type: ignore[return-value]
 
@@ -302,6 +311,29 @@ class Gate:
         if held.damaged:
             return Deferred(_damaged_error(held, error))
         return Refused(error, hostile=hostile)
+
+    async def _own(self, tenant_id: str, guids: Sequence[str]) -> list[tuple[str, str]]:
+        """Wait until no other batch of this hub judges any of these documents, and take them
+        (in guid order, so two batches never wait for each other): a document is judged by
+        one batch at a time, each on what the one before left, never loaded again for it."""
+        owned: list[tuple[str, str]] = []
+        try:
+            for guid in sorted(guids):
+                key = (tenant_id, guid)
+                while key in self._busy:
+                    await asyncio.shield(self._busy[key])
+                self._busy[key] = asyncio.get_running_loop().create_future()
+                owned.append(key)
+        except BaseException:
+            self._release(owned)
+            raise
+        return owned
+
+    def _release(self, owned: Sequence[tuple[str, str]]) -> None:
+        for key in owned:
+            future = self._busy.pop(key, None)
+            if future is not None and not future.done():
+                future.set_result(None)
 
     async def _take(self, tenant_id: str, guids: Sequence[str]
                     ) -> tuple[dict[str, _Held], dict[str, VelocityError]]:
