@@ -201,9 +201,18 @@ class Gate:
         queues: dict[str, deque[int]] = defaultdict(deque)
         for i, (guid, _, _) in enumerate(items):
             queues[guid].append(i)
-        owned = await self._own(principal.tenant_id, list(queues))
+        tenant_id, guids = principal.tenant_id, list(queues)
+        # What is stored, read before waiting for the documents: the wait holds no query.
+        heads, horizon = await self._store.document_heads(tenant_id, guids)
+        peeked = {g: held.seq for g in guids
+                  if (held := self._hot.get((tenant_id, g))) is not None
+                  and horizon <= held.seq < heads.get(g, 0) <= held.seq + CATCH_UP_ROWS}
+        logged = await self._store.log_rows(
+            tenant_id, {g: (seq, heads[g]) for g, seq in peeked.items()}) if peeked else {}
+        owned = await self._own(tenant_id, guids)
         try:
-            overlay, failed = await self._take(principal.tenant_id, list(queues))
+            overlay, failed = await self._take(tenant_id, guids, heads, horizon,
+                                               {g: (peeked[g], rows) for g, rows in logged.items()})
         except BaseException:
             self._release(owned)
             raise
@@ -335,13 +344,14 @@ class Gate:
             if future is not None and not future.done():
                 future.set_result(None)
 
-    async def _take(self, tenant_id: str, guids: Sequence[str]
+    async def _take(self, tenant_id: str, guids: Sequence[str], heads: dict[str, int],
+                    horizon: int, logged: dict[str, tuple[int, list[tuple[int, bytes]]]]
                     ) -> tuple[dict[str, _Held], dict[str, VelocityError]]:
         """The documents updates of ``guids`` are judged on, taken for this batch: as this hub
-        kept them, brought up to what is stored with the log rows committed since, else loaded
-        from what is stored; and why a guid has none (it names no collection, or what is
-        stored is damaged)."""
-        heads, horizon = await self._store.document_heads(tenant_id, guids)
+        kept them, brought up to what is stored (``heads``) with the log rows committed since
+        (``logged``: read before, after some sequence; else read now), else loaded from what is
+        stored; and why a guid has none (it names no collection, or what is stored is
+        damaged)."""
         taken: dict[str, _Held] = {}
         failed: dict[str, VelocityError] = {}
         behind: dict[str, _Held] = {}
@@ -360,12 +370,20 @@ class Gate:
             held = self._drop((tenant_id, guid))
             if held is not None and held.stale:
                 held = None
-            if held is not None and held.seq == stored:
+            if held is not None and held.seq >= stored:  # beyond: its own commits since
                 taken[guid] = held
             elif (held is not None and horizon <= held.seq < stored
                   and stored - held.seq <= CATCH_UP_ROWS):
                 behind[guid] = held
             else:
+                cold.append(guid)
+        for guid, held in list(behind.items()):
+            after, rows = logged.get(guid, (held.seq + 1, []))
+            if after <= held.seq and held.catch_up(
+                    [(seq, data) for seq, data in rows if seq > held.seq], heads[guid]):
+                taken[guid] = behind.pop(guid)
+            elif held.dirty:  # failed half-way: load it
+                del behind[guid]
                 cold.append(guid)
         if behind:
             rows = await self._store.log_rows(
