@@ -1,6 +1,7 @@
 """Our hub beside the sync servers its users would otherwise pick: same workloads, one run.
 
-Run: ``.venv/bin/python bench/peers.py [--quick]``.
+Run: ``.venv/bin/python bench/peers.py [--quick] [--only hub] [--shape "50/1 paced 3/s"]``
+(``--only hub``: our hub alone, no peers installed; ``--shape``: that shape alone).
 
 Installs into a temporary folder, and starts on loopback one at a time: Hocuspocus 4.7 with its
 SQLite extension (npm ``@hocuspocus/server`` + ``@hocuspocus/extension-sqlite``) at its defaults
@@ -518,7 +519,7 @@ def report(outcomes: list[Outcome], shapes: list[Shape], versions: dict[str, str
     ours = {o.shape: o for o in outcomes if o.system == "velocity hub"}
     lines = ["| shape | vs Hocuspocus defaults | vs Hocuspocus debounce 0 | vs pycrdt-websocket |",
              "| --- | --- | --- | --- |"]
-    for shape in shapes:
+    for shape in shapes if len(ours) < len(outcomes) else []:  # ratios need the peers
         cells = []
         for peer in ("hocuspocus (defaults)", "hocuspocus (debounce 0)", "pycrdt-websocket"):
             theirs = next(o for o in outcomes if o.system == peer and o.shape == shape.name)
@@ -539,6 +540,8 @@ def report(outcomes: list[Outcome], shapes: list[Shape], versions: dict[str, str
         lost = f"**{o.missing_after_kill} of {o.checked}**" if o.missing_after_kill else "0"
         lines.append(f"| {o.shape} | {o.system} | {rate} | {o.made_s:.2f} | {vis} | {lost} | "
                      f"{o.cpu_s:.1f} | {o.peak_rss_mb:.0f} | {o.note} |")
+    if not versions:
+        return "\n".join([*lines[2:], "", "Our hub alone (`--only hub`), acked after commit."])
     lines += ["", f"Hocuspocus {versions['hocuspocus']} (SQLite extension; defaults: 2 s "
               "debounce, 10 s max — an acknowledgement is not durable), yjs "
               f"{versions['yjs']}, pycrdt-websocket {versions['pycrdt-websocket']} (SQLite store; "
@@ -578,21 +581,32 @@ def main() -> None:
                         help="small shapes (a minute or two) instead of the full run")
     parser.add_argument("--timeout", type=float, default=120.0,
                         help="seconds a run may take after its last edit")
+    parser.add_argument("--only", choices=["hub"], help="run our hub alone (no peers)")
+    parser.add_argument("--shape", help='run this shape alone, e.g. "50/1 paced 3/s"')
     args = parser.parse_args()
     edits = 40 if args.quick else 200
     shapes = [Shape("10/10", 10, 10, edits), Shape("10/1", 10, 1, edits),
               Shape("50/50", 50, 50, edits), Shape("50/1", 50, 1, edits),
               Shape("50/1 paced 3/s", 50, 1, 30 if args.quick else edits, 3.0)]
+    if args.shape:
+        shapes = [s for s in shapes if s.name == args.shape]
+        if not shapes:
+            raise SystemExit(f"no shape {args.shape!r}; see the module doc")
     console = Console()
     folder = Path(tempfile.mkdtemp(prefix="velocity-peers-bench-"))
     embedded = folder / "pg"
     database_url = os.environ.get("DATABASE_URL") or start_embedded_postgres(embedded)
     outcomes: list[Outcome] = []
     try:
-        node, pyvenv = install(folder, console)
-        found = versions(node, pyvenv)
         systems = ["hocuspocus (defaults)", "hocuspocus (debounce 0)", "pycrdt-websocket",
                    "velocity hub"]
+        found: dict[str, str] = {}
+        if args.only == "hub":
+            systems = ["velocity hub"]
+            node = pyvenv = folder
+        else:
+            node, pyvenv = install(folder, console)
+            found = versions(node, pyvenv)
         with Progress(console=console) as progress:
             task = progress.add_task("runs", total=len(shapes) * len(systems))
             for shape in shapes:
@@ -613,6 +627,9 @@ def main() -> None:
             stop_embedded_postgres(embedded)
         shutil.rmtree(folder, ignore_errors=True)
     md = report(outcomes, shapes, found)
+    if args.only or args.shape:  # a partial run: printed, not written over the full results
+        console.print(md)
+        return
     png = chart(outcomes, shapes)
     console.print(md)
     path = write_results("peers", {"versions": found, "quick": args.quick,

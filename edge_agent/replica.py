@@ -37,27 +37,12 @@ from core.errors import (
 )
 from core.ids import make_guid, new_id, split_guid
 from edge_agent.crypto import Sealer
+from edge_agent.replica_schema import migrate
 from schema import Collection, CrdtKind, collection, to_row
 from schema.ddl import column_types
 from schema.models import Record
 from sync import protocol as p
 from sync.record import RecordDoc
-
-_EDGE_DDL = """
-CREATE TABLE IF NOT EXISTS edge_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS edge_documents (
-    guid TEXT PRIMARY KEY, collection TEXT NOT NULL, state BLOB NOT NULL, confirmed BLOB
-);
-CREATE TABLE IF NOT EXISTS edge_outbox (
-    position INTEGER PRIMARY KEY AUTOINCREMENT, update_id TEXT NOT NULL UNIQUE,
-    guid TEXT NOT NULL, data BLOB NOT NULL, created_at TEXT NOT NULL DEFAULT (datetime('now'))
-);
-CREATE TABLE IF NOT EXISTS edge_refusals (
-    update_id TEXT PRIMARY KEY, guid TEXT NOT NULL, reason TEXT NOT NULL, message TEXT NOT NULL,
-    at TEXT NOT NULL DEFAULT (datetime('now')), fields TEXT
-);
-"""
-
 
 WAL_LIMIT_BYTES = 4 << 20
 """The WAL file is cut back to this size after a checkpoint (SQLite's journal_size_limit);
@@ -162,8 +147,7 @@ class Replica:
             await self.db.execute("PRAGMA synchronous=FULL")
             await self.db.execute("PRAGMA temp_store=MEMORY")
             await self.db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-            await self.db.executescript(_EDGE_DDL)
-            await self._migrate()
+            await migrate(self.db)  # the persistent tables, numbered (edge_agent.replica_schema)
             await self.db.executescript(_projection_ddl())
             await self._load()
         except BaseException:
@@ -179,13 +163,6 @@ class Replica:
         if self._db is not None:
             await self._db.close()
             self._db = None
-
-    async def _migrate(self) -> None:
-        """Bring a replica made by an older build up to date (columns added since)."""
-        async with self.db.execute("PRAGMA table_info(edge_refusals)") as cur:
-            columns = {row[1] for row in await cur.fetchall()}
-        if "fields" not in columns:
-            await self.db.execute("ALTER TABLE edge_refusals ADD COLUMN fields TEXT")
 
     async def _load(self) -> None:
         """Open every document and rebuild the in-memory projection, one table at a time."""
