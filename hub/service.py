@@ -16,6 +16,7 @@ from hub.fanout import Fanout
 from hub.feed import LogFeed
 from hub.gate import Gate
 from hub.metrics import HubMetrics
+from hub.presence import PresenceRelay
 from hub.settings import HubSettings
 from hub.signing import signing_secret
 from hub.store import HubStore, LocalWriter
@@ -54,6 +55,7 @@ class Hub:
             self.fanout = await self._stack.enter_async_context(
                 Fanout(self.db, self.connections)
             )
+            self.presence = await self._stack.enter_async_context(PresenceRelay(self.db))
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
