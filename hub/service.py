@@ -15,6 +15,7 @@ from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
 from hub.feed import LogFeed
 from hub.gate import Gate
+from hub.gpu_requests import GpuRequestWatcher
 from hub.metrics import HubMetrics
 from hub.presence import PresenceRelay
 from hub.settings import HubSettings
@@ -59,6 +60,7 @@ class Hub:
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
+            self.gpu_requests = await self._stack.enter_async_context(GpuRequestWatcher(self))
         except BaseException:
             await self._stack.aclose()
             raise

@@ -94,6 +94,7 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("consents", "intel_biometric_consent", models.BiometricConsent),
         _c("perception_sessions", "intel_perception_sessions", models.PerceptionSession),
         _c("canvas_pages", "oracle_canvas_pages", models.CanvasPage),
+        _c("gpu_requests", "intel_gpu_requests", models.GpuRequest),
     )
 }
 
