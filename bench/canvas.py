@@ -86,8 +86,8 @@ async def _serve_hub(folder: Path, yjs: int, edges: int, conn: Connection) -> No
         await hub.writer.write(owner, "canvas_pages", page_id, {
             "tenant_id": tenant, "owner_id": owner.user_id, "title": "Sales meeting",
             "editors": users}, create=True)
-        tokens = [issue_token(Principal(tenant, u, Role.SENIOR_BROKER, "t"), hub.secret_key)
-                  for u in users[:yjs]]
+        tokens = [issue_token(Principal(tenant, u, Role.SENIOR_BROKER, "t"), hub.secret_key,
+                              3600, 0) for u in users[:yjs]]
         codes = [await hub.accounts.issue_pairing_code(owner, u, "ipad", 600)
                  for u in users[yjs:]]
         conn.send({"url": server.url, "page": page_id, "tokens": tokens, "codes": codes,

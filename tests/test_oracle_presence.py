@@ -125,3 +125,39 @@ async def test_a_client_without_access_never_hears_the_pages_presence() -> None:
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4003
         assert frames == []
         await asha.close()
+
+
+async def test_large_awareness_updates_are_split_and_an_oversized_state_stays_home() -> None:
+    """Entries that together exceed one notice arrive in several; one entry larger than a
+    notice is not relayed (its own hub's clients still get it)."""
+    from hub.database import Database
+    from hub.presence import Notice, PresenceRelay
+    from tests.pg import fresh_database
+
+    async with Database(await fresh_database()) as db, PresenceRelay(db) as sender, \
+            PresenceRelay(db) as receiver:
+        heard: list[Notice] = []
+        arrived = asyncio.Event()
+
+        def note(notice: Notice) -> None:
+            heard.append(notice)
+            arrived.set()
+
+        receiver.listen(note)
+        name = json.dumps({"user": {"name": "x" * 3000}})
+        huge = json.dumps({"user": {"name": "y" * 9000}})
+        entries = [yws.AwarenessEntry(c, 1, name) for c in (1, 2, 3)]
+        await sender.publish("t1/canvas_pages/p", [*entries, yws.AwarenessEntry(4, 1, huge)])
+        await sender.ask("t1/canvas_pages/p")
+
+        async def all_heard() -> None:
+            while not any(n.ask for n in heard):
+                arrived.clear()
+                await arrived.wait()
+
+        await asyncio.wait_for(all_heard(), 10)
+        relayed = [e for n in heard for e in n.entries]
+        assert sorted(e.client_id for e in relayed) == [1, 2, 3]
+        assert all(e.state == name for e in relayed)
+        assert len([n for n in heard if n.entries]) >= 2  # split across notices
+        assert heard[-1] == Notice("t1/canvas_pages/p", ask=True)
