@@ -54,6 +54,8 @@ OPENERS = "([{!#$%&*+"
 the whole new narrative and the engine inserts only what differs from the old one, so a marker
 whose start matched the text's start would be inserted as a rotated piece after it."""
 WINDOW = 100
+PASSPHRASE = "bench device passphrase"
+"""Seals each bench device's keys (a throwaway folder)."""
 QUICK = (4, 2, 40)
 """Yjs clients, edges and edits each of ``--quick``."""
 """Edits per CPU window (the first and the last ``WINDOW`` edits to reach the hub)."""
@@ -173,8 +175,9 @@ async def run(yjs: int, edges: int, edits: int, interval: float) -> dict[str, ob
         settings = []
         for n, code in enumerate(info["codes"]):
             folder = Path(tmp) / f"edge{n}"
-            await pair(folder, info["url"], code, folder.name)
-            settings.append(EdgeSettings(data_dir=folder, backoff_cap_s=1.0))
+            await pair(folder, info["url"], code, folder.name, passphrase=PASSPHRASE)
+            settings.append(EdgeSettings(data_dir=folder, backoff_cap_s=1.0,
+                                         passphrase=PASSPHRASE))  # type: ignore[arg-type]
         ws_url = info["url"].replace("http", "ws") + "/api/oracle/v1/ws/oracle/canvas"
         expected = [f"y{i}" for i in range(yjs)] + [f"e{j}" for j in range(edges)]
         config = Path(tmp) / "config.json"
