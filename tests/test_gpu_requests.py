@@ -196,6 +196,26 @@ async def test_requests_the_user_may_not_make_are_refused_and_a_repeat_runs_once
         await device.wait_for(lambda: "u-edit" in device.refusals)
         assert device.refusals["u-edit"].reason == "gpu_request_fixed"
         assert "question, status" in device.refusals["u-edit"].message
+        # withdrawn while its job runs: the job is cancelled
+        llm.delay_s = 15.0
+        await device.write("gpu_requests/r2", {**mine, "question": "Slow one?"}, "u-r2")
+        await device.wait_for(lambda: device.doc("gpu_requests/r2").content().get("status")
+                              == "running", 30)
+        await device.write("gpu_requests/r2", {"deleted": True}, "u-withdraw")
+        await device.wait_for(lambda: "u-withdraw" in device.acks)
+
+        async def job_status() -> str:
+            status: str = await first.hub.db.pool.fetchval(
+                "SELECT status FROM gpu_jobs WHERE idempotency_key = 'request:r2'")
+            return status
+
+        async def cancelled() -> bool:
+            return await job_status() == "cancelled"
+
+        await until(cancelled, 30, "the withdrawn request's job cancelled")
+        await device.wait_for(lambda: device.doc("gpu_requests/r2").content().get("status")
+                              == "cancelled", 30)
+        llm.delay_s = 0.0
         # another broker never receives it (an Oracle answer is in its asker's scope)
         other = await pair_device(first, "senior_broker@t1.test", "t1-senior_broker", 7302)
         await other.connect()
