@@ -14,8 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
+from core.identity import Principal, Role
 from edge_agent.local_api import create_local_app
 from edge_agent.service import EdgeAgent
+from gpu_hub.jobs import JobKind
 from hub.server import HubServer, free_port
 from sync import protocol as p
 from tests.hubkit import login, pair_device, running_hub
@@ -190,6 +192,17 @@ async def test_requests_the_user_may_not_make_are_refused_and_a_repeat_runs_once
         await device.wait_for(lambda: outcome().get("status") == "done", 60)
         assert await _jobs(first, "r1") == 1
         assert '"columns":["stage","leads"]' in outcome()["answer"]
+        # a hub that made a request's job and stopped before recording it: the job is found
+        # again, not made twice
+        asker = Principal("t1", "t1-junior_broker", Role.JUNIOR_BROKER, "north")
+        made, _ = await first.hub.gpu.submit(asker, JobKind.ORACLE_QUESTION, {
+            "question": "Leads per stage?", "role": "JUNIOR_BROKER", "team_id": "north"},
+            "request:r3")
+        await device.write("gpu_requests/r3", mine, "u-r3")
+        await device.wait_for(lambda: device.doc("gpu_requests/r3").content().get("status")
+                              == "done", 60)
+        assert device.doc("gpu_requests/r3").content()["job_id"] == made.id
+        assert await _jobs(first, "r3") == 1
         # once made, the request is fixed: the device may withdraw it, not change it
         await device.write("gpu_requests/r1", {"question": "Something else?",
                                                "status": "queued"}, "u-edit")
