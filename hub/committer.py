@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 
 from core.identity import Principal
 from hub.store import Change, Committed, HubStore, NotCommitted, PushGroup
 
 Results = list[Committed | NotCommitted]
+Settled = Callable[[Sequence[Change], Sequence[Committed | NotCommitted] | None], None]
+"""Told what became of every batch's changes: each one's result (None: none committed)."""
 MAX_CHANGES_PER_COMMIT = 2000
 """A bound on one transaction, so one tenant's flood cannot build an unbounded commit."""
 
@@ -26,8 +28,9 @@ MAX_CHANGES_PER_COMMIT = 2000
 class GroupCommitter:
     """An `async with` service owning one drain task per tenant with waiting batches."""
 
-    def __init__(self, store: HubStore) -> None:
+    def __init__(self, store: HubStore, on_settled: Settled | None = None) -> None:
         self._store = store
+        self._on_settled = on_settled
         self._waiting: dict[str, list[tuple[PushGroup, asyncio.Future[Results]]]] = (
             defaultdict(list))
         self._drains: dict[str, asyncio.Task[None]] = {}
@@ -73,15 +76,18 @@ class GroupCommitter:
                 try:
                     results = await self._store.commit_groups(tenant_id, [g for g, _ in group])
                 except Exception as exc:
-                    for _, future in group:
+                    for push, future in group:
+                        self._settled(push.changes, None)
                         if not future.done():
                             future.set_exception(exc)
                     continue
-                for (_, future), result in zip(group, results, strict=True):
+                for (push, future), result in zip(group, results, strict=True):
+                    self._settled(push.changes, result)
                     if not future.done():
                         future.set_result(result)
         except asyncio.CancelledError:
-            for _, future in group + waiting:
+            for push, future in group + waiting:
+                self._settled(push.changes, None)
                 if not future.done():
                     future.cancel()
             raise
@@ -89,3 +95,8 @@ class GroupCommitter:
             self._drains.pop(tenant_id, None)
             if not waiting:
                 self._waiting.pop(tenant_id, None)
+
+    def _settled(self, changes: Sequence[Change],
+                 results: Sequence[Committed | NotCommitted] | None) -> None:
+        if self._on_settled is not None:
+            self._on_settled(changes, results)

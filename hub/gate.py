@@ -4,14 +4,23 @@
    types, client ids bound to the pushing device, clocks contiguous with what the hub holds;
 2. first apply in an isolated worker process (sync.sandbox), so a crash kills a worker;
 3. the resulting record must validate, and the principal must be allowed the change.
+
+The gate keeps the documents it judged (`_Held`: live document, row, clocks, origin index, the
+stored sequence it stands at) and brings a kept one up to date with the log rows committed
+since (by any device, any hub process) instead of loading the stored state again; its sandbox
+worker keeps the document too (`sync.sandbox.Kept`). So judging an update costs the same
+whatever the record's history. A change admitted on a kept document is in it before it
+commits; the committer reports every outcome (`Gate.settle`), and a document with a change
+that did not commit is dropped, never judged on again.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict, defaultdict, deque
 from collections.abc import Collection as Coll
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import (
@@ -25,8 +34,8 @@ from core.identity import Principal
 from core.ids import split_guid
 from core.settings import SyncLimits
 from hub.policy import check_write
-from hub.store import Change, Document, HubStore
-from schema import Collection, collection, to_row
+from hub.store import Change, Committed, HubStore, NotCommitted
+from schema import Collection, collection, project, to_row
 from schema.models import Record
 from sync.record import TRUSTED_LIMITS, RecordDoc, root_kinds
 from sync.sandbox import (
@@ -35,6 +44,7 @@ from sync.sandbox import (
     WORKER_PANICKED,
     WORKER_TIMEOUT,
     Job,
+    Kept,
     SandboxPool,
     SandboxRefused,
     SandboxResult,
@@ -46,6 +56,13 @@ from sync.yupdate import decode_state_vector
 @dataclass(frozen=True, slots=True)
 class Admitted:
     change: Change
+
+
+@dataclass(frozen=True, slots=True)
+class KeptDocument:
+    state: bytes
+    index: OriginIndex
+    seq: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +126,12 @@ def _blames_update(error: VelocityError) -> bool:
     return isinstance(error, ProtocolError)
 
 
+CATCH_UP_ROWS = 64
+"""A kept document at most this many sequences behind what is stored catches up from the log;
+further behind, it is loaded from the stored state."""
+TRUSTED_BACKLOG = 256
+"""Log updates a kept document may apply before its sandbox worker's copy is given up (the
+next job sends the whole state)."""
 Verdict = Admitted | AlreadyHeld | Refused | Deferred
 RETRIED_CODES = frozenset({WORKER_CRASHED, WORKER_PANICKED, WORKER_TIMEOUT, APPLY_FAILED})
 """Sandbox failures tried once more on a fresh run before anyone is blamed: a crash, panic or
@@ -118,14 +141,47 @@ timeout never is (the machine may just be busy)."""
 
 class Gate:
     def __init__(self, store: HubStore, sandbox: SandboxPool, limits: SyncLimits,
-                 *, hot_documents: int) -> None:
-        """``hot_documents``: how many documents to keep as judged between batches (the least
-        recently used go first)."""
+                 *, hot_documents: int, hot_bytes: int = 256 * 2**20) -> None:
+        """``hot_documents``, ``hot_bytes``: how many documents, and about how much memory, to
+        keep as judged between batches (the least recently used go first)."""
         self._store = store
         self._sandbox = sandbox
         self._limits = limits
         self._hot: OrderedDict[tuple[str, str], _Held] = OrderedDict()
         self._hot_size = hot_documents
+        self._hot_bytes = hot_bytes
+        self._kept_bytes = 0
+        self._unsettled: dict[int, tuple[Change, _Held]] = {}
+        """Admitted changes not committed yet (by the change's id), with the document they
+        were admitted on."""
+
+    def settle(self, changes: Sequence[Change],
+               results: Sequence[Committed | NotCommitted] | None) -> None:
+        """What became of admitted changes (each one's result; None: none committed). A
+        document whose change committed right after the sequence it stands at now stands at
+        that change's; one holding a change that did not commit is dropped: it is ahead of the
+        store."""
+        for n, change in enumerate(changes):
+            entry = self._unsettled.pop(id(change), None)
+            if entry is None:
+                continue
+            held = entry[1]
+            result = results[n] if results is not None else None
+            if isinstance(result, Committed):
+                if result.previous is not None and result.previous == held.seq:
+                    held.seq = result.seq  # nothing else came in between: no catch-up
+                continue
+            held.stale = True
+            if self._hot.get(held.key) is held:
+                self._drop(held.key)
+
+    def kept(self, tenant_id: str, guid: str) -> KeptDocument | None:
+        """The document this gate keeps for ``guid`` between batches, if any (a copy of its
+        state, with its origin index and the stored sequence it stands at)."""
+        held = self._hot.get((tenant_id, guid))
+        if held is None:
+            return None
+        return KeptDocument(held.doc.encode_state(), held.index, held.seq)
 
     async def admit_batch(
         self, principal: Principal, bound_clients: Coll[int],
@@ -142,9 +198,8 @@ class Gate:
         queues: dict[str, deque[int]] = defaultdict(deque)
         for i, (guid, _, _) in enumerate(items):
             queues[guid].append(i)
-        overlay: dict[str, _Held] = {}
+        overlay, failed = await self._take(principal.tenant_id, list(queues))
         """Each document as this batch left it so far (owned here until the batch ends)."""
-        stored = await self._store.documents(principal.tenant_id, list(queues))
         deferred: dict[str, Deferred] = {}
         """Documents with an update not judged: their later updates wait for it too."""
         try:
@@ -158,14 +213,12 @@ class Gate:
                             f"{guid}: an earlier update of this batch is to be pushed again "
                             f"first ({deferred[guid].error.code})", code="waits"))
                         continue
-                    try:
-                        held = self._held(principal.tenant_id, guid, overlay, stored)
-                    except DocumentDamaged as exc:
-                        verdicts[i] = Deferred(exc)
+                    if guid in failed:
+                        exc = failed[guid]
+                        verdicts[i] = (Deferred(exc) if isinstance(exc, DocumentDamaged)
+                                       else Refused(exc))  # else: a guid naming no collection
                         continue
-                    except VelocityError as exc:  # a guid naming no collection
-                        verdicts[i] = Refused(exc)
-                        continue
+                    held = overlay[guid]
                     try:
                         prep = self._prepare(bound_clients, held, update)
                     except VelocityError as exc:
@@ -185,22 +238,24 @@ class Gate:
                         continue
                     try:
                         after = self._judge(principal, prep, update, result)
+                    except DocumentDamaged as exc:
+                        verdicts[i] = Deferred(exc)
+                        continue
                     except VelocityError as exc:
                         verdicts[i] = self._refusal(held, exc, hostile=False)
-                        if held.dirty:  # applied, then refused: back to what was held
-                            overlay[guid] = _Held.load(held.coll, held.record_id, held.state,
-                                                       held.row)
                         continue
-                    verdicts[i] = Admitted(Change(guid, update, update_id, base=prep.base,
-                                                  after=(held.state, after)))
+                    change = Change(guid, update, update_id, base=prep.base,
+                                    after=(held.state, after))
+                    self._unsettled[id(change)] = (change, held)
+                    verdicts[i] = Admitted(change)
                 for i in wave:
                     verdict = verdicts[i]
                     if isinstance(verdict, Deferred):
                         deferred[items[i][0]] = verdict
         finally:
-            for guid, held in overlay.items():  # what a later batch will find stored
-                if not held.dirty:
-                    self._keep(principal.tenant_id, guid, held)
+            for held in overlay.values():  # what a later batch will find stored
+                if not held.dirty and not held.stale:
+                    self._keep(held)
         assert all(v is not None for v in verdicts)
         return verdicts  # type: ignore[return-value]
 
@@ -210,7 +265,10 @@ class Gate:
         beside its document alone: a failure that repeats, on a document that loads by itself,
         is the update's (hostile); a timeout, a closing pool or a document that fails alone is
         the hub's (deferred)."""
-        jobs = [Job(h.coll.name, h.record_id, h.state, (update,)) for h, update in work]
+        jobs = [Job(h.coll.name, h.record_id, h.state, (update,), kept=h.sandbox_job())
+                for h, update in work]
+        for held, _ in work:
+            held.sandbox = None  # until the job is admitted: the worker moved on
         first = await self._sandbox.apply_many(jobs)
         again = [n for n, r in enumerate(first)
                  if isinstance(r, SandboxRefused) and r.code in RETRIED_CODES]
@@ -220,7 +278,9 @@ class Gate:
             return out
         alone = [Job(work[n][0].coll.name, work[n][0].record_id, work[n][0].state, ())
                  for n in again]
-        outcomes = await self._sandbox.apply_many(alone + [jobs[n] for n in again])
+        outcomes = await self._sandbox.apply_many(
+            alone + [Job(jobs[n].collection, jobs[n].record_id, jobs[n].state, jobs[n].updates)
+                     for n in again])
         for k, n in enumerate(again):
             document, update = outcomes[k], outcomes[len(again) + k]
             if isinstance(update, SandboxResult):
@@ -243,34 +303,78 @@ class Gate:
             return Deferred(_damaged_error(held, error))
         return Refused(error, hostile=hostile)
 
-    def _held(self, tenant_id: str, guid: str, overlay: dict[str, _Held],
-              stored: dict[str, Document]) -> _Held:
-        """The document an update of ``guid`` is judged on, taken into ``overlay``: as this
-        batch left it, else as this hub last left it if that is still what is stored, else
-        loaded from what is stored."""
-        if guid in overlay:
-            return overlay[guid]
-        try:
-            coll_name, record_id = split_guid(guid)
-        except ValueError as exc:
-            raise RecordInvalid(str(exc)) from None
-        coll = collection(coll_name)
-        state = stored[guid].state if guid in stored else b""
-        held = self._hot.pop((tenant_id, guid), None)
-        if held is None or held.state != state:
+    async def _take(self, tenant_id: str, guids: Sequence[str]
+                    ) -> tuple[dict[str, _Held], dict[str, VelocityError]]:
+        """The documents updates of ``guids`` are judged on, taken for this batch: as this hub
+        kept them, brought up to what is stored with the log rows committed since, else loaded
+        from what is stored; and why a guid has none (it names no collection, or what is
+        stored is damaged)."""
+        heads, horizon = await self._store.document_heads(tenant_id, guids)
+        taken: dict[str, _Held] = {}
+        failed: dict[str, VelocityError] = {}
+        behind: dict[str, _Held] = {}
+        cold: list[str] = []
+        for guid in guids:
             try:
-                held = _Held.load(coll, record_id, state, None)
+                coll_name, _ = split_guid(guid)
+                collection(coll_name)
+            except ValueError as exc:
+                failed[guid] = RecordInvalid(str(exc))
+                continue
+            except VelocityError as exc:
+                failed[guid] = exc
+                continue
+            stored = heads.get(guid, 0)
+            held = self._drop((tenant_id, guid))
+            if held is not None and held.stale:
+                held = None
+            if held is not None and held.seq == stored:
+                taken[guid] = held
+            elif (held is not None and horizon <= held.seq < stored
+                  and stored - held.seq <= CATCH_UP_ROWS):
+                behind[guid] = held
+            else:
+                cold.append(guid)
+        if behind:
+            rows = await self._store.log_rows(
+                tenant_id, {g: (h.seq, heads[g]) for g, h in behind.items()})
+            for guid, held in behind.items():
+                if held.catch_up(rows[guid], heads[guid]):
+                    taken[guid] = held
+                else:
+                    cold.append(guid)
+        stored_docs = await self._store.documents(
+            tenant_id, [g for g in cold if g in heads]) if cold else {}
+        for guid in cold:
+            coll_name, record_id = split_guid(guid)
+            document = stored_docs.get(guid)
+            try:
+                taken[guid] = _Held.load(
+                    (tenant_id, guid), collection(coll_name), record_id,
+                    document.state if document else b"", None,
+                    document.updated_seq if document else 0)
             except VelocityError as exc:  # what is stored does not load: not the update's fault
-                raise DocumentDamaged(f"the hub's copy of {guid} does not load ({exc.code}: "
-                                      f"{exc.message}); an admin must repair it") from exc
-        overlay[guid] = held
+                failed[guid] = DocumentDamaged(
+                    f"the hub's copy of {guid} does not load ({exc.code}: {exc.message}); an "
+                    "admin must repair it")
+        return taken, failed
+
+    def _drop(self, key: tuple[str, str]) -> _Held | None:
+        held = self._hot.pop(key, None)
+        if held is not None:
+            self._kept_bytes -= held.size
         return held
 
-    def _keep(self, tenant_id: str, guid: str, held: _Held) -> None:
-        self._hot[tenant_id, guid] = held
-        self._hot.move_to_end((tenant_id, guid))
-        while len(self._hot) > self._hot_size:
-            self._hot.popitem(last=False)
+    def _keep(self, held: _Held) -> None:
+        self._drop(held.key)
+        if not self._hot_size:
+            return
+        held.size = held.weight()
+        self._hot[held.key] = held
+        self._kept_bytes += held.size
+        while self._hot and (len(self._hot) > self._hot_size
+                             or self._kept_bytes > self._hot_bytes):
+            self._drop(next(iter(self._hot)))
 
     def _prepare(self, bound_clients: Coll[int], held: _Held, update: bytes
                  ) -> _Prepared | None:
@@ -282,7 +386,7 @@ class Gate:
             if exc.code == "already_applied":
                 return None
             raise
-        return _Prepared(held, held.state, inspection)
+        return _Prepared(held, held.state, inspection, held.next_name)
 
     def _judge(self, principal: Principal, prep: _Prepared, update: bytes,
                result: SandboxResult) -> Record:
@@ -291,23 +395,35 @@ class Gate:
         if result.pending:
             raise CausalityError("update depends on changes the hub does not hold", code="gap")
         held = prep.held
-        held.dirty = True  # until every part below agrees again
-        held.doc.apply(update, in_order=True)  # causality checked, and safe: the sandbox lived
-        after = held.doc.project()
+        after = project(held.coll, held.record_id, result.content)  # as the sandbox left it
         row = to_row(after)
         check_write(principal, held.coll, held.row, row)
+        held.dirty = True  # until every part below agrees again
+        try:  # causality checked against this very document, and safe: the sandbox lived
+            held.doc.apply_verified(update)
+        except StorageError as exc:  # the hub's own trouble: judged again after a reload
+            raise DocumentDamaged(f"the hub could not apply {held.key[1]} after judging it "
+                                  f"({exc.message}); push again") from exc
         held.index.extend(prep.inspection)
         held.state, held.row = held.doc.encode_state(), row
         held.clocks = decode_state_vector(held.doc.state_vector(), TRUSTED_LIMITS)
+        held.sandbox, held.next_name = (prep.after, []), next(_NAMES)
         held.dirty, held.damaged = False, None
         return after
+
+
+_NAMES = itertools.count(1)
+"""Names of the states sandbox workers keep (unique in this process)."""
 
 
 @dataclass(slots=True)
 class _Held:
     """A document as the hub holds it, ready to judge the next update on: its state, the
-    live document, its record's row, its clocks and its origin index."""
+    live document, its record's row, its clocks and its origin index, and the stored
+    sequence it stands at (plus any change admitted on it that has not committed yet)."""
 
+    key: tuple[str, str]
+    """(tenant, guid)."""
     coll: Collection
     record_id: str
     state: bytes
@@ -315,21 +431,76 @@ class _Held:
     row: dict[str, Any] | None
     clocks: dict[int, int]
     index: OriginIndex
+    seq: int
+    """The stored document's sequence this holds (0: not stored yet)."""
+    sandbox: tuple[int, list[bytes]] | None = None
+    """The name of the state the document's sandbox worker keeps, and the log updates applied
+    here since (None: the next job sends the state)."""
+    next_name: int = field(default_factory=lambda: next(_NAMES))
+    """The name the state after the next admitted update gets."""
+    size: int = 0
     dirty: bool = False
     """An update was applied to ``doc`` and the other parts do not follow yet."""
+    stale: bool = False
+    """A change admitted on it did not commit: it is ahead of the store."""
     damaged: bool | None = None
     """Whether ``state`` fails the checks an update must pass (None: not looked at yet)."""
 
     @classmethod
-    def load(cls, coll: Collection, record_id: str, state: bytes,
-             row: dict[str, Any] | None) -> _Held:
+    def load(cls, key: tuple[str, str], coll: Collection, record_id: str, state: bytes,
+             row: dict[str, Any] | None, seq: int) -> _Held:
         """From stored bytes (``row``: the record's row when known, else projected here)."""
         doc = RecordDoc(coll, record_id, state=state or None)
         if state and row is None:
             row = to_row(doc.project())
-        return cls(coll, record_id, state, doc, row,
+        return cls(key, coll, record_id, state, doc, row,
                    decode_state_vector(doc.state_vector(), TRUSTED_LIMITS),
-                   OriginIndex.from_state(state, TRUSTED_LIMITS) if state else OriginIndex())
+                   OriginIndex.from_state(state, TRUSTED_LIMITS) if state else OriginIndex(),
+                   seq)
+
+    def sandbox_job(self) -> Kept:
+        """How the next update's sandbox job finds this document in its worker."""
+        base, trusted = self.sandbox if self.sandbox is not None else (None, [])
+        return Kept(f"{self.key[0]}/{self.key[1]}", base, tuple(trusted), self.next_name)
+
+    def catch_up(self, rows: Sequence[tuple[int, bytes]], upto: int) -> bool:
+        """Apply the log rows committed after ``seq`` up to ``upto`` (those not in it
+        already: its own admitted changes); False when they do not continue it (then it
+        must be loaded from what is stored)."""
+        if not rows or rows[-1][0] != upto:
+            return False
+        roots = root_kinds(self.coll)
+        applied = False
+        try:
+            for _, data in rows:
+                try:
+                    inspection = inspect(data, limits=TRUSTED_LIMITS, roots=roots,
+                                         held=self.clocks, bound_clients=None,
+                                         index=self.index)
+                except CausalityError as exc:
+                    if exc.code == "already_applied":
+                        continue  # a change admitted here that has committed since
+                    raise
+                self.dirty = applied = True
+                self.doc.apply_verified(data)
+                self.index.extend(inspection)
+                for client, (_, end) in inspection.decoded.clients.items():
+                    self.clocks[client] = end
+                if self.sandbox is not None:
+                    self.sandbox[1].append(data)
+                    if len(self.sandbox[1]) > TRUSTED_BACKLOG:
+                        self.sandbox = None
+            if applied:
+                self.state = self.doc.encode_state()
+                self.row = to_row(self.doc.project())
+        except VelocityError:
+            return False
+        self.seq, self.dirty, self.damaged = upto, False, None
+        return True
+
+    def weight(self) -> int:
+        """About how much memory it takes (its state, and the origin index's entries)."""
+        return 4096 + 2 * len(self.state) + 160 * self.index.entries
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,3 +509,5 @@ class _Prepared:
     base: bytes
     """``held``'s state when the update was inspected: what it is judged on."""
     inspection: Inspection
+    after: int
+    """The name of the state the update leads to in the sandbox worker."""

@@ -46,13 +46,15 @@ class Hub:
             self.feed = LogFeed(self.store)
             self.accounts = Accounts(self.db)
             self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
-            self.committer = await self._stack.enter_async_context(GroupCommitter(self.store))
             self.sandbox = await self._stack.enter_async_context(
                 SandboxPool(self.settings.sandbox_workers, self.settings.sandbox_timeout_s)
             )
-            self.metrics = HubMetrics(self)
             self.gate = Gate(self.store, self.sandbox, self.limits,
-                             hot_documents=self.settings.gate_documents)
+                             hot_documents=self.settings.gate_documents,
+                             hot_bytes=self.settings.gate_memory_mb * 2**20)
+            self.committer = await self._stack.enter_async_context(
+                GroupCommitter(self.store, on_settled=self.gate.settle))
+            self.metrics = HubMetrics(self)
             self.fanout = await self._stack.enter_async_context(
                 Fanout(self.db, self.connections)
             )

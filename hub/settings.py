@@ -49,3 +49,6 @@ class HubSettings(BaseSettings):
     gate_documents: int = Field(4096, ge=0)
     """Documents the gate keeps as it judged them, for their next push (about 13 KiB each
     for a lead with a few edits; 0 turns it off)."""
+    gate_memory_mb: int = Field(256, ge=1)
+    """About how much memory the documents the gate keeps may take (least recently used go
+    first); their sandbox workers keep copies within a bound of their own."""

@@ -105,6 +105,8 @@ class Committed:
     seq: int
     record: Record | None
     duplicate: bool = False
+    previous: int | None = None
+    """The document's sequence just before this change (0: it is new; None: not known)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +144,34 @@ class HubStore:
             "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[])",
             tenant_id, list(guids))
         return {r["guid"]: _doc(r) for r in rows}
+
+    async def document_heads(self, tenant_id: str, guids: Sequence[str]
+                             ) -> tuple[dict[str, int], int]:
+        """The latest sequence of each stored document among ``guids`` (no state), and the
+        tenant's compaction horizon (one query)."""
+        rows = await self.db.pool.fetch(
+            "SELECT d.guid, d.updated_seq, t.horizon FROM hub_tenants t LEFT JOIN hub_documents d "
+            "ON d.tenant_id = t.tenant_id AND d.guid = ANY($2::text[]) WHERE t.tenant_id = $1",
+            tenant_id, list(guids))
+        if not rows:
+            raise NotFound(f"tenant {tenant_id!r} does not exist")
+        return ({r["guid"]: r["updated_seq"] for r in rows if r["guid"] is not None},
+                rows[0]["horizon"])
+
+    async def log_rows(self, tenant_id: str, ranges: Mapping[str, tuple[int, int]]
+                       ) -> dict[str, list[tuple[int, bytes]]]:
+        """The logged updates of each document in its range of sequences (after, upto], in
+        order (one query)."""
+        rows = await self.db.pool.fetch(
+            "SELECT u.guid, u.seq, u.data FROM unnest($2::text[], $3::bigint[], $4::bigint[]) "
+            "AS w(guid, after, upto) JOIN hub_updates u ON u.tenant_id = $1 AND u.guid = w.guid "
+            "AND u.seq > w.after AND u.seq <= w.upto ORDER BY u.seq",
+            tenant_id, list(ranges), [a for a, _ in ranges.values()],
+            [b for _, b in ranges.values()])
+        out: dict[str, list[tuple[int, bytes]]] = {guid: [] for guid in ranges}
+        for r in rows:
+            out[r["guid"]].append((r["seq"], bytes(r["data"])))
+        return out
 
     async def receipts(self, tenant_id: str, device_id: str, update_ids: Sequence[str]
                        ) -> dict[str, Receipt]:
@@ -546,6 +576,7 @@ async def write_changes(
     for p in pending:
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
+        previous = draft.updated_seq
         outcome = draft.apply(p.change, p.seq, tenant_id, p.principal)
         receipted = p.change.update_id is not None and p.device_id is not None
         if isinstance(outcome, NotCommitted):
@@ -561,7 +592,7 @@ async def write_changes(
             receipts.append((tenant_id, p.device_id, p.change.update_id, guid, p.seq, None,
                              None))
         audits.append((tenant_id, p.user_id, p.device_id, "write", guid, p.seq, None))
-        results.append(Committed(guid, p.seq, outcome))
+        results.append(Committed(guid, p.seq, outcome, previous=previous))
     written = [d for d in drafts.values() if d.record is not None]
     if updates:
         await conn.executemany(

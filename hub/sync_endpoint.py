@@ -349,6 +349,11 @@ class SyncSession:
                     hostile.append(verdict.error.code)
             else:
                 deferred.append((item, verdict))
+        # Admitted changes go to the committer before anything else is awaited: it reports
+        # every outcome to the gate, which holds them already (`Gate.settle`).
+        results = await self.hub.committer.commit(
+            self.tenant_id, changes, user_id=self.principal.user_id,
+            device_id=self.device_id, principal=self.principal) if changes else []
         recorded = await store.record_refusals(self.tenant_id, self.device_id,
                                                list(refused.items()))
         for update_id, receipt in recorded.items():  # another session's answer may be first
@@ -357,9 +362,6 @@ class SyncSession:
             else:
                 acks.append((update_id, receipt))
         if changes:
-            results = await self.hub.committer.commit(
-                self.tenant_id, changes, user_id=self.principal.user_id,
-                device_id=self.device_id, principal=self.principal)
             for change, result in zip(changes, results, strict=True):
                 if isinstance(result, Committed):
                     acks.append((change.update_id or "", result.seq))

@@ -17,6 +17,13 @@ hub over a socket pair: an 8-byte big-endian length, then a pickle of plain valu
 bytes, str, numbers, lists, dicts). Both sides load with an unpickler that refuses every global, so
 a worker whose memory a hostile update corrupted still cannot make the hub run code.
 
+A job may ask the worker to keep its record (`Kept`): the worker then holds the live document
+between jobs (least recently used first out, within `KEPT_BYTES` of states and updates), the
+next job of that record names the state it builds on instead of sending it, and every job of
+one record goes to the same worker. A worker that no longer holds that state (replaced,
+evicted, or it applied a job the hub then refused) answers "miss", and the pool sends the job
+again with the whole state. So the cost of a job does not grow with the record's history.
+
 In a batch the worker replies job by job, so when it dies the job it was running is known exactly:
 that job alone is refused, the earlier ones keep their results and the later ones run on another
 (or the replacement) worker. The hub side never blocks: it reads through asyncio streams.
@@ -37,7 +44,8 @@ import signal
 import socket
 import struct
 import time
-from collections import Counter
+import zlib
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
@@ -52,6 +60,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "FAULTS",
     "Job",
+    "Kept",
     "SandboxFailure",
     "SandboxPool",
     "SandboxRefused",
@@ -80,6 +89,8 @@ _EXIT_GRACE_S = 1.0
 _CLOSE_GRACE_S = 0.5
 _REAP_LIMIT_S = 5.0
 _MESSAGE_CHARS = 300
+KEPT_BYTES = 64 * 2**20
+"""What one worker keeps of documents between jobs (their states and the updates applied)."""
 
 
 class SandboxRefused(UnsafeUpdate):
@@ -106,6 +117,20 @@ class InjectedPanic(BaseException):
 
 
 @dataclass(frozen=True, slots=True)
+class Kept:
+    """Keep a job's record in its worker: ``key`` names the record (its worker is chosen by
+    it); ``base`` names the state the worker kept after an earlier job (None: none), to which
+    ``trusted`` (updates from the hub's log, already judged) bring it to the job's ``state``;
+    ``after`` names the state the job leads to. A job sent this way replies without the state
+    (``state`` of its result is empty)."""
+
+    key: str
+    base: int | None
+    trusted: tuple[bytes, ...]
+    after: int
+
+
+@dataclass(frozen=True, slots=True)
 class Job:
     """One record to rebuild from ``state`` and apply ``updates`` to, in order."""
 
@@ -115,6 +140,7 @@ class Job:
     updates: Sequence[bytes]
     fault: Fault | None = None
     """A test fault (see `FAULTS`); ignored unless the pool allows test faults."""
+    kept: Kept | None = None
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -146,6 +172,8 @@ class SandboxStats:
     failures: dict[str, int]
     restarts: int
     spawn_failures: int
+    kept_missed: int = 0
+    """Jobs that named a state their worker no longer kept, and were sent again with it."""
 
 
 @dataclass(eq=False)
@@ -161,6 +189,41 @@ class _Worker:
 class _Slot:
     index: int
     worker: _Worker | None = None
+
+
+class _Idle:
+    """The idle slots; a waiter asks for one slot in particular or any."""
+
+    def __init__(self) -> None:
+        self._slots: dict[int, _Slot] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._closed = False
+
+    def put(self, slot: _Slot) -> None:
+        self._slots[slot.index] = slot
+        self._wake()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def get(self, want: int | None) -> _Slot | None:
+        """Slot ``want`` (or any) once idle, taken out; None once closed."""
+        while not self._closed:
+            if want is None and self._slots:
+                return self._slots.pop(next(iter(self._slots)))
+            if want is not None and want in self._slots:
+                return self._slots.pop(want)
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            await waiter
+        return None
 
 
 class _BadMessage(Exception):
@@ -195,7 +258,7 @@ class SandboxPool:
         self.start_timeout_s = start_timeout_s
         self._ctx = multiprocessing.get_context("spawn")
         self._slots = [_Slot(i) for i in range(size)]
-        self._idle: asyncio.Queue[_Slot | None] = asyncio.Queue()
+        self._idle = _Idle()
         self._spawners: set[asyncio.Task[None]] = set()
         self._reapers: set[asyncio.Task[Any]] = set()
         self._state: Literal["new", "open", "closing", "closed"] = "new"
@@ -206,6 +269,7 @@ class SandboxPool:
         self._failures: Counter[str] = Counter()
         self._restarts = 0
         self._spawn_failures = 0
+        self._kept_missed = 0
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -240,7 +304,7 @@ class SandboxPool:
                 code=POOL_UNAVAILABLE,
             ) from failure
         for slot in self._slots:
-            self._idle.put_nowait(slot)
+            self._idle.put(slot)
         return self
 
     async def __aexit__(
@@ -256,7 +320,7 @@ class SandboxPool:
         if self._state in ("closing", "closed"):
             return
         self._state = "closing"
-        self._idle.put_nowait(None)  # wakes waiters; each puts it back for the next
+        self._idle.close()
         for task in self._spawners:
             task.cancel()
         await asyncio.gather(*self._spawners, return_exceptions=True)
@@ -292,15 +356,23 @@ class SandboxPool:
         results: list[SandboxResult | SandboxFailure | None] = [None] * len(jobs)
         if not jobs:
             return []
-        indexed = list(enumerate(jobs))
-        per_chunk = math.ceil(len(indexed) / self.size)
-        chunks = [indexed[i : i + per_chunk] for i in range(0, len(indexed), per_chunk)]
+        indexed = [(i, job) for i, job in enumerate(jobs) if job.kept is None]
+        per_chunk = math.ceil(len(indexed) / self.size) if indexed else 1
+        chunks: list[tuple[int | None, list[tuple[int, Job]]]] = [
+            (None, indexed[i : i + per_chunk]) for i in range(0, len(indexed), per_chunk)]
+        by_slot: dict[int, list[tuple[int, Job]]] = {}
+        for i, job in enumerate(jobs):
+            if job.kept is not None:  # always on the worker that keeps the record
+                slot = zlib.crc32(job.kept.key.encode()) % self.size
+                by_slot.setdefault(slot, []).append((i, job))
+        chunks += list(by_slot.items())
         self._in_flight += len(jobs)
         try:
             if len(chunks) == 1:
-                await self._run(chunks[0], results)  # no task: the common single-job case
+                await self._run(*chunks[0], results)  # no task: the common single-chunk case
             else:
-                await asyncio.gather(*(self._run(chunk, results) for chunk in chunks))
+                await asyncio.gather(*(self._run(slot, chunk, results)
+                                       for slot, chunk in chunks))
         finally:
             self._in_flight -= len(jobs)
         out: list[SandboxResult | SandboxFailure] = []
@@ -310,17 +382,21 @@ class SandboxPool:
         return out
 
     async def _run(
-        self, jobs: list[tuple[int, Job]], results: list[SandboxResult | SandboxFailure | None]
+        self, want: int | None, jobs: list[tuple[int, Job]],
+        results: list[SandboxResult | SandboxFailure | None],
     ) -> None:
-        """Run a chunk until every job has an outcome, moving on after a worker failed."""
+        """Run a chunk (on slot ``want``, or any) until every job has an outcome, moving on
+        after a worker failed; jobs whose worker no longer kept their state go again with it."""
         while jobs:
-            slot = await self._acquire()
+            slot = await self._acquire(want)
             if slot is None:
                 for i, _ in jobs:
                     results[i] = self._closed_failure()
                 return
             done = await self._run_on(slot, jobs, results)
-            jobs = jobs[done:]
+            missed = [(i, _with_state(job)) for i, job in jobs[:done] if results[i] is _MISS]
+            self._kept_missed += len(missed)
+            jobs = missed + jobs[done:]
 
     async def _run_on(
         self,
@@ -343,7 +419,7 @@ class SandboxPool:
                         await worker.writer.drain()
                     reply = await _read_message(worker.reader)
                 outcome = _outcome(reply, seq, k, worker.pid)
-                results[i] = self._count(outcome)
+                results[i] = outcome if outcome is _MISS else self._count(outcome)
                 finished += 1
                 if isinstance(outcome, SandboxRefused) and outcome.code == WORKER_PANICKED:
                     await self._retire(slot, worker, grace=_EXIT_GRACE_S)
@@ -381,29 +457,33 @@ class SandboxPool:
             # Cancelled mid-job: replies may still come, so this worker cannot be reused.
             self._track(self._reapers, self._retire(slot, worker, grace=0.0))
             raise
-        self._idle.put_nowait(slot)
+        self._idle.put(slot)
         return finished
 
-    def _wire_job(self, job: Job) -> tuple[str, str, bytes, list[bytes], str | None]:
+    def _wire_job(self, job: Job) -> tuple[Any, ...]:
         fault = job.fault if self.allow_test_faults else None
+        kept = job.kept
+        keep = None if kept is None else (
+            str(kept.key), kept.base, [bytes(u) for u in kept.trusted], int(kept.after))
         return (
             str(job.collection),
             str(job.record_id),
-            bytes(job.state),
+            None if kept is not None and kept.base is not None else bytes(job.state),
             [bytes(u) for u in job.updates],
             fault,
+            keep,
         )
 
     # --- workers --------------------------------------------------------------------------------
 
-    async def _acquire(self) -> _Slot | None:
-        """An idle slot with a live worker, or None once the pool is closing."""
+    async def _acquire(self, want: int | None = None) -> _Slot | None:
+        """An idle slot (slot ``want``, or any) with a live worker, or None once the pool is
+        closing."""
         while True:
             if self._state != "open":
                 return None
-            slot = await self._idle.get()
+            slot = await self._idle.get(want)
             if slot is None:
-                self._idle.put_nowait(None)
                 return None
             worker = slot.worker
             if worker is not None and worker.proc.exitcode is None:
@@ -490,7 +570,7 @@ class SandboxPool:
                 continue
             slot.worker = worker
             self._restarts += 1
-            self._idle.put_nowait(slot)
+            self._idle.put(slot)
             return
 
     def _track(self, tasks: set[asyncio.Task[Any]], coro: Any) -> asyncio.Task[Any]:
@@ -535,6 +615,7 @@ class SandboxPool:
             failures=dict(self._failures),
             restarts=self._restarts,
             spawn_failures=self._spawn_failures,
+            kept_missed=self._kept_missed,
         )
 
     def stats_dict(self) -> dict[str, object]:
@@ -570,11 +651,23 @@ async def _read_message(reader: asyncio.StreamReader) -> Any:
     return _loads(await reader.readexactly(size))
 
 
+_MISS = SandboxResult(b"", {}, False, 0)
+"""The worker did not keep the state a `Kept` job named: the pool sends it again with it."""
+
+
+def _with_state(job: Job) -> Job:
+    """``job`` sent with its whole state (its worker did not keep the one it named)."""
+    assert job.kept is not None
+    return dataclasses.replace(job, kept=Kept(job.kept.key, None, (), job.kept.after))
+
+
 def _outcome(reply: Any, seq: int, k: int, pid: int) -> SandboxResult | SandboxFailure:
     """Check a worker's reply to job ``k`` of batch ``seq`` and turn it into an outcome."""
     if not (isinstance(reply, tuple) and len(reply) >= 3 and reply[:2] == (seq, k)):
         raise _BadMessage("reply out of sequence")
     match reply[2:]:
+        case ("miss",):
+            return _MISS
         case ("ok", bytes() as state, dict() as content, bool() as pending):
             return SandboxResult(state, content, pending, pid)
         case ("panicked", str() as message):
@@ -635,15 +728,44 @@ def _worker_main(sock: socket.socket, allow_test_faults: bool, max_update_bytes:
     from schema import collection
     from sync.record import RecordDoc
 
-    def run(job: tuple[str, str, bytes, list[bytes], str | None]) -> tuple[Any, ...]:
-        coll_name, record_id, state, updates, fault = job
+    kept: OrderedDict[str, tuple[int, RecordDoc, int]] = OrderedDict()
+    """key → (the state's name, the live document, bytes it took), least recent first."""
+    kept_bytes = 0
+
+    def run(job: tuple[Any, ...]) -> tuple[Any, ...]:
+        nonlocal kept_bytes
+        coll_name, record_id, state, updates, fault, keep = job
         try:
             if fault is not None and allow_test_faults:
                 _inject_fault(fault)
-            doc = RecordDoc(collection(coll_name), record_id, state=state or None)
+            size = 0
+            if keep is not None:
+                key, base, trusted, after = keep
+                held = kept.pop(key, None)
+                if held is not None:
+                    kept_bytes -= held[2]
+                if state is None:
+                    if held is None or held[0] != base:
+                        return ("miss",)
+                    _, doc, size = held
+                    for update in trusted:  # from the hub's log: judged, in order
+                        doc.apply(update, in_order=True)
+                        size += len(update)
+            if state is not None:
+                doc = RecordDoc(collection(coll_name), record_id, state=state or None)
+                size = len(state)
             for update in updates:
                 doc.apply(update, max_bytes=max_update_bytes)
-            return ("ok", doc.encode_state(), doc.content(), doc.has_pending())
+                size += len(update)
+            pending = doc.has_pending()
+            if keep is None:
+                return ("ok", doc.encode_state(), doc.content(), pending)
+            if not pending:  # held updates never wait in a kept document
+                kept[key] = (after, doc, size)
+                kept_bytes += size
+                while kept_bytes > KEPT_BYTES and len(kept) > 1:
+                    kept_bytes -= kept.popitem(last=False)[1][2]
+            return ("ok", b"", doc.content(), pending)
         except BaseException as exc:  # the library's panics are BaseExceptions
             panic = _panic_in(exc)
             if panic is not None:

@@ -9,7 +9,7 @@ See docs/yjs-update-format.md for every reason code.
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import defaultdict
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
@@ -109,8 +109,14 @@ class OriginIndex:
         for client, (_, end) in decoded.clients.items():
             self._state[client] = end
         for client, ranges in decoded.delete_set.items():
-            held = tuple((lo, hi - lo) for lo, hi in self._deleted.get(client, ()))
-            self._deleted[client] = _merge(held + tuple(ranges))
+            spans = self._deleted.setdefault(client, [])
+            for lo, hi in _merge(tuple(ranges)):  # each in place: no re-merge of what is held
+                _add_span(spans, lo, hi)
+
+    @property
+    def entries(self) -> int:
+        """How many held ranges it indexes (what its memory grows with)."""
+        return sum(len(segments) for segments in self._segments.values())
 
     @property
     def state_vector(self) -> Mapping[int, int]:
@@ -123,19 +129,19 @@ class OriginIndex:
         return Unplaced.UNKNOWN if segment is None else segment.where
 
     def _live_overlaps(self, client: int, start: int, end: int) -> Iterator[tuple[_Segment, int]]:
-        """Held segments within ``[start, end)`` that are not deleted yet, with the live units."""
+        """Held segments within ``[start, end)`` that are not deleted yet, with live units (a
+        segment may come once per live run it holds). Only the live runs are walked: an update
+        restating deletions the receiver holds (a whole delete set) costs no walk."""
         starts = self._starts.get(client, [])
-        pos = max(bisect_right(starts, start) - 1, 0)
         segments = self._segments.get(client, [])
-        deleted = self._deleted.get(client, [])
-        while pos < len(segments) and segments[pos].start < end:
-            segment = segments[pos]
-            lo, hi = max(segment.start, start), min(segment.end, end)
-            if lo < hi:
-                units = sum(b - a for a, b in _subtract(lo, hi, deleted))
-                if units:
-                    yield segment, units
-            pos += 1
+        for run_start, run_end in _subtract(start, end, self._deleted.get(client, [])):
+            pos = max(bisect_right(starts, run_start) - 1, 0)
+            while pos < len(segments) and segments[pos].start < run_end:
+                segment = segments[pos]
+                lo, hi = max(segment.start, run_start), min(segment.end, run_end)
+                if lo < hi:
+                    yield segment, hi - lo
+                pos += 1
 
     def opens_live_pair(self, client: int, clock: int) -> bool:
         """True when held unit ``client:clock`` is the first half of a surrogate pair of
@@ -196,7 +202,7 @@ def check_schema(
 
 
 def check_causality(
-    decoded: DecodedUpdate, held: Mapping[int, int], bound_clients: Collection[int]
+    decoded: DecodedUpdate, held: Mapping[int, int], bound_clients: Collection[int] | None
 ) -> None:
     """Only the device's own client ids, each continuing exactly the receiver's state vector
     ``held``; deletes only of clocks that exist. An empty update (no struct, no delete) is
@@ -204,7 +210,8 @@ def check_causality(
     committed or sent on."""
     if not decoded.clients and not decoded.delete_set:
         raise CausalityError("the update is empty: nothing to apply", code="already_applied")
-    foreign = sorted(set(decoded.clients) - set(bound_clients))
+    foreign = (sorted(set(decoded.clients) - set(bound_clients))
+               if bound_clients is not None else [])
     if foreign:
         raise CausalityError(
             f"client id(s) {foreign} are not bound to this device", code="foreign_client"
@@ -257,10 +264,11 @@ def inspect(
     limits: SyncLimits,
     roots: Mapping[str, RootKind],
     held: Mapping[int, int],
-    bound_clients: Collection[int],
+    bound_clients: Collection[int] | None,
     index: OriginIndex,
 ) -> Inspection:
-    """Decode ``data`` and run every check; refusals are `ProtocolError`."""
+    """Decode ``data`` and run every check; refusals are `ProtocolError`. ``bound_clients``
+    None: any client (an update read back from the hub's own log)."""
     decoded = decode_update(data, limits, resolve=False)  # placed strictly below
     check_causality(decoded, held, bound_clients)
     placements = _placements(decoded, index)
@@ -496,11 +504,25 @@ def _merge(ranges: tuple[tuple[int, int], ...]) -> list[tuple[int, int]]:
     return spans
 
 
+def _add_span(spans: list[tuple[int, int]], lo: int, hi: int) -> None:
+    """Add ``[lo, hi)`` to the sorted disjoint ``spans``, joining those it touches."""
+    first = bisect_left(spans, (lo,))
+    if first and spans[first - 1][1] >= lo:
+        first -= 1
+        lo = spans[first][0]
+    last = first
+    while last < len(spans) and spans[last][0] <= hi:
+        hi = max(hi, spans[last][1])
+        last += 1
+    spans[first:last] = [(lo, hi)]
+
+
 def _subtract(start: int, end: int, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The parts of ``[start, end)`` outside the sorted disjoint ``spans``."""
     parts = []
     cursor = start
-    for lo, hi in spans[max(bisect_right(spans, (start,)) - 1, 0) :]:
+    for n in range(max(bisect_right(spans, (start,)) - 1, 0), len(spans)):  # no copy of the rest
+        lo, hi = spans[n]
         if lo >= end:
             break
         if hi > cursor:

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from core.identity import Principal, Role
-from hub.gate import Admitted, Deferred, Refused
+from hub.gate import Admitted, Deferred, Gate, Refused
 from hub.server import HubServer
 from schema import collection
 from sync import protocol as p
@@ -147,6 +147,7 @@ async def test_throttling_is_per_device_and_survives_a_reconnect(server: HubServ
     await asyncio.wait_for(dev.ws.wait_closed(), 5)
     assert dev.ws.close_code == p.CloseCode.THROTTLED
     assert "next" not in dev.acks
+    await dev.close()  # its reader ended with the close: collect it here, not in a later test
 
 
 async def _closed_handshake(server: HubServer, device_id: str, key: object, client_id: int
@@ -209,7 +210,10 @@ async def test_a_damaged_stored_document_blames_nobody_and_loses_nothing(
     await hub.db.pool.execute("UPDATE hub_documents SET state = $1 WHERE guid = $2",
                               damaged.get_update(), "people/p-damaged")
     unsafe = b"\x01\x01\x90\x03\x00\x1f"
-    sound, on_damaged = await hub.gate.admit_batch(DIRECTOR, {560}, [
+    # A stored copy damaged behind the log's back is found by a gate that loads it (a hub
+    # started after an upgrade); a running gate follows the log, not the stored bytes.
+    gate = Gate(hub.store, hub.sandbox, hub.limits, hot_documents=16)
+    sound, on_damaged = await gate.admit_batch(DIRECTOR, {560}, [
         ("people/p-sound", unsafe, "u-1"), ("people/p-damaged", unsafe, "u-2")])
     assert isinstance(sound, Refused) and sound.hostile
     assert isinstance(on_damaged, Deferred)

@@ -11,7 +11,7 @@ import pytest
 from core.errors import PermissionDenied, RecordInvalid
 from core.identity import Principal, Role
 from hub import store as store_module
-from hub.gate import Admitted
+from hub.gate import Admitted, Gate
 from hub.service import Hub
 from hub.store import Change, Committed, RefusalReceipt, Unstorable
 from schema import collection
@@ -104,7 +104,8 @@ async def test_two_devices_editing_one_record_in_one_transaction_both_land() -> 
 
 async def test_changes_judged_on_one_state_both_land_when_committed_one_after_the_other() -> None:
     """The gate's result is taken only when the document is still at the state it judged: the
-    second device's change was judged before the first one committed, so it is applied again."""
+    second device's change was judged (by another hub process's gate) before the first one
+    committed, so it is applied again."""
     async with running_hub() as server:
         hub = server.hub
         director = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
@@ -114,7 +115,8 @@ async def test_changes_judged_on_one_state_both_land_when_committed_one_after_th
         b = RecordDoc(PEOPLE, "p-race", client_id=33, state=doc.encode_state())
         (va,) = await hub.gate.admit_batch(director, {32}, [(a.guid, a.write({"city": "Goa"}),
                                                               "u-a")])
-        (vb,) = await hub.gate.admit_batch(
+        other = Gate(hub.store, hub.sandbox, hub.limits, hot_documents=16)
+        (vb,) = await other.admit_batch(
             director, {33}, [(b.guid, b.write({"primary_phone": "+91 98000 00001"}), "u-b")])
         assert isinstance(va, Admitted) and isinstance(vb, Admitted)
         assert va.change.base == vb.change.base  # both judged on the same stored state

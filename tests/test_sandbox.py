@@ -17,6 +17,7 @@ from sync.sandbox import (
     UPDATE_CODES,
     InjectedPanic,
     Job,
+    Kept,
     SandboxPool,
     SandboxRefused,
     SandboxResult,
@@ -106,6 +107,36 @@ async def test_pool_apply_matches_in_process() -> None:
         assert isinstance(outcome, SandboxResult)
         assert (outcome.state, outcome.content) == _in_process(STATE, UPDATES[: n % 3])
     assert len({o.pid for o in batch}) == 2  # the batch was spread over both workers
+
+
+async def test_a_kept_record_stays_in_its_worker_and_a_lost_one_is_sent_again() -> None:
+    """Jobs of a kept record go to one worker, which applies them to the document it kept
+    (the state is not sent) after the trusted updates named; a job naming a state the worker
+    does not keep (another name, or the worker was replaced) is sent again with its state."""
+    first, second = UPDATES
+    after_first = _in_process(STATE, [first])[0]
+    async with SandboxPool(2) as pool:
+        (made,) = await pool.apply_many(
+            [Job("people", "p1", STATE, (first,), kept=Kept("t1/people/p1", None, (), 1))])
+        assert isinstance(made, SandboxResult) and made.state == b""
+        assert made.content == _in_process(STATE, [first])[1]
+        (kept,) = await pool.apply_many(  # the state is not sent: b"" would be an empty doc
+            [Job("people", "p1", b"", (second,), kept=Kept("t1/people/p1", 1, (), 2))])
+        assert isinstance(kept, SandboxResult) and kept.pid == made.pid
+        assert kept.content == _in_process(STATE, UPDATES)[1]
+        assert pool.stats.kept_missed == 0
+        (lost,) = await pool.apply_many(
+            [Job("people", "p1", after_first, (second,), kept=Kept("t1/people/p1", 1, (), 3))])
+        assert isinstance(lost, SandboxResult) and pool.stats.kept_missed == 1
+        assert lost.content == _in_process(STATE, UPDATES)[1]
+        os.kill(lost.pid, 9)  # the worker and what it kept are gone
+        await asyncio.sleep(0.5)  # dead before the next job (a death mid-job is a crash)
+        (again,) = await pool.apply_many(
+            [Job("people", "p1", _in_process(STATE, UPDATES)[0], (),
+                 kept=Kept("t1/people/p1", 3, (first, second), 4))])
+        assert isinstance(again, SandboxResult) and again.pid != lost.pid
+        assert again.content == _in_process(STATE, UPDATES)[1]
+        assert pool.stats.kept_missed == 2
 
 
 async def test_update_waiting_for_predecessors_is_reported_pending() -> None:
