@@ -1,6 +1,8 @@
 """Benchmark of many hands on one canvas page: stock Yjs clients and Python edges at once.
 
-Run: ``.venv/bin/python bench/canvas.py [--yjs 20] [--edges 5] [--edits 100] [--interval 0.25]``.
+Run: ``.venv/bin/python bench/canvas.py [--quick] [--yjs 20] [--edges 5] [--edits 100]
+[--interval 0.25]``; ``--quick``: 4 Yjs clients and 2 edges, 40 edits each (240 edits, so the
+CPU windows are still the first and the last 100).
 
 The hub runs in its own process (as in production) on PostgreSQL (``DATABASE_URL`` or a private
 one from `pgserver`). ``--yjs`` stock Yjs clients (the npm packages yjs, y-websocket and ws,
@@ -19,6 +21,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import re
 import subprocess
 import sys
@@ -51,6 +54,10 @@ OPENERS = "([{!#$%&*+"
 the whole new narrative and the engine inserts only what differs from the old one, so a marker
 whose start matched the text's start would be inserted as a rotated piece after it."""
 WINDOW = 100
+PASSPHRASE = "bench device passphrase"
+"""Seals each bench device's keys (a throwaway folder)."""
+QUICK = (4, 2, 40)
+"""Yjs clients, edges and edits each of ``--quick``."""
 """Edits per CPU window (the first and the last ``WINDOW`` edits to reach the hub)."""
 
 
@@ -81,8 +88,8 @@ async def _serve_hub(folder: Path, yjs: int, edges: int, conn: Connection) -> No
         await hub.writer.write(owner, "canvas_pages", page_id, {
             "tenant_id": tenant, "owner_id": owner.user_id, "title": "Sales meeting",
             "editors": users}, create=True)
-        tokens = [issue_token(Principal(tenant, u, Role.SENIOR_BROKER, "t"), hub.secret_key)
-                  for u in users[:yjs]]
+        tokens = [issue_token(Principal(tenant, u, Role.SENIOR_BROKER, "t"), hub.secret_key,
+                              3600, 0) for u in users[:yjs]]
         codes = [await hub.accounts.issue_pairing_code(owner, u, "ipad", 600)
                  for u in users[yjs:]]
         conn.send({"url": server.url, "page": page_id, "tokens": tokens, "codes": codes,
@@ -168,8 +175,9 @@ async def run(yjs: int, edges: int, edits: int, interval: float) -> dict[str, ob
         settings = []
         for n, code in enumerate(info["codes"]):
             folder = Path(tmp) / f"edge{n}"
-            await pair(folder, info["url"], code, folder.name)
-            settings.append(EdgeSettings(data_dir=folder, backoff_cap_s=1.0))
+            await pair(folder, info["url"], code, folder.name, passphrase=PASSPHRASE)
+            settings.append(EdgeSettings(data_dir=folder, backoff_cap_s=1.0,
+                                         passphrase=PASSPHRASE))  # type: ignore[arg-type]
         ws_url = info["url"].replace("http", "ws") + "/api/oracle/v1/ws/oracle/canvas"
         expected = [f"y{i}" for i in range(yjs)] + [f"e{j}" for j in range(edges)]
         config = Path(tmp) / "config.json"
@@ -266,19 +274,34 @@ async def run(yjs: int, edges: int, edits: int, interval: float) -> dict[str, ob
     }
 
 
+def _git_head() -> str:
+    """The commit measured (with the gate's history: ``git log`` of the repository)."""
+    out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                         text=True, cwd=Path(__file__).parent, check=False)
+    return out.stdout.strip() or "unknown"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="4 Yjs clients + 2 edges, 40 edits each (overrides the counts)")
     parser.add_argument("--yjs", type=int, default=20)
     parser.add_argument("--edges", type=int, default=5)
     parser.add_argument("--edits", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.25)
     args = parser.parse_args()
+    if args.quick:
+        args.yjs, args.edges, args.edits = QUICK
+    load_before = os.getloadavg()[0]
     figures = asyncio.run(run(args.yjs, args.edges, args.edits, args.interval))
+    figures |= {"quick": args.quick, "git": _git_head(),
+                "load_average": {"before": load_before, "after": os.getloadavg()[0]}}
     lat = figures["edit_to_visible_ms"]
     cpu = figures["hub_cpu_ms_per_edit"]
     assert isinstance(lat, dict) and isinstance(cpu, dict)
     md = (
-        f"# Canvas: {figures['yjs_clients']} stock Yjs clients + {figures['edges']} edges on "
+        f"# Canvas{' (quick mode)' if args.quick else ''}: {figures['yjs_clients']} stock "
+        f"Yjs clients + {figures['edges']} edges on "
         f"one page, {figures['edits_each']} edits each (one per {figures['interval_s']} s "
         "on average)\n\n"
         "| edits | edits/s | edit → visible on every other client p50 / p99 / max | "
@@ -287,7 +310,9 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- |\n"
         f"| {figures['edits']} | {figures['edits_per_s']:.0f} | {lat['p50']:.0f} / "
         f"{lat['p99']:.0f} / {lat['max']:.0f} ms | {cpu['first']:.2f} / {cpu['last']:.2f} ms "
-        f"| {figures['cpu_growth']:.2f}× | {figures['missing_sightings']} |\n")
+        f"| {figures['cpu_growth']:.2f}× | {figures['missing_sightings']} |\n\n"
+        f"Machine load average (1 min) {load_before:.1f} before, {os.getloadavg()[0]:.1f} "
+        f"after; code at {figures['git']}.\n")
     path = write_results("canvas", figures, md)
     Console().print(md)
     Console().print(f"written to {path}")

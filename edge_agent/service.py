@@ -16,6 +16,7 @@ from core.errors import ConfigError, VelocityError
 from core.ids import new_id
 from edge_agent.crypto import Sealer
 from edge_agent.device import Pairing, load_pairing, unlock
+from edge_agent.gpu_request_status import gpu_request_summary
 from edge_agent.netwatch import NetworkWatch, route_fingerprint
 from edge_agent.replica import Replica
 from edge_agent.sentinel import KioskSentinel
@@ -134,4 +135,5 @@ class EdgeAgent:
             "refusals": await self.replica.refusals(),
             "invalid_documents": dict(self.replica.invalid),
             "storage": self.replica.storage(),
+            "gpu_requests": await gpu_request_summary(self.replica),
         }

@@ -19,6 +19,7 @@ from gpu_hub.llm.client import LlmRuntime
 from gpu_hub.media.dream_weaver import DreamWeaverHandler
 from gpu_hub.media.pool import ComfyPool
 from gpu_hub.mode import GpuMode, ModeControl
+from gpu_hub.oracle.question_job import OracleQuestionHandler
 from gpu_hub.oracle.reader import ensure_reader_role
 from gpu_hub.oracle.service import Oracle
 from gpu_hub.runner import Handler, JobRunner
@@ -48,11 +49,13 @@ class GpuFront:
             handlers: dict[JobKind, Handler] = {
                 JobKind.LLM_BATCH: self.batch,
                 JobKind.DREAM_WEAVER: DreamWeaverHandler(self.comfy, self.llm, self.mode,
-                                                         self.settings)}
+                                                         self.settings),
+                JobKind.ORACLE_QUESTION: OracleQuestionHandler(self.oracle)}
             self.runner = await self._stack.enter_async_context(JobRunner(
                 self.jobs, self.mode, handlers,
                 slots={JobKind.LLM_BATCH: self.settings.llm_tenant_concurrency,
-                       JobKind.DREAM_WEAVER: self.settings.dream_weaver_slots},
+                       JobKind.DREAM_WEAVER: self.settings.dream_weaver_slots,
+                       JobKind.ORACLE_QUESTION: self.settings.llm_tenant_concurrency},
                 max_attempts=self.settings.comfy_attempts))
         except BaseException:
             await self._stack.aclose()

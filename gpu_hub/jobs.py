@@ -18,6 +18,7 @@ from core.ids import new_id
 class JobKind(StrEnum):
     LLM_BATCH = "llm_batch"
     DREAM_WEAVER = "dream_weaver"
+    ORACLE_QUESTION = "oracle_question"
 
 
 class JobStatus(StrEnum):

@@ -24,9 +24,9 @@ class GpuMode(StrEnum):
 
 
 RUNS: dict[GpuMode, frozenset[JobKind]] = {
-    GpuMode.LLM: frozenset({JobKind.LLM_BATCH}),
+    GpuMode.LLM: frozenset({JobKind.LLM_BATCH, JobKind.ORACLE_QUESTION}),
     GpuMode.MEDIA: frozenset({JobKind.DREAM_WEAVER}),
-    GpuMode.SPLIT: frozenset({JobKind.LLM_BATCH, JobKind.DREAM_WEAVER}),
+    GpuMode.SPLIT: frozenset({JobKind.LLM_BATCH, JobKind.DREAM_WEAVER, JobKind.ORACLE_QUESTION}),
 }
 SERVES_CHAT = frozenset({GpuMode.LLM, GpuMode.SPLIT})
 

@@ -65,7 +65,7 @@ def create_app(hub: Hub) -> FastAPI:
     async def sync_endpoint(ws: WebSocket) -> None:
         await SyncSession(ws, hub).run()
 
-    rooms = YjsRooms()
+    rooms = YjsRooms(hub.awareness)
 
     @app.websocket(YJS_PATH)
     async def yjs_endpoint(ws: WebSocket, page_id: str) -> None:

@@ -23,7 +23,9 @@ tenant):
 - a broker's mobile records (`IN_SCOPE`: communication events, transcripts, memory facts,
   calendar events, insights) are created and changed only within the principal's own scope: their
   own, or (seniors) their team's; owner and team change only by a manager;
-- an insight is decided once: its decision is never changed afterwards (managers included).
+- an insight is decided once: its decision is never changed afterwards (managers included);
+- GPU requests are asked by their owner and answered by the hub (`check_gpu_request`, for
+  managers too).
 """
 
 from __future__ import annotations
@@ -34,12 +36,13 @@ from typing import Any
 
 from core.errors import PermissionDenied
 from core.identity import Principal, Role
-from hub.scope import CANVAS, may_read
+from hub.scope import CANVAS, GPU_REQUESTS, may_read
 from schema import Collection
 from schema.models import LeadStage
 
-__all__ = ["GUARDED", "IN_SCOPE", "check_grant_role", "check_manage_user", "check_purge",
-           "check_revoke", "check_write", "may_change", "may_read"]
+__all__ = ["GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "check_gpu_request",
+           "check_grant_role", "check_manage_user", "check_purge", "check_revoke",
+           "check_write", "may_change", "may_read"]
 
 GUARDED = frozenset({"people", "leads", "opportunities"})
 """Collections whose records only their owner, their team's senior and managers change."""
@@ -86,6 +89,8 @@ def check_write(
         check_lead_stage(principal, before, after)
     if coll.name == "insights":
         check_insight_decision(before, after)
+    if coll.name == GPU_REQUESTS:
+        check_gpu_request(principal, before, after)
     if principal.is_manager:
         return
     if coll.name in IN_SCOPE:
@@ -275,3 +280,44 @@ def check_canvas_write(principal: Principal, before: Mapping[str, Any] | None,
     require_canvas(principal, before, Access.EDIT)
     if any(before.get(k) != after.get(k) for k in CANVAS_SHARING_FIELDS):
         require_canvas(principal, before, Access.OWN)
+
+
+# --- GPU requests made on devices ---------------------------------------------------------------
+
+GPU_WORKER_DEVICE = "hub:gpu-requests"
+"""The device id of the hub's GPU request watcher: no paired device, REST caller or Yjs client
+has it, so only the hub records a request's outcome."""
+GPU_REQUEST_ASKED = ("kind", "question", "room_type", "style", "photo", "requested_at",
+                     "owner_id", "team_id")
+GPU_REQUEST_OUTCOME = ("status", "progress", "job_id", "answer", "result_url", "error",
+                       "finished_at")
+_UNSET_OUTCOME = {"status": "requested", "progress": 0}
+
+
+def check_gpu_request(principal: Principal, before: Mapping[str, Any] | None,
+                      after: Mapping[str, Any]) -> None:
+    """A request is made by its owner (it runs as them) with no outcome, never changed after,
+    only withdrawn (deleted) by its owner; its outcome is written by the hub's watcher alone,
+    which changes nothing of the request but empties its photo."""
+    if principal.device_id == GPU_WORKER_DEVICE:
+        if before is None or any(before.get(k) != after.get(k) for k in GPU_REQUEST_ASKED
+                                 if k != "photo"):
+            raise PermissionDenied("the hub only records a GPU request's outcome",
+                                   code="gpu_worker_only")
+        return
+    if before is None:
+        if after.get("owner_id") != principal.user_id:
+            raise PermissionDenied("a GPU request runs as whoever made it: it must be owned "
+                                   "by you", code="not_owner")
+        if any(after.get(k) != _UNSET_OUTCOME.get(k) for k in GPU_REQUEST_OUTCOME):
+            raise PermissionDenied("a new GPU request starts as requested; only the hub "
+                                   "records its status and result", code="gpu_outcome_by_hub")
+        return
+    if before.get("owner_id") != principal.user_id:
+        raise PermissionDenied("only whoever made a GPU request may withdraw it",
+                               code="not_owner")
+    changed = [k for k in (*GPU_REQUEST_ASKED, *GPU_REQUEST_OUTCOME)
+               if before.get(k) != after.get(k)]
+    if changed:
+        raise PermissionDenied(f"a GPU request is not changed once made ({', '.join(changed)}"
+                               "); withdraw it and ask again", code="gpu_request_fixed")

@@ -10,13 +10,17 @@ from schema import COLLECTIONS
 
 OWNER_SCOPED = tuple(sorted(c.name for c in COLLECTIONS.values() if c.owner_scoped))
 CANVAS = "canvas_pages"
+GPU_REQUESTS = "gpu_requests"
 
 
 def readers_of(collection: str, values: Mapping[str, Any]) -> list[str] | None:
     """The names that may read a document its collection shares by name (a canvas page not
     shared with the whole tenant): its owner, editors and viewers, and ``team:<id>`` for a
     page shared with its team. None: the owner and team rule alone decides (every other
-    document). Kept as the document's ``readers`` column."""
+    document). A GPU request is read by its owner alone (an Oracle answer is in the asker's
+    scope). Kept as the document's ``readers`` column."""
+    if collection == GPU_REQUESTS:
+        return [values["owner_id"]] if values.get("owner_id") else []
     if collection != CANVAS or values.get("sharing") == "tenant":
         return None
     names = {values.get("owner_id"), *(values.get("editors") or ()),

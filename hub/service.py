@@ -15,7 +15,9 @@ from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
 from hub.feed import LogFeed
 from hub.gate import Gate
+from hub.gpu_requests import GpuRequestWatcher
 from hub.metrics import HubMetrics
+from hub.awareness_relay import PresenceRelay
 from hub.presence import Presence
 from hub.settings import HubSettings
 from hub.signing import signing_secret
@@ -58,9 +60,11 @@ class Hub:
                 Fanout(self.db, self.connections)
             )
             await self._stack.enter_async_context(Presence(self.db, self.connections))
+            self.awareness = await self._stack.enter_async_context(PresenceRelay(self.db))
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
+            self.gpu_requests = await self._stack.enter_async_context(GpuRequestWatcher(self))
         except BaseException:
             await self._stack.aclose()
             raise

@@ -6,7 +6,8 @@ rules as REST apply (no access: refused before any byte of the page; view only: 
 Every incoming update passes the same gate as a device push (strict decode, client ids bound to
 this user's Yjs clients, isolated apply, record validation, policy) and enters the log through
 the group committer, so edges receive it; what others commit reaches the client from the log
-after commit. Awareness (presence) is relayed between the clients of a page on this hub process.
+after commit. Awareness (presence) reaches the page's clients on this hub at once and those on
+the deployment's other hubs through `hub.awareness_relay`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections import defaultdict
 from typing import TYPE_CHECKING
 
@@ -27,6 +29,7 @@ from core.ids import make_guid
 from hub.canvas import Canvases
 from hub.gate import Admitted, Refused
 from hub.policy import CANVAS, Access, canvas_access
+from hub.awareness_relay import Notice, PresenceRelay
 from hub.store import Committed
 from schema import collection
 from sync import yws
@@ -41,17 +44,27 @@ log = logging.getLogger(__name__)
 YJS_PATH = "/api/oracle/v1/ws/oracle/canvas/{page_id}"
 EMPTY_UPDATE = b"\x00\x00"
 FEED_PAGE = 1000
+OUTDATED_S = 30.0
+"""y-protocols' awareness timeout: a state not renewed for this long is gone."""
 
 
 class YjsRooms:
-    """The Yjs clients of each page on this hub process and their latest awareness states."""
+    """The Yjs clients of each page on this hub process and the latest awareness states of
+    the page's clients on every hub (others' through the `PresenceRelay`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, relay: PresenceRelay | None = None) -> None:
         self._members: dict[str, set[YjsSession]] = defaultdict(set)
-        self._states: dict[str, dict[int, yws.AwarenessEntry]] = defaultdict(dict)
+        self._states: dict[str, dict[int, tuple[yws.AwarenessEntry, float]]] = defaultdict(dict)
+        self._relay = relay
+        self._sending: set[asyncio.Task[None]] = set()
+        if relay is not None:
+            relay.listen(self._on_notice)
 
-    def join(self, room: str, session: YjsSession) -> None:
+    async def join(self, room: str, session: YjsSession) -> None:
+        first = room not in self._members
         self._members[room].add(session)
+        if first and self._relay is not None:  # others' clients already there: announce
+            await self._relay.ask(room)
 
     def leave(self, room: str, session: YjsSession) -> None:
         self._members[room].discard(session)
@@ -60,19 +73,48 @@ class YjsRooms:
             self._states.pop(room, None)
 
     def states(self, room: str) -> list[yws.AwarenessEntry]:
-        return [e for e in self._states.get(room, {}).values() if e.state != "null"]
+        """The room's present clients; a state not renewed within y-protocols' 30 s timeout
+        is gone (its hub may have died)."""
+        fresh = time.monotonic() - OUTDATED_S
+        return [e for e, at in self._states.get(room, {}).values()
+                if e.state != "null" and at >= fresh]
+
+    def _keep(self, room: str, entries: tuple[yws.AwarenessEntry, ...]) -> None:
+        states, now = self._states[room], time.monotonic()
+        for e in entries:
+            if e.client_id not in states or states[e.client_id][0].clock <= e.clock:
+                states[e.client_id] = (e, now)
 
     async def publish(self, room: str, sender: YjsSession,
                       entries: tuple[yws.AwarenessEntry, ...]) -> None:
-        """Keep the newest state of each client and pass the entries to the page's others."""
-        states = self._states[room]
-        for e in entries:
-            if e.client_id not in states or states[e.client_id].clock <= e.clock:
-                states[e.client_id] = e
+        """Keep the newest state of each client and pass the entries to the page's others,
+        on this hub and the others."""
+        self._keep(room, entries)
+        await self._deliver(room, entries, sender)
+        if self._relay is not None:
+            await self._relay.publish(room, entries)
+
+    async def _deliver(self, room: str, entries: tuple[yws.AwarenessEntry, ...],
+                       sender: YjsSession | None) -> None:
         frame = yws.encode_awareness(entries)
         for peer in list(self._members.get(room, ())):
             if peer is not sender:
-                await peer.send(frame)
+                with contextlib.suppress(Exception):  # a closing peer: its session ends
+                    await peer.send(frame)
+
+    def _on_notice(self, notice: Notice) -> None:
+        if notice.room not in self._members or self._relay is None:
+            return
+        if notice.ask:
+            mine = [e for s in self._members[notice.room] for e in s.announced_entries()]
+            work = self._relay.publish(notice.room, mine) if mine else None
+        else:
+            self._keep(notice.room, notice.entries)
+            work = self._deliver(notice.room, notice.entries, None)
+        if work is not None:
+            task = asyncio.get_running_loop().create_task(work)
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
 
 class YjsSession:
@@ -139,7 +181,7 @@ class YjsSession:
         self.tenant_id, self.device_id = principal.tenant_id, principal.device_id or ""
         self._room = f"{self.tenant_id}/{self.guid}"
         self.hub.connections.add(self)
-        self.rooms.join(self._room, self)
+        await self.rooms.join(self._room, self)
         tasks = [asyncio.create_task(self._send_loop(principal)),
                  asyncio.create_task(self._receive_loop(principal, access))]
         try:
@@ -179,6 +221,10 @@ class YjsSession:
             raise PermissionDenied("this canvas page does not exist or is not shared with you",
                                    code="not_shared") from None
         return principal, canvas_access(principal, page)
+
+    def announced_entries(self) -> list[yws.AwarenessEntry]:
+        """The latest entries of this connection's clients, as the room keeps them."""
+        return [e for e in self.rooms.states(self._room) if e.client_id in self._announced]
 
     async def _leave(self) -> None:
         """Tell the page's others that this connection's clients left."""

@@ -408,3 +408,68 @@ class Insight(Record):
     decided_by: str | None = None
     decided_at: datetime | None = None
     decision_note: str | None = Field(None, max_length=500)
+
+
+class GpuRequestKind(StrEnum):
+    ORACLE_QUESTION = "oracle_question"
+    DREAM_WEAVER = "dream_weaver"
+
+
+class GpuRequestStatus(StrEnum):
+    """``requested`` is written on the device; the hub sets every later status."""
+
+    REQUESTED = "requested"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    REFUSED = "refused"
+    CANCELLED = "cancelled"
+
+
+class RoomType(StrEnum):
+    LIVING_ROOM = "living_room"
+    BEDROOM = "bedroom"
+    KITCHEN = "kitchen"
+    DINING_ROOM = "dining_room"
+    BATHROOM = "bathroom"
+    STUDY = "study"
+    BALCONY = "balcony"
+    KIDS_ROOM = "kids_room"
+
+
+GPU_REQUEST_PHOTO_CHARS = 250_000
+"""A room photo travels in its request as base64: at most about 187 KB (a downscaled JPEG)."""
+GPU_REQUEST_ANSWER_CHARS = 100_000
+
+
+class GpuRequest(Record):
+    """A GPU job asked for on a device (offline too): it runs once it reaches the hub, and
+    the hub writes its status, progress and result back into this record."""
+
+    kind: GpuRequestKind
+    question: str | None = Field(None, max_length=2000)
+    """An Oracle question in plain language."""
+    room_type: RoomType | None = None
+    style: str | None = Field(None, max_length=300)
+    photo: str | None = Field(None, max_length=GPU_REQUEST_PHOTO_CHARS)
+    """The room photo (PNG or JPEG) as base64; the hub empties it once the job holds it."""
+    requested_at: datetime | None = None
+    status: GpuRequestStatus = GpuRequestStatus.REQUESTED
+    progress: float = Field(0.0, ge=0, le=1)
+    job_id: str | None = None
+    answer: str | None = Field(None, max_length=GPU_REQUEST_ANSWER_CHARS)
+    """An Oracle answer as JSON text: sql, columns, rows, visualization."""
+    result_url: str | None = Field(None, max_length=300)
+    """Where the hub serves a render's PNG (``/api/dream-weaver/result/{job_id}``)."""
+    error: str | None = Field(None, max_length=500)
+    finished_at: datetime | None = None
+
+    @model_validator(mode="after")
+    def _asks_something(self) -> GpuRequest:
+        if self.kind is GpuRequestKind.ORACLE_QUESTION and not self.question:
+            raise ValueError("an oracle_question request needs its question")
+        if self.kind is GpuRequestKind.DREAM_WEAVER and not (self.room_type and self.style and (
+                self.photo or self.status is not GpuRequestStatus.REQUESTED)):
+            raise ValueError("a dream_weaver request needs room_type, style and photo")
+        return self

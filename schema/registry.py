@@ -100,6 +100,7 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("memory_facts", "mobile_memory_facts", models.MemoryFact, owner_scoped=True),
         _c("calendar_events", "mobile_calendar_events", models.CalendarEvent, owner_scoped=True),
         _c("insights", "mobile_insights", models.Insight, owner_scoped=True),
+        _c("gpu_requests", "intel_gpu_requests", models.GpuRequest),
     )
 }
 

@@ -17,8 +17,9 @@ from schema import COLLECTIONS, Collection
 HIDDEN_COLUMNS = frozenset({"tenant_id"})
 """Never shown or referenced: the tenant is implied by who asks."""
 
-EXCLUDED_COLLECTIONS = frozenset({"canvas_pages"})
-"""Collections that are not analytics data (canvases hold Oracle answers themselves)."""
+EXCLUDED_COLLECTIONS = frozenset({"canvas_pages", "gpu_requests"})
+"""Collections that are not analytics data (canvases and GPU requests hold Oracle answers
+themselves, each in its asker's scope)."""
 
 TABLE_MEANING = {
     "people": "Contacts (clients and family members); one row per person.",

@@ -397,3 +397,27 @@ CREATE TABLE IF NOT EXISTS mobile_insights (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS mobile_insights_owner ON mobile_insights (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS intel_gpu_requests (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    kind TEXT,
+    question TEXT,
+    room_type TEXT,
+    style TEXT,
+    photo TEXT,
+    requested_at TEXT,
+    status TEXT,
+    progress REAL,
+    job_id TEXT,
+    answer TEXT,
+    result_url TEXT,
+    error TEXT,
+    finished_at TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS intel_gpu_requests_owner ON intel_gpu_requests (tenant_id, owner_id);
