@@ -13,6 +13,8 @@ from hub.api import (
     auth_routes,
     crm,
     errors,
+    imports,
+    inventory,
     oracle,
     oracle_prompts,
     pairing_qr,
@@ -47,6 +49,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)
     app.include_router(oracle_prompts.router)
+    app.include_router(inventory.router)
+    app.include_router(imports.router)
     mount_gpu_front(app, current_principal)
 
     @app.websocket(SYNC_PATH)

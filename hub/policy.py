@@ -19,12 +19,16 @@ tenant):
   by managers;
 - a consent is revoked (or deleted) only by whoever recorded it, the senior of their team, or a
   manager; a client's perception results are purged only by whoever may change the client;
-- Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too).
+- Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too);
+- inventory (projects, towers, units, media) is changed only by managers;
+- a unit is held by one broker at a time (`check_hold`, for managers too): a second claim on a
+  held unit is refused with the holder's name, whichever device committed first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -34,11 +38,14 @@ from hub.scope import CANVAS, may_read
 from schema import Collection
 from schema.models import LeadStage
 
-__all__ = ["GUARDED", "check_grant_role", "check_manage_user", "check_purge", "check_revoke",
-           "check_write", "may_change", "may_read"]
+__all__ = ["GUARDED", "MANAGED", "check_grant_role", "check_hold", "check_manage_user",
+           "check_purge", "check_revoke", "check_write", "may_change", "may_read"]
 
 GUARDED = frozenset({"people", "leads", "opportunities"})
 """Collections whose records only their owner, their team's senior and managers change."""
+MANAGED = frozenset({"projects", "towers", "units", "unit_media"})
+"""Inventory collections only a SALES_DIRECTOR or ADMIN changes."""
+HOLDS = "unit_holds"
 SCOPE_FIELDS = ("owner_id", "team_id")
 CONSENT_REVOKE_FIELDS = ("revoked_at", "deleted")
 
@@ -75,6 +82,8 @@ def check_write(
         check_canvas_write(principal, before, after)
     if coll.name == "leads":
         check_lead_stage(principal, before, after)
+    if coll.name == HOLDS:
+        check_hold(principal, before, after)
     if principal.is_manager:
         return
     noun = coll.name[:-1] if coll.name.endswith("s") else coll.name
@@ -104,6 +113,9 @@ def check_write(
                 f"only a SALES_DIRECTOR or ADMIN may set {coll.name}.{name}",
                 code="manager_only_field",
             )
+    if coll.name in MANAGED:
+        raise PermissionDenied(f"only a SALES_DIRECTOR or ADMIN may change {coll.name}",
+                               code="manager_only")
 
 
 def check_revoke(principal: Principal, recorded: Row) -> None:
@@ -175,6 +187,50 @@ def check_lead_stage(principal: Principal, before: Mapping[str, Any] | None,
                 f"a {principal.role.value} may not move a lead "
                 f"{'to' if stage == new else 'away from'} {stage}: ask a SALES_DIRECTOR",
                 code="lead_stage_forbidden")
+
+
+# --- unit holds ---------------------------------------------------------------------------------
+
+
+def check_hold(principal: Principal, before: Row | None, after: Row) -> None:
+    """One holder at a time: a claim beside another (two brokers holding offline) is refused
+    with the holder's name; a broker claims only for themselves; a live hold is changed or
+    released only by its holder, their team's senior or a manager, and taken over by another
+    broker only once it has expired."""
+    claims = set(after.get("claims") or ())
+    held = set(before.get("claims") or ()) if before is not None else set()
+    unit = after.get("unit_id")
+    if len(claims) > 1:
+        holders = ", ".join(sorted(held or claims))
+        raise PermissionDenied(f"unit {unit} is already held by {holders}: ask them or a "
+                               "SALES_DIRECTOR to release it", code="unit_held")
+    holder = after.get("holder_id")
+    if claims != ({holder} if holder else set()):
+        raise PermissionDenied("a hold's holder is its one claim (set both, or clear both to "
+                               "release)", code="hold_inconsistent")
+    if before is not None and after.get("unit_id") != before.get("unit_id"):
+        raise PermissionDenied("a hold stays on its unit", code="hold_inconsistent")
+    if claims - held and not principal.is_manager and claims != {principal.user_id}:
+        raise PermissionDenied("a broker places holds only for themselves", code="not_owner")
+    if before is None or not held or principal.is_manager or _owns(
+            principal, before.get("holder_id"), before.get("team_id")):
+        return
+    if any(after.get(k) != before.get(k) for k in after):
+        if claims == {principal.user_id} and _expired(before):
+            return  # taking over an expired hold
+        raise PermissionDenied(f"unit {unit} is held by {', '.join(sorted(held))}: only they, "
+                               "their senior or a SALES_DIRECTOR may change or release the hold",
+                               code="unit_held")
+
+
+def _expired(hold: Row) -> bool:
+    expires = hold.get("expires_at")
+    if not expires:
+        return False
+    when = datetime.fromisoformat(str(expires))
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when < datetime.now(UTC)
 
 
 # --- Oracle canvas pages ------------------------------------------------------------------------

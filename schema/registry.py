@@ -86,7 +86,8 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("property_interests", "crm_property_interests", models.PropertyInterest),
         _c("stage_history", "crm_stage_history", models.StageChange),
         _c("projects", "inventory_projects", models.Project),
-        _c("units", "inventory_units", models.Unit, manager_only_fields=frozenset({"price"})),
+        _c("units", "inventory_units", models.Unit,
+           manager_only_fields=frozenset({"price", "status"})),
         _c("interactions", "crm_interactions", models.Interaction),
         _c("tasks", "crm_tasks", models.Task),
         _c("qd_scores", "intel_qd_scores", models.QdScore),
@@ -94,6 +95,9 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("consents", "intel_biometric_consent", models.BiometricConsent),
         _c("perception_sessions", "intel_perception_sessions", models.PerceptionSession),
         _c("canvas_pages", "oracle_canvas_pages", models.CanvasPage),
+        _c("towers", "inventory_towers", models.Tower),
+        _c("unit_holds", "inventory_unit_holds", models.UnitHold),
+        _c("unit_media", "inventory_media", models.UnitMedia),
     )
 }
 
