@@ -59,7 +59,7 @@ def read_csv(data: bytes, *, required: Collection[str], known: Collection[str]
         raise RecordInvalid("the file is not UTF-8 text: export the sheet as CSV UTF-8") from None
     if "\x00" in text:
         raise RecordInvalid("the file is not a CSV (it holds NUL bytes)")
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = [h.strip().lower() for h in next(reader)]
     except StopIteration:

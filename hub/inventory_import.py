@@ -116,12 +116,11 @@ async def _plan(hub: Hub, principal: Principal, rows: list[CsvRow]) -> _Plan:
             Unit.model_validate({"id": unit_id, **values})
         except ValidationError as exc:
             plan.errors.add_validation(row.line, exc, _FIELD_COLUMN)
-            continue
-        key = (project_id or "", tower_id, v["unit_no"].lower())
-        if key in existing:
+        key = (project_id or "", tower_id, v.get("unit_no", "").lower())
+        if key[2] and key in existing:  # (a missing unit number: the model's error says so)
             plan.errors.add(row.line, "unit_no", f"unit {v['unit_no']} of {project} already "
                             "exists: change it in the inventory, not by import")
-        elif key in seen:
+        elif key[2] and key in seen:
             plan.errors.add(row.line, "unit_no", f"unit {v['unit_no']} of {project} is also on "
                             f"line {seen[key]}")
         seen.setdefault(key, row.line)
