@@ -85,6 +85,9 @@ async def test_two_brokers_hold_one_unit_offline_and_exactly_one_hold_wins(tmp_p
                     lead = await edge.write("leads", None, {"person_id": person.id,
                                                             "stage": "SITE_VISIT"})
                     offline.update(person=person.id, lead=lead.id)
+                    await edge.write("opportunities", None, {
+                        "person_id": person.id, "lead_id": lead.id, "unit_id": "u2"})
+                    await _pipeline_served_offline(http, person.id, lead.id)
 
         # Both reconnect at once: the hub commits one hold of A-1201 and refuses the other.
         async with EdgeAgent(settings["senior"]) as a, EdgeAgent(settings["junior"]) as b, \
@@ -122,6 +125,9 @@ async def test_two_brokers_hold_one_unit_offline_and_exactly_one_hold_wins(tmp_p
             assert [(r["id"], r["holder_id"]) for r in rows] == [("u1", winner), ("u2", JUNIOR)]
             assert await server.hub.db.pool.fetchval(
                 "SELECT stage FROM crm_leads WHERE id = $1", offline["lead"]) == "SITE_VISIT"
+            assert await server.hub.db.pool.fetchval(
+                "SELECT unit_id FROM crm_opportunities WHERE person_id = $1",
+                offline["person"]) == "u2"
             await until(lambda: _has(a, "SELECT 1 FROM temp.crm_people WHERE id = ?",
                                      offline["person"]), what="the junior's client reached a")
             held = (await http_a.get("/api/inventory/properties", params={"status": "HELD"}
@@ -142,6 +148,29 @@ async def test_two_brokers_hold_one_unit_offline_and_exactly_one_hold_wins(tmp_p
             await until(lambda: _drained(edges[loser][0]), timeout=30, what="re-hold pushed")
             assert await server.hub.db.pool.fetchval(
                 "SELECT holder_id FROM inventory_unit_holds WHERE id = 'u1'") == loser
+
+
+async def _pipeline_served_offline(http: httpx.AsyncClient, person_id: str, lead_id: str
+                                   ) -> None:
+    """The broker's pipeline from the device alone: leads, the board, opportunities."""
+    leads = (await http.get("/api/crm/leads")).json()
+    assert [(x["id"], x["person_name"], x["stage"]) for x in leads] == [
+        (lead_id, "Asha Rao", "SITE_VISIT")]
+    assert (await http.get("/api/crm/leads", params={"stage": "WON"})).json() == []
+    assert (await http.get("/api/crm/leads", params={"stage": "BOGUS"})).status_code == 422
+    board = (await http.get("/api/crm/kanban")).json()["columns"]
+    assert list(board) == ["NEW", "CONTACTED", "QUALIFIED", "SITE_VISIT", "NEGOTIATION", "WON",
+                           "LOST"]
+    assert board["SITE_VISIT"]["count"] == 1 and board["NEW"] == {"count": 0, "cards": []}
+    opportunities = (await http.get("/api/crm/opportunities")).json()
+    assert [(o["person_id"], o["unit_id"], o["stage"]) for o in opportunities] == [
+        (person_id, "u2", "PROSPECTING")]
+    units = (await http.get("/api/inventory/properties", params={"project_id": "pr1"})).json()
+    assert [(u["unit_no"], u["status"]) for u in units] == [
+        ("A-1201", "HELD"), ("A-1202", "HELD"), ("A-1203", "AVAILABLE")]
+    assert (await http.get("/api/inventory/towers")).json()[0]["name"] == "Tower A"
+    assert (await http.get("/api/inventory/properties/nope")).status_code == 404
+    assert (await http.delete("/api/inventory/properties/u3/hold")).status_code == 409
 
 
 async def test_hub_holds_over_rest_refuse_a_second_holder_and_a_foreign_release() -> None:
