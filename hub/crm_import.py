@@ -20,8 +20,8 @@ from pydantic import ValidationError
 from core.errors import Conflict, NotFound, RecordInvalid
 from core.identity import Principal
 from core.ids import new_id
+from hub.import_batches import batch
 from hub.import_csv import CsvRow, RowErrors, normalise_email, normalise_phone, read_csv
-from hub.inventory_import import batch_view
 from hub.service import Hub
 from schema.models import Person
 
@@ -153,33 +153,6 @@ def _changes(person: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
             and str(person[k]).strip().lower() != str(fields[k]).strip().lower()}
     tags = sorted(set(fields.get("tags") or ()) - set(person.get("tags") or ()))
     return {"fill": fills, "kept": kept, "add_tags": tags}
-
-
-async def batches(hub: Hub, principal: Principal, kind: str, limit: int, offset: int
-                  ) -> list[dict[str, Any]]:
-    rows = await hub.db.pool.fetch(
-        "SELECT * FROM hub_import_batches WHERE tenant_id = $1 AND kind = $2 ORDER BY "
-        "created_at DESC, batch_id DESC LIMIT $3 OFFSET $4", principal.tenant_id, kind, limit,
-        offset)
-    return [batch_view(dict(r)) for r in rows]
-
-
-async def batch(hub: Hub, principal: Principal, batch_id: str, kind: str = "crm"
-                ) -> dict[str, Any]:
-    """A batch with its errors and (CRM) its proposals."""
-    row = await hub.db.pool.fetchrow(
-        "SELECT * FROM hub_import_batches WHERE tenant_id = $1 AND batch_id = $2 AND kind = $3",
-        principal.tenant_id, batch_id, kind)
-    if row is None:
-        raise NotFound(f"no {kind} import batch {batch_id}")
-    out = batch_view(dict(row))
-    if kind == "crm":
-        out["proposals"] = [batch_view(dict(p)) for p in await hub.db.pool.fetch(
-            "SELECT * FROM hub_import_proposals WHERE tenant_id = $1 AND batch_id = $2 "
-            "ORDER BY row_no", principal.tenant_id, batch_id)]
-        for p in out["proposals"]:
-            p.pop("batch_id", None)
-    return out
 
 
 async def review(hub: Hub, principal: Principal, batch_id: str, row_no: int | None,

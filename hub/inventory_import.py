@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from core.errors import VelocityError
 from core.identity import Principal
 from core.ids import new_id
+from hub.import_batches import batch_view
 from hub.import_csv import CsvRow, RowErrors, read_csv
 from hub.service import Hub
 from hub.store import create_many
@@ -51,11 +52,6 @@ async def import_inventory(hub: Hub, principal: Principal, filename: str, data: 
         summary, principal.user_id if status == "committed" else None,
         datetime.now(UTC) if status == "committed" else None)
     return batch_view(dict(row))
-
-
-def batch_view(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()
-            if k != "tenant_id"}
 
 
 class _Plan:

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, File, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from hub import crm_import
+from hub import crm_import, import_batches
 from hub.api.crm import Limit, Offset
 from hub.api.deps import HubDep, ManagerDep
 from hub.import_csv import MAX_CSV_BYTES
@@ -44,12 +44,12 @@ async def create_inventory_batch(file: CsvFile, principal: ManagerDep, hub: HubD
 @router.get("/api/inventory/import-batches")
 async def inventory_batches(principal: ManagerDep, hub: HubDep, limit: Limit = 50,
                             offset: Offset = 0) -> list[dict[str, Any]]:
-    return await crm_import.batches(hub, principal, "inventory", limit, offset)
+    return await import_batches.batches(hub, principal, "inventory", limit, offset)
 
 
 @router.get("/api/inventory/import-batches/{batch_id}")
 async def inventory_batch(batch_id: str, principal: ManagerDep, hub: HubDep) -> dict[str, Any]:
-    return await crm_import.batch(hub, principal, batch_id, "inventory")
+    return await import_batches.batch(hub, principal, batch_id, "inventory")
 
 
 @router.post("/api/crm/imports", status_code=201)
@@ -64,12 +64,12 @@ async def create_crm_batch(file: CsvFile, principal: ManagerDep, hub: HubDep,
 @router.get("/api/crm/imports")
 async def crm_batches(principal: ManagerDep, hub: HubDep, limit: Limit = 50,
                       offset: Offset = 0) -> list[dict[str, Any]]:
-    return await crm_import.batches(hub, principal, "crm", limit, offset)
+    return await import_batches.batches(hub, principal, "crm", limit, offset)
 
 
 @router.get("/api/crm/imports/{batch_id}")
 async def crm_batch(batch_id: str, principal: ManagerDep, hub: HubDep) -> dict[str, Any]:
-    return await crm_import.batch(hub, principal, batch_id)
+    return await import_batches.batch(hub, principal, batch_id)
 
 
 @router.put("/api/crm/imports/{batch_id}/review-proposal")
