@@ -23,6 +23,7 @@ from core.ids import new_id
 from hub.import_batches import batch
 from hub.import_csv import CsvRow, RowErrors, normalise_email, normalise_phone, read_csv
 from hub.service import Hub
+from hub.store import create_many
 from schema.models import Person
 
 COLUMNS = ("full_name", "phone", "email", "city", "country", "nationality", "segment",
@@ -223,7 +224,9 @@ async def commit(hub: Hub, principal: Principal, batch_id: str, *, dry_run: bool
               "rejected": len(current["proposals"]) - len(accepted)}
     if dry_run:
         return report
-    if writes:
+    if writes and all(creates):  # only new people: the batched path, still one transaction
+        await create_many(hub.writer, principal, writes)
+    elif writes:
         await hub.writer.write_many(principal, writes, create=creates)
     await hub.db.pool.execute(
         "UPDATE hub_import_batches SET status = 'committed', committed_by = $3, "

@@ -210,3 +210,19 @@ async def test_a_crm_file_with_a_bad_row_is_refused_and_proposes_nothing() -> No
         broker = await login(server, "senior_broker@t1.test")
         r = await _upload(http, "/api/crm/imports", bad, broker)
         assert r.status_code == 403
+
+        # The file fixed: only new people, committed together.
+        good = "full_name,phone\nGood One,9820044444\nAnother,+44 20 7946 0958\n"
+        batch = (await _upload(http, "/api/crm/imports", good, director)).json()
+        assert batch["summary"] == {"create": 2, "merge": 0, "conflict": 0}
+        await http.put(f"/api/crm/imports/{batch['batch_id']}/review-proposal",
+                       json={"decision": "accepted"}, headers=director)
+        r = await http.post(f"/api/crm/imports/{batch['batch_id']}/commit", headers=director)
+        assert r.json()["create"] == 2
+        rows = await server.hub.db.pool.fetch(
+            "SELECT id, primary_phone FROM crm_people ORDER BY id")
+        created = batch["batch_id"]
+        assert [(r["id"], r["primary_phone"]) for r in rows] == [
+            (f"{created}-2", "+919820044444"), (f"{created}-3", "+442079460958")]
+        assert await server.hub.db.pool.fetchval(
+            "SELECT count(*) FROM hub_updates WHERE guid LIKE 'people/%'") == 2
