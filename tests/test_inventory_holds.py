@@ -88,6 +88,7 @@ async def test_two_brokers_hold_one_unit_offline_and_exactly_one_hold_wins(tmp_p
                     await edge.write("opportunities", None, {
                         "person_id": person.id, "lead_id": lead.id, "unit_id": "u2"})
                     await _pipeline_served_offline(http, person.id, lead.id)
+                    await _every_new_route_needs_the_token(edge)
 
         # Both reconnect at once: the hub commits one hold of A-1201 and refuses the other.
         async with EdgeAgent(settings["senior"]) as a, EdgeAgent(settings["junior"]) as b, \
@@ -171,6 +172,21 @@ async def _pipeline_served_offline(http: httpx.AsyncClient, person_id: str, lead
     assert (await http.get("/api/inventory/towers")).json()[0]["name"] == "Tower A"
     assert (await http.get("/api/inventory/properties/nope")).status_code == 404
     assert (await http.delete("/api/inventory/properties/u3/hold")).status_code == 409
+
+
+async def _every_new_route_needs_the_token(agent: EdgeAgent) -> None:
+    app = create_local_app(agent)
+    paths = [(method.upper(), path) for path, ops in app.openapi()["paths"].items()
+             for method in ops
+             if path.startswith(("/api/inventory", "/api/crm/kanban", "/api/crm/opportunities"))
+             or (path, method) == ("/api/crm/leads", "get")]
+    assert len(paths) >= 12
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://edge") as http:
+        for method, path in paths:
+            r = await http.request(method, path.replace("{property_id}", "u1"),
+                                   headers={"Authorization": "Bearer wrong"})
+            assert r.status_code == 401, (method, path)
 
 
 async def test_hub_holds_over_rest_refuse_a_second_holder_and_a_foreign_release() -> None:
