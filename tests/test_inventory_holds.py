@@ -240,3 +240,25 @@ async def test_hub_holds_over_rest_refuse_a_second_holder_and_a_foreign_release(
         assert r.status_code == 200
         assert (await http.get("/api/inventory/properties/u3/media", headers=junior)
                 ).json() == []
+        # Bad input is refused with a reason, never a 500.
+        for method, path, body in (
+                ("POST", "/api/inventory/properties", {"values": {"project_id": "pr1"}}),
+                ("POST", "/api/inventory/properties", {"values": {
+                    "project_id": "pr1", "unit_no": "X", "configuration": "2BHK",
+                    "price": -1}}),
+                ("POST", "/api/inventory/properties", {"values": {
+                    "project_id": "pr1", "unit_no": "X", "configuration": "2BHK",
+                    "status": "RESERVED"}}),
+                ("PATCH", "/api/inventory/properties/u3", {"values": {"floor": "high"}}),
+                ("PATCH", "/api/inventory/properties/u3", {"nothing": 1}),
+                ("POST", "/api/inventory/properties/u3/hold", {"hours": "two days"}),
+                ("POST", "/api/inventory/properties/u3/media", {"uri": ""}),
+                ("GET", "/api/inventory/properties?limit=0", None),
+                ("POST", "/api/inventory/towers", {"values": {"name": "No project"}})):
+            r = await http.request(method, path, json=body, headers=director)
+            assert r.status_code == 422, (path, body, r.text)
+        for path in ("/api/inventory/properties/nope", "/api/inventory/properties/nope/media"):
+            assert (await http.get(path, headers=director)).status_code == 404
+        r = await http.patch("/api/inventory/properties/nope", json={"values": {}},
+                             headers=director)
+        assert r.status_code == 404
