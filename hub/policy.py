@@ -28,7 +28,6 @@ tenant):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
 
@@ -36,6 +35,7 @@ from core.errors import PermissionDenied
 from core.identity import Principal, Role
 from hub.scope import CANVAS, may_read
 from schema import Collection
+from schema.inventory import HOLDS, is_active
 from schema.models import LeadStage
 
 __all__ = ["GUARDED", "MANAGED", "check_grant_role", "check_hold", "check_manage_user",
@@ -45,7 +45,6 @@ GUARDED = frozenset({"people", "leads", "opportunities"})
 """Collections whose records only their owner, their team's senior and managers change."""
 MANAGED = frozenset({"projects", "towers", "units", "unit_media"})
 """Inventory collections only a SALES_DIRECTOR or ADMIN changes."""
-HOLDS = "unit_holds"
 SCOPE_FIELDS = ("owner_id", "team_id")
 CONSENT_REVOKE_FIELDS = ("revoked_at", "deleted")
 
@@ -208,29 +207,20 @@ def check_hold(principal: Principal, before: Row | None, after: Row) -> None:
     if claims != ({holder} if holder else set()):
         raise PermissionDenied("a hold's holder is its one claim (set both, or clear both to "
                                "release)", code="hold_inconsistent")
-    if before is not None and after.get("unit_id") != before.get("unit_id"):
-        raise PermissionDenied("a hold stays on its unit", code="hold_inconsistent")
+    if after.get("unit_id") != after.get("id"):
+        raise PermissionDenied("a hold's id is its unit's id (one hold document per unit)",
+                               code="hold_inconsistent")
     if claims - held and not principal.is_manager and claims != {principal.user_id}:
         raise PermissionDenied("a broker places holds only for themselves", code="not_owner")
     if before is None or not held or principal.is_manager or _owns(
             principal, before.get("holder_id"), before.get("team_id")):
         return
     if any(after.get(k) != before.get(k) for k in after):
-        if claims == {principal.user_id} and _expired(before):
+        if claims == {principal.user_id} and not is_active(before):
             return  # taking over an expired hold
         raise PermissionDenied(f"unit {unit} is held by {', '.join(sorted(held))}: only they, "
                                "their senior or a SALES_DIRECTOR may change or release the hold",
                                code="unit_held")
-
-
-def _expired(hold: Row) -> bool:
-    expires = hold.get("expires_at")
-    if not expires:
-        return False
-    when = datetime.fromisoformat(str(expires))
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when < datetime.now(UTC)
 
 
 # --- Oracle canvas pages ------------------------------------------------------------------------

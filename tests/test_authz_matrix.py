@@ -105,10 +105,11 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
         _by_role(OK, "manager_only_field", "manager_only_field", "manager_only_field")),
     "create a project": ("projects", {"name": "Sky Gardens", "owner_id": "self"},
                          _by_role(OK, "manager_only", "manager_only", "manager_only")),
-    "hold a unit for another broker": (
+    "hold a unit under another id": (
         "unit_holds", {"unit_id": "u-any", "holder_id": "t1-junior2", "claims": ["t1-junior2"],
                        "owner_id": "self"},
-        _by_role(OK, "not_owner", "not_owner", OK)),
+        _by_role("hold_inconsistent", "hold_inconsistent", "hold_inconsistent",
+                 "hold_inconsistent")),
 }
 REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
     # change or create: (method, path, body) for a record id
@@ -138,6 +139,7 @@ async def _seed_targets(server: HubServer) -> dict[tuple[str, str, str], str]:
             rid = f"{target}-{next(_ids)}"
             ids[change, actor, door] = rid
             extra = {"session_id": f"s-{rid}"} if coll == "consents" else {}
+            extra |= {"unit_id": rid} if coll == "unit_holds" else {}
             records.append((coll, rid, {**values, **extra}))
     await create_many(server.hub.writer, director, records)
     return ids

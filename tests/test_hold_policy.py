@@ -25,7 +25,7 @@ UNIT = {"id": "u1", "unit_no": "A-101", "project_id": "p1", "status": "AVAILABLE
 def _hold(holder: str | None, *, hours: float = 24, team: str | None = "north",
           **extra: Any) -> dict[str, Any]:
     expires = (datetime.now(UTC) + timedelta(hours=hours)).isoformat()
-    return {"tenant_id": "t1", "unit_id": "u1", "holder_id": holder,
+    return {"tenant_id": "t1", "id": "u1", "unit_id": "u1", "holder_id": holder,
             "claims": [holder] if holder else [], "team_id": team, "expires_at": expires,
             **extra}
 
@@ -53,6 +53,9 @@ def test_a_broker_claims_for_themselves_and_holder_and_claims_agree() -> None:
     assert _verdict(JUNIOR, None, {**_hold("t1-junior"), "holder_id": None}) == (
         "hold_inconsistent")
     assert _verdict(JUNIOR, _hold("t1-junior"), {**_hold("t1-junior"), "unit_id": "u2"}) == (
+        "hold_inconsistent")
+    # a second hold document for the same unit would escape the arbitration
+    assert _verdict(DIRECTOR, None, {**_hold("t1-junior"), "id": "another"}) == (
         "hold_inconsistent")
 
 
