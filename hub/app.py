@@ -15,6 +15,7 @@ from hub.api import (
     errors,
     imports,
     inventory,
+    mobile_edge,
     oracle,
     oracle_prompts,
     pairing_qr,
@@ -51,6 +52,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(oracle_prompts.router)
     app.include_router(inventory.router)
     app.include_router(imports.router)
+    app.include_router(mobile_edge.router)
     mount_gpu_front(app, current_principal)
 
     @app.websocket(SYNC_PATH)

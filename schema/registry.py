@@ -98,6 +98,12 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("towers", "inventory_towers", models.Tower),
         _c("unit_holds", "inventory_unit_holds", models.UnitHold),
         _c("unit_media", "inventory_media", models.UnitMedia),
+        _c("comm_events", "mobile_comm_events", models.CommEvent, owner_scoped=True),
+        _c("transcript_segments", "mobile_transcript_segments", models.TranscriptSegment,
+           owner_scoped=True),
+        _c("memory_facts", "mobile_memory_facts", models.MemoryFact, owner_scoped=True),
+        _c("calendar_events", "mobile_calendar_events", models.CalendarEvent, owner_scoped=True),
+        _c("insights", "mobile_insights", models.Insight, owner_scoped=True),
     )
 }
 
