@@ -221,6 +221,10 @@ async def test_hub_holds_over_rest_refuse_a_second_holder_and_a_foreign_release(
         assert (r.status_code, r.json()["status"], r.json()["hold"]) == (200, "AVAILABLE", None)
         r = await http.post("/api/inventory/properties/u1/hold", json={}, headers=junior)
         assert r.status_code == 201
+        by_status = {status: [u["id"] for u in (await http.get(
+            "/api/inventory/properties", params={"status": status}, headers=senior)).json()]
+            for status in ("HELD", "AVAILABLE", "SOLD")}
+        assert by_status == {"HELD": ["u1"], "AVAILABLE": ["u3"], "SOLD": ["u2"]}
         # Brokers do not change inventory; media are references a director attaches.
         r = await http.patch("/api/inventory/properties/u3", json={"values": {"facing": "sea"}},
                              headers=junior)
