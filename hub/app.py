@@ -16,6 +16,8 @@ from hub.api import (
     devices,
     errors,
     events,
+    imports,
+    inventory,
     mobile_edge,
     oracle,
     oracle_prompts,
@@ -57,6 +59,8 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(audit_routes.router)
     app.include_router(devices.router)
     app.include_router(events.router)
+    app.include_router(inventory.router)
+    app.include_router(imports.router)
     app.include_router(mobile_edge.router)
     mount_gpu_front(app, current_principal)
     mount_webos(app)

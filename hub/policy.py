@@ -20,6 +20,9 @@ tenant):
 - a consent is revoked (or deleted) only by whoever recorded it, the senior of their team, or a
   manager; a client's perception results are purged only by whoever may change the client;
 - Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too);
+- inventory (projects, towers, units, media) is changed only by managers;
+- a unit is held by one broker at a time (`check_hold`, for managers too): a second claim on a
+  held unit is refused with the holder's name, whichever device committed first.
 - a broker's mobile records (`IN_SCOPE`: communication events, transcripts, memory facts,
   calendar events, insights) are created and changed only within the principal's own scope: their
   own, or (seniors) their team's; owner and team change only by a manager;
@@ -38,14 +41,17 @@ from core.errors import PermissionDenied
 from core.identity import Principal, Role
 from hub.scope import CANVAS, GPU_REQUESTS, may_read
 from schema import Collection
+from schema.inventory import HOLDS, is_active
 from schema.models import LeadStage
 
-__all__ = ["GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "check_gpu_request",
-           "check_grant_role", "check_manage_user", "check_purge", "check_revoke",
+__all__ = ["GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "MANAGED", "check_gpu_request",
+           "check_grant_role", "check_hold", "check_manage_user", "check_purge", "check_revoke",
            "check_write", "may_change", "may_read"]
 
 GUARDED = frozenset({"people", "leads", "opportunities"})
 """Collections whose records only their owner, their team's senior and managers change."""
+MANAGED = frozenset({"projects", "towers", "units", "unit_media"})
+"""Inventory collections only a SALES_DIRECTOR or ADMIN changes."""
 IN_SCOPE = frozenset({"comm_events", "transcript_segments", "memory_facts", "calendar_events",
                       "insights"})
 """Collections written only within the author's read scope (a senior may write for a team
@@ -87,6 +93,8 @@ def check_write(
         check_canvas_write(principal, before, after)
     if coll.name == "leads":
         check_lead_stage(principal, before, after)
+    if coll.name == HOLDS:
+        check_hold(principal, before, after)
     if coll.name == "insights":
         check_insight_decision(before, after)
     if coll.name == GPU_REQUESTS:
@@ -122,6 +130,9 @@ def check_write(
                 f"only a SALES_DIRECTOR or ADMIN may set {coll.name}.{name}",
                 code="manager_only_field",
             )
+    if coll.name in MANAGED:
+        raise PermissionDenied(f"only a SALES_DIRECTOR or ADMIN may change {coll.name}",
+                               code="manager_only")
 
 
 def check_in_scope(principal: Principal, before: Row | None, after: Row) -> None:
@@ -219,6 +230,41 @@ def check_lead_stage(principal: Principal, before: Mapping[str, Any] | None,
                 f"a {principal.role.value} may not move a lead "
                 f"{'to' if stage == new else 'away from'} {stage}: ask a SALES_DIRECTOR",
                 code="lead_stage_forbidden")
+
+
+# --- unit holds ---------------------------------------------------------------------------------
+
+
+def check_hold(principal: Principal, before: Row | None, after: Row) -> None:
+    """One holder at a time: a claim beside another (two brokers holding offline) is refused
+    with the holder's name; a broker claims only for themselves; a live hold is changed or
+    released only by its holder, their team's senior or a manager, and taken over by another
+    broker only once it has expired."""
+    claims = set(after.get("claims") or ())
+    held = set(before.get("claims") or ()) if before is not None else set()
+    unit = after.get("unit_id")
+    if len(claims) > 1:
+        holders = ", ".join(sorted(held or claims))
+        raise PermissionDenied(f"unit {unit} is already held by {holders}: ask them or a "
+                               "SALES_DIRECTOR to release it", code="unit_held")
+    holder = after.get("holder_id")
+    if claims != ({holder} if holder else set()):
+        raise PermissionDenied("a hold's holder is its one claim (set both, or clear both to "
+                               "release)", code="hold_inconsistent")
+    if after.get("unit_id") != after.get("id"):
+        raise PermissionDenied("a hold's id is its unit's id (one hold document per unit)",
+                               code="hold_inconsistent")
+    if claims - held and not principal.is_manager and claims != {principal.user_id}:
+        raise PermissionDenied("a broker places holds only for themselves", code="not_owner")
+    if before is None or not held or principal.is_manager or _owns(
+            principal, before.get("holder_id"), before.get("team_id")):
+        return
+    if any(after.get(k) != before.get(k) for k in after):
+        if claims == {principal.user_id} and not is_active(before):
+            return  # taking over an expired hold
+        raise PermissionDenied(f"unit {unit} is held by {', '.join(sorted(held))}: only they, "
+                               "their senior or a SALES_DIRECTOR may change or release the hold",
+                               code="unit_held")
 
 
 # --- Oracle canvas pages ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from types import TracebackType
 from core.settings import SyncLimits, load_settings
 from gpu_hub.front import GpuFront
 from hub.accounts import Accounts
+from hub.awareness_relay import PresenceRelay
 from hub.committer import GroupCommitter
 from hub.connections import Connections
 from hub.database import Database, start_embedded_postgres
@@ -17,7 +18,6 @@ from hub.feed import LogFeed
 from hub.gate import Gate
 from hub.gpu_requests import GpuRequestWatcher
 from hub.metrics import HubMetrics
-from hub.awareness_relay import PresenceRelay
 from hub.presence import Presence
 from hub.settings import HubSettings
 from hub.signing import signing_secret

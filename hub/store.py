@@ -696,8 +696,10 @@ class LocalWriter:
         *, create: bool | Sequence[bool],
     ) -> list[Committed]:
         """Several writes in one transaction (seeding, bulk imports); all or nothing.
-        ``create``: for all writes, or one per write (a change and the record it leads to)."""
+        ``create``: for all writes, or one flag per write."""
         from core.errors import Conflict
+
+        creates = [create] * len(writes) if isinstance(create, bool) else list(create)
 
         results: list[Committed] = []
         async with self.store.db.pool.acquire() as conn, conn.transaction():
@@ -711,7 +713,8 @@ class LocalWriter:
                 "INSERT INTO hub_client_ids (tenant_id, client_id, device_id) VALUES ($1, $2, "
                 "'hub') ON CONFLICT DO NOTHING", principal.tenant_id, self.client_id,
             )
-            for offset, (coll_name, record_id, values) in enumerate(writes):
+            for offset, ((coll_name, record_id, values), create_one) in enumerate(
+                    zip(writes, creates, strict=True)):
                 coll = collection(coll_name)
                 guid = f"{coll_name}/{record_id}"
                 row = await conn.fetchrow(
@@ -721,10 +724,9 @@ class LocalWriter:
                 if row is not None and not may_read(principal, coll_name, row["owner_id"],
                                                     row["team_id"]):
                     raise NotFound(f"no {coll_name} record {record_id}")
-                creating = create if isinstance(create, bool) else create[offset]
-                if creating and row is not None:
+                if create_one and row is not None:
                     raise Conflict(f"{guid} already exists")
-                if not creating and row is None:
+                if not create_one and row is None:
                     raise NotFound(f"no {coll_name} record {record_id}")
                 doc = RecordDoc(coll, record_id, client_id=self.client_id,
                                 state=bytes(row["state"]) if row else None)

@@ -26,10 +26,10 @@ from core.auth import read_token
 from core.errors import AuthError, NotFound, PermissionDenied, ProtocolError, VelocityError
 from core.identity import Principal
 from core.ids import make_guid
+from hub.awareness_relay import Notice, PresenceRelay
 from hub.canvas import Canvases
 from hub.gate import Admitted, Refused
 from hub.policy import CANVAS, Access, canvas_access
-from hub.awareness_relay import Notice, PresenceRelay
 from hub.store import Committed
 from schema import collection
 from sync import yws

@@ -167,6 +167,8 @@ class Unit(Record):
     price: Money | None = None
     currency: str = "INR"
     status: UnitStatus = UnitStatus.AVAILABLE
+    tower_id: str | None = None
+    facing: str | None = Field(None, max_length=40)
 
 
 class Interaction(Record):
@@ -284,6 +286,52 @@ class CanvasPage(Record):
     """Users who may view besides the owner, the editors and the sharing audience."""
 
 
+# --- inventory: towers, holds, media ------------------------------------------------------------
+
+
+class Tower(Record):
+    project_id: str
+    name: str = Field(min_length=1, max_length=100)
+    floors: int | None = Field(None, ge=1, le=300)
+    handover: date | None = None
+
+
+class UnitHold(Record):
+    """A broker's hold on one unit; its id is the unit's, so every hold of a unit is one
+    document and two brokers holding it offline write the same record (the hub arbitrates)."""
+
+    unit_id: str
+    project_id: str | None = None
+    holder_id: str | None = None
+    """The broker who holds the unit; None once the hold is released."""
+    claims: Tags = []
+    """Who claims the unit: the holder alone. Concurrent offline holds both show here (a set
+    keeps every add), which is how the hub sees the second one and refuses it."""
+    lead_id: str | None = None
+    person_id: str | None = None
+    held_at: datetime | None = None
+    expires_at: datetime | None = None
+    released_at: datetime | None = None
+    note: str | None = Field(None, max_length=500)
+
+
+class MediaKind(StrEnum):
+    IMAGE = "image"
+    FLOOR_PLAN = "floor_plan"
+    VIDEO = "video"
+    BROCHURE = "brochure"
+    TOUR = "tour"
+
+
+class UnitMedia(Record):
+    """A reference to media of a unit (or a whole project): where it is, never its bytes."""
+
+    unit_id: str | None = None
+    project_id: str | None = None
+    kind: MediaKind = MediaKind.IMAGE
+    uri: str = Field(min_length=1, max_length=2000)
+    caption: str | None = Field(None, max_length=300)
+    position: int = Field(0, ge=0, le=10_000)
 # --- Mobile edge: what a broker's phone or iPad records around a lead ---------------------------
 
 

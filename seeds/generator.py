@@ -15,6 +15,7 @@ from typing import Any
 from core.identity import Role
 from core.ids import deterministic_id
 from seeds import mobile_edge
+from seeds.inventory import inventory_records
 
 SIZES = {"small": 300, "medium": 10_000, "large": 100_000}
 EPOCH = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -28,8 +29,6 @@ CITIES = [("Mumbai", "India"), ("Dubai", "UAE"), ("London", "UK"), ("Singapore",
           ("Bengaluru", "India"), ("Pune", "India"), ("New York", "USA"), ("Delhi", "India")]
 SEGMENTS = ["whale", "hni", "nri", "investor", "end_user"]
 SOURCES = ["referral", "website", "instagram", "walk_in", "channel_partner", "event"]
-PROJECTS = [("Aurelia Towers", "Mumbai"), ("The Crest", "Mumbai"), ("Palm Vista", "Dubai"),
-            ("Serene Bay", "Goa"), ("Skyline One", "Bengaluru"), ("Verdant Estates", "Pune")]
 CONFIGS = [("2BHK", 1100, 32e6), ("3BHK", 1650, 55e6), ("4BHK", 2400, 95e6),
            ("Penthouse", 4200, 240e6), ("Villa", 5200, 310e6)]
 OBJECTIONS = ["price is above budget", "wants a higher floor", "worried about possession date",
@@ -98,7 +97,8 @@ def generate(tenant_id: str = "acme", size: str = "small", seed: int = 7,
     data = Dataset(tenant_id)
     data.users = _users(tenant_id, max(4, (people or SIZES[size]) // 60))
     brokers = [u for u in data.users if u.role in (Role.SENIOR_BROKER, Role.JUNIOR_BROKER)]
-    data.records.extend(_dated(list(_inventory(g)), EPOCH - timedelta(days=30)))
+    data.records.extend(_dated(list(inventory_records(g.rng, g.id, tenant_id, brokers)),
+                               EPOCH - timedelta(days=30)))
     units = [(rid, v) for c, rid, v in data.records if c == "units"]
     projects = [(rid, v) for c, rid, v in data.records if c == "projects"]
     for _ in range(people or SIZES[size]):
@@ -142,25 +142,6 @@ def _base(g: _Gen, owner: SeedUser | None = None) -> dict[str, Any]:
     if owner is not None:
         base["owner_id"], base["team_id"] = owner.user_id, owner.team_id
     return base
-
-
-def _inventory(g: _Gen) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    for name, city in PROJECTS:
-        pid = g.id("projects")
-        yield "projects", pid, {**_base(g), "name": name, "city": city,
-                                "developer": "Velocity Developers",
-                                "description": f"{name}: luxury residences in {city}."}
-        for floor in range(2, 42, 5):
-            for config, area, price in g.rng.sample(CONFIGS, 3):
-                yield "units", g.id("units"), {
-                    **_base(g), "project_id": pid, "unit_no": f"{floor:02d}{g.rng.randint(1, 8)}",
-                    "configuration": config, "floor": floor,
-                    "area_sqft": float(area + g.rng.randint(-80, 120)),
-                    "price": round(price * (1 + floor / 200) * g.rng.uniform(0.92, 1.08), -4),
-                    "currency": "INR",
-                    "status": g.rng.choices(["AVAILABLE", "HELD", "BOOKED", "SOLD"],
-                                            [6, 1, 1, 2])[0],
-                }
 
 
 def _person_story(

@@ -51,6 +51,7 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "task": ("tasks", _owned({"title": "Call back"})),
     "unit": ("units", {"tenant_id": "t1", "project_id": "pr", "unit_no": "A-101",
                "configuration": "3BHK", "price": 1e7}),
+    "hold": ("unit_holds", _owned({"unit_id": "u-any", "holder_id": OWNER, "claims": [OWNER]})),
     "appointment": ("calendar_events", _owned({"title": "Site visit", "lead_id": "l-any",
                                                "starts_at": "2026-11-20T10:00:00Z"})),
     "decided insight": ("insights", _owned({"lead_id": "l-any", "title": "Call today",
@@ -84,6 +85,11 @@ CHANGES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
     "price a unit": ("unit", {"price": 2e7},
                      _by_role(OK, "manager_only_field", "manager_only_field",
                               "manager_only_field")),
+    "describe a unit": ("unit", {"facing": "sea"},
+                        _by_role(OK, "manager_only", "manager_only", "manager_only")),
+    "edit another's hold": ("hold", {"note": "mine now"}, _by_role(OK, OK, OK, "unit_held")),
+    "claim a held unit too": ("hold", {"claims": [OWNER, "t1-junior2"]},
+                              _by_role("unit_held", "unit_held", "unit_held", "unit_held")),
     "move an appointment": ("appointment", {"starts_at": "2026-11-21T10:00:00Z",
                                             "duration_min": 90},
                             _by_role(OK, OK, OK, "not_owner")),
@@ -124,6 +130,13 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
     "create a won opportunity": (
         "opportunities", {"person_id": "p-any", "owner_id": "self", "stage": "CLOSED_WON"},
         _by_role(OK, "manager_only_field", "manager_only_field", "manager_only_field")),
+    "create a project": ("projects", {"name": "Sky Gardens", "owner_id": "self"},
+                         _by_role(OK, "manager_only", "manager_only", "manager_only")),
+    "hold a unit under another id": (
+        "unit_holds", {"unit_id": "u-any", "holder_id": "t1-junior2", "claims": ["t1-junior2"],
+                       "owner_id": "self"},
+        _by_role("hold_inconsistent", "hold_inconsistent", "hold_inconsistent",
+                 "hold_inconsistent")),
 }
 REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
     # change or create: (method, path, body) for a record id
@@ -153,6 +166,7 @@ async def _seed_targets(server: HubServer) -> dict[tuple[str, str, str], str]:
             rid = f"{target}-{next(_ids)}"
             ids[change, actor, door] = rid
             extra = {"session_id": f"s-{rid}"} if coll == "consents" else {}
+            extra |= {"unit_id": rid} if coll == "unit_holds" else {}
             records.append((coll, rid, {**values, **extra}))
     await create_many(server.hub.writer, director, records)
     return ids
@@ -227,6 +241,85 @@ async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_syn
 CALLERS = ("admin", "sales_director", "senior_broker", "junior_broker", "t2")
 MANAGERS_200 = {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
                 "t2": 200}
+MANAGERS_201 = {"admin": 201, "sales_director": 201, "senior_broker": 403,
+                "junior_broker": 403, "t2": 201}
+T1_200 = {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
+          "t2": 404}
+T1_MANAGERS = {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
+               "t2": 404}
+IMPORTS_404 = {"admin": 404, "sales_director": 404, "senior_broker": 403, "junior_broker": 403,
+               "t2": 404}
+INVENTORY_ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
+    # {unit}: a t1 unit; {spare}: a t1 unit of the caller's own, {spare_media} its media;
+    # {batch}: no batch (directors get 404 after the role check); uploads without a file: 422.
+    ("GET", "/api/inventory/projects", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/inventory/projects", {"values": {"name": "New Tower"}}, MANAGERS_201),
+    ("GET", "/api/inventory/towers", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/inventory/towers", {"values": {"project_id": "pr", "name": "T"}},
+     MANAGERS_201),
+    ("GET", "/api/inventory/properties", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/inventory/properties", {"values": {
+        "project_id": "pr", "unit_no": "N-{caller}", "configuration": "2BHK"}}, MANAGERS_201),
+    ("GET", "/api/inventory/properties/{unit}", None, T1_200),
+    ("PATCH", "/api/inventory/properties/{unit}", {"values": {"facing": "sea"}}, T1_MANAGERS),
+    ("GET", "/api/inventory/properties/{unit}/media", None, T1_200),
+    ("POST", "/api/inventory/properties/{unit}/media", {"uri": "https://cdn.test/a.jpg"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 403, "junior_broker": 403,
+      "t2": 404}),
+    ("DELETE", "/api/inventory/media/{spare_media}", None, T1_MANAGERS),
+    ("GET", "/api/inventory/holds", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/inventory/properties/{spare}/hold", {"hours": 2},
+     {"admin": 201, "sales_director": 201, "senior_broker": 201, "junior_broker": 201,
+      "t2": 404}),
+    ("DELETE", "/api/inventory/properties/{spare}/hold", None, T1_200),
+    ("POST", "/api/inventory/properties/{held}/hold", {},
+     {"admin": 409, "sales_director": 409, "senior_broker": 409, "junior_broker": 409,
+      "t2": 404}),
+    ("DELETE", "/api/inventory/properties/{spare}", None, T1_MANAGERS),
+    ("POST", "/api/inventory/import-batches", None, {"admin": 422, "sales_director": 422,
+                                                     "senior_broker": 403, "junior_broker": 403,
+                                                     "t2": 422}),
+    ("GET", "/api/inventory/import-batches", None, MANAGERS_200),
+    ("GET", "/api/inventory/import-batches/{batch}", None, IMPORTS_404),
+    ("POST", "/api/crm/imports", None, {"admin": 422, "sales_director": 422,
+                                        "senior_broker": 403, "junior_broker": 403, "t2": 422}),
+    ("GET", "/api/crm/imports", None, MANAGERS_200),
+    ("GET", "/api/crm/imports/{batch}", None, IMPORTS_404),
+    ("PUT", "/api/crm/imports/{batch}/review-proposal", {"decision": "accepted"}, IMPORTS_404),
+    ("POST", "/api/crm/imports/{batch}/commit", None, IMPORTS_404),
+]
+INVENTORY_PLACEHOLDERS = {"{unit}": "{property_id}", "{spare}": "{property_id}",
+                          "{held}": "{property_id}", "{spare_media}": "{media_asset_id}",
+                          "{batch}": "{batch_id}"}
+
+
+def _inventory_names(caller: str) -> dict[str, str]:
+    return {"unit": "u1", "spare": f"spare-{caller}", "spare_media": f"media-{caller}",
+            "held": "u-held", "batch": "no-such-batch"}
+
+
+def _served_name(path: str) -> str:
+    for placeholder, name in INVENTORY_PLACEHOLDERS.items():
+        path = path.replace(placeholder, name)
+    return path
+
+
+async def _seed_inventory(server: HubServer) -> None:
+    base = {"tenant_id": "t1", "owner_id": "t1-sales_director"}
+    unit = {**base, "project_id": "pr", "configuration": "3BHK"}
+    await create_many(server.hub.writer, Principal("t1", "t1-sales_director",
+                                                   Role.SALES_DIRECTOR), [
+        ("projects", "pr", {**base, "name": "Marina Heights"}),
+        ("units", "u1", {**unit, "unit_no": "A-1"}),
+        ("units", "u-held", {**unit, "unit_no": "A-2"}),
+        ("unit_holds", "u-held", {**base, "unit_id": "u-held", "holder_id": "t1-junior2",
+                                  "claims": ["t1-junior2"]}),
+        *[("units", f"spare-{c}", {**unit, "unit_no": f"S-{c}"}) for c in CALLERS],
+        *[("unit_media", f"media-{c}", {**base, "unit_id": "u1", "uri": f"https://cdn.test/{c}"})
+          for c in CALLERS],
+    ])
+
+
 MANAGERS_ONLY_LEAD = {"admin": 200, "sales_director": 200, "senior_broker": 404,
                       "junior_broker": 404, "t2": 404}
 """A record about junior2's lead: only managers reach it; anyone else does not see it."""
@@ -410,6 +503,8 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/api/admin-surface/audit", None, MANAGERS_200),
     ("GET", "/api/devices", None, MANAGERS_200),
     ("GET", "/api/events?max_s=0", None, {r: 200 for r in CALLERS}),
+
+    *INVENTORY_ROUTES,
     # Mobile edge: {lead} is junior2's (team south); {event} an event on it, {insight} and
     # {appointment} a fresh open insight and appointment on it per cell, {decided} an insight
     # already acted on.
@@ -491,6 +586,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
               for c in CALLERS]])
         await create_many(server.hub.writer, Principal("t2", "t2-admin", Role.ADMIN), [
             ("people", "p-t2", {"tenant_id": "t2", "full_name": "Other"})])
+        await _seed_inventory(server)
         callers = {r: await login(server, f"{r}@t1.test") for r in (
             "admin", "sales_director", "senior_broker", "junior_broker")}
         callers["t2"] = await login(server, "sales_director@t2.test")
@@ -506,6 +602,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                    .replace("{mylead}", "{lead_id}").replace("{rlead}", "{lead_id}")
                    .replace("{opp}", "{opportunity_id}"))
                   for m, path, _, _ in ROUTES}
+        listed = {(m, _served_name(path)) for m, path in listed}
         password_hash = await server.hub.db.pool.fetchval(
             "SELECT password_hash FROM hub_users WHERE user_id = 't1-junior2'")
 
@@ -531,6 +628,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                          "appointment": f"cal-{caller}", "decided": "ins-decided",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
                          "admin2": await fresh_user(Role.ADMIN)}
+                names.update(_inventory_names(caller))
                 if "{device}" in path:
                     names["device"] = (await pair_device(
                         server, "junior2@t1.test", "t1-junior2", 9000 + n * 10 + len(got) % 10
@@ -588,6 +686,7 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
                      "mylead": "lj", "rlead": "lr", "opp": "oj",
                      "event": "ev1", "insight": "ins-off", "appointment": "cal-off",
                      "decided": "ins-decided"}
+            names.update(_inventory_names("off"))
             r = await http.request(method, _fill(path, names), json=_fill(body, names),
                                    headers=junior)
             assert (r.status_code, r.json()["error"]) == (401, "user_inactive"), path

@@ -110,8 +110,10 @@ async def test_every_crm_route_requires_a_valid_token() -> None:
             "garbage": "not-a-jwt",
         }
         valid = await login(server, "admin@t1.test")
+        batch_id = (await http.post("/api/crm/imports", headers=valid, files={
+            "file": ("c.csv", b"full_name\nAsha Rao\n", "text/csv")})).json()["batch_id"]
         for method, template in sorted(served):
-            path = template.replace("{person_id}", "p1")
+            path = template.replace("{person_id}", "p1").replace("{batch_id}", batch_id)
             body = {"values": {}} if method != "GET" else None
             r = await http.request(method, path, json=body)
             assert r.status_code == 401, (method, path)

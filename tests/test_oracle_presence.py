@@ -130,8 +130,8 @@ async def test_a_client_without_access_never_hears_the_pages_presence() -> None:
 async def test_large_awareness_updates_are_split_and_an_oversized_state_stays_home() -> None:
     """Entries that together exceed one notice arrive in several; one entry larger than a
     notice is not relayed (its own hub's clients still get it)."""
-    from hub.database import Database
     from hub.awareness_relay import Notice, PresenceRelay
+    from hub.database import Database
     from tests.pg import fresh_database
 
     async with Database(await fresh_database()) as db, PresenceRelay(db) as sender, \

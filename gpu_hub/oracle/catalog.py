@@ -39,6 +39,11 @@ TABLE_MEANING = {
     "facts": "Facts extracted from conversations: budget, objection, timeline, preference.",
     "consents": "Biometric consent grants for Sentinel sessions (revoked_at when withdrawn).",
     "perception_sessions": "Sentinel kiosk sessions with their final QD.",
+    "towers": "Towers (or phases) of a project.",
+    "unit_holds": "Brokers' holds on units (id = the unit's id); a unit is held while "
+                  "holder_id is set and expires_at is in the future or null.",
+    "unit_media": "References to brochures, renders, floor plans and tours of units or "
+                  "projects (uri, kind).",
 }
 
 COLUMN_MEANING = {
@@ -53,8 +58,12 @@ COLUMN_MEANING = {
     "unit_id": "The unit (units.id).",
     "stage": "Funnel stage (leads: NEW to WON or LOST; opportunities: PROSPECTING to "
              "CLOSED_WON or CLOSED_LOST; tasks use status).",
-    "status": "Current status (units: AVAILABLE, HELD, BOOKED, SOLD; tasks: OPEN, DONE, "
-              "CANCELLED).",
+    "status": "Current status (units: AVAILABLE, BOOKED, SOLD, a held unit is AVAILABLE with a "
+              "live unit_holds row; tasks: OPEN, DONE, CANCELLED).",
+    "tower_id": "The tower (towers.id).",
+    "holder_id": "The broker holding the unit (null once released).",
+    "expires_at": "When the hold lapses.",
+    "facing": "What the unit faces: sea, garden, city, east, west, pool.",
     "segment": "Client segment: whale (ultra high net worth), hni, nri, investor, end_user.",
     "source": "Where the lead or person came from (referral, website, instagram, walk_in, "
               "channel_partner, event) or, for QD scores, the scorer (sentinel).",

@@ -170,6 +170,8 @@ CREATE TABLE IF NOT EXISTS inventory_units (
     price REAL,
     currency TEXT,
     status TEXT,
+    tower_id TEXT,
+    facing TEXT,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS inventory_units_owner ON inventory_units (tenant_id, owner_id);
@@ -301,6 +303,59 @@ CREATE TABLE IF NOT EXISTS oracle_canvas_pages (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS oracle_canvas_pages_owner ON oracle_canvas_pages (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS inventory_towers (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    project_id TEXT,
+    name TEXT,
+    floors INTEGER,
+    handover TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS inventory_towers_owner ON inventory_towers (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS inventory_unit_holds (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    unit_id TEXT,
+    project_id TEXT,
+    holder_id TEXT,
+    claims TEXT,
+    lead_id TEXT,
+    person_id TEXT,
+    held_at TEXT,
+    expires_at TEXT,
+    released_at TEXT,
+    note TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS inventory_unit_holds_owner ON inventory_unit_holds (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS inventory_media (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    unit_id TEXT,
+    project_id TEXT,
+    kind TEXT,
+    uri TEXT,
+    caption TEXT,
+    position INTEGER,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS inventory_media_owner ON inventory_media (tenant_id, owner_id);
 
 CREATE TABLE IF NOT EXISTS mobile_comm_events (
     tenant_id text NOT NULL,
