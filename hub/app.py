@@ -11,6 +11,7 @@ from gpu_hub.api import mount as mount_gpu_front
 from hub.api import (
     admin_routes,
     auth_routes,
+    comms,
     crm,
     errors,
     oracle,
@@ -43,6 +44,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(crm.router)
+    app.include_router(comms.router)
     app.include_router(sentinel.router)
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)

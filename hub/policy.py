@@ -19,7 +19,10 @@ tenant):
   by managers;
 - a consent is revoked (or deleted) only by whoever recorded it, the senior of their team, or a
   manager; a client's perception results are purged only by whoever may change the client;
-- Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too).
+- Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too);
+- conversations are guarded like clients; a message is written queued and outbound by its author
+  into a conversation scope they own, and never edited after: its delivery is reported only by
+  the hub's comms agent (`check_message_write`, for managers too).
 """
 
 from __future__ import annotations
@@ -34,10 +37,11 @@ from hub.scope import CANVAS, may_read
 from schema import Collection
 from schema.models import LeadStage
 
-__all__ = ["GUARDED", "check_grant_role", "check_manage_user", "check_purge", "check_revoke",
-           "check_write", "may_change", "may_read"]
+__all__ = ["COMMS_AGENT_ID", "GUARDED", "check_grant_role", "check_manage_user",
+           "check_message_write", "check_purge", "check_revoke", "check_write", "comms_agent",
+           "may_change", "may_read"]
 
-GUARDED = frozenset({"people", "leads", "opportunities"})
+GUARDED = frozenset({"people", "leads", "opportunities", "comms_threads"})
 """Collections whose records only their owner, their team's senior and managers change."""
 SCOPE_FIELDS = ("owner_id", "team_id")
 CONSENT_REVOKE_FIELDS = ("revoked_at", "deleted")
@@ -75,6 +79,8 @@ def check_write(
         check_canvas_write(principal, before, after)
     if coll.name == "leads":
         check_lead_stage(principal, before, after)
+    if coll.name == "comms_messages":
+        check_message_write(principal, before, after)
     if principal.is_manager:
         return
     noun = coll.name[:-1] if coll.name.endswith("s") else coll.name
@@ -236,3 +242,47 @@ def check_canvas_write(principal: Principal, before: Mapping[str, Any] | None,
     require_canvas(principal, before, Access.EDIT)
     if any(before.get(k) != after.get(k) for k in CANVAS_SHARING_FIELDS):
         require_canvas(principal, before, Access.OWN)
+
+
+# --- Comms messages -----------------------------------------------------------------------------
+
+COMMS_AGENT_ID = "hub:comms"
+"""The user id the hub's comms agent writes as (webhooks, the sender); no account can have it
+(accounts get generated ids)."""
+
+
+def comms_agent(tenant_id: str) -> Principal:
+    """Who writes what providers report: inbound messages and delivery statuses."""
+    return Principal(tenant_id, COMMS_AGENT_ID, Role.ADMIN)
+
+
+def check_message_write(principal: Principal, before: Mapping[str, Any] | None,
+                        after: Mapping[str, Any]) -> None:
+    """People write outbound messages, queued, as themselves, in a conversation scope they own
+    (the thread's owner and team); afterwards only a queued message may be withdrawn
+    (deleted). Everything a provider reports is the comms agent's to write."""
+    if principal.user_id == COMMS_AGENT_ID:
+        return
+    if before is None:
+        if after.get("direction") != "outbound" or after.get("status") != "queued":
+            raise PermissionDenied("a message is written outbound and queued; the provider "
+                                   "reports the rest", code="message_status")
+        if after.get("provider_message_id") is not None or after.get("error") is not None:
+            raise PermissionDenied("only the hub records a provider's answer",
+                                   code="message_status")
+        if after.get("author_id") != principal.user_id:
+            raise PermissionDenied("a message's author is whoever writes it", code="not_owner")
+        if not principal.is_manager and not _owns(principal, after.get("owner_id"),
+                                                  after.get("team_id")):
+            raise PermissionDenied("this conversation belongs to another broker",
+                                   code="not_owner")
+        return
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    if not changed:
+        return
+    if changed != {"deleted"} or before.get("status") != "queued":
+        raise PermissionDenied("a message is not edited once written; only a queued one may be "
+                               "withdrawn", code="message_immutable")
+    if not principal.is_manager and not _owns(principal, before.get("owner_id"),
+                                              before.get("team_id")):
+        raise PermissionDenied("this conversation belongs to another broker", code="not_owner")

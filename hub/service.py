@@ -10,6 +10,7 @@ from core.settings import SyncLimits, load_settings
 from gpu_hub.front import GpuFront
 from hub.accounts import Accounts
 from hub.committer import GroupCommitter
+from hub.comms_sender import CommsSender
 from hub.connections import Connections
 from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
@@ -57,6 +58,7 @@ class Hub:
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
+            self.comms_sender = await self._stack.enter_async_context(CommsSender(self))
         except BaseException:
             await self._stack.aclose()
             raise

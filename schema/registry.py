@@ -94,6 +94,8 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("consents", "intel_biometric_consent", models.BiometricConsent),
         _c("perception_sessions", "intel_perception_sessions", models.PerceptionSession),
         _c("canvas_pages", "oracle_canvas_pages", models.CanvasPage),
+        _c("comms_threads", "comms_threads", models.CommsThread, owner_scoped=True),
+        _c("comms_messages", "comms_messages", models.CommsMessage, owner_scoped=True),
     )
 }
 

@@ -1,0 +1,158 @@
+"""Provider webhooks into CRDT records: an inbound message opens or joins its conversation
+(linked to the person with that phone number), a delivery report moves its message on.
+
+Every record is written by the comms agent through the hub's `LocalWriter`, so it is in the log
+and reaches the devices like any change; the webhook is answered after the commit. An inbound
+message's record id is derived from the provider's message id, so a webhook delivered twice
+finds its record already there and stores nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from comms.phone import normalise
+from comms.providers import Channel, InboundMessage, Provider, StatusReport
+from comms.records import advances, inbound_message_id, rank, thread_id_for
+from core.errors import Conflict
+from hub.policy import comms_agent
+
+if TYPE_CHECKING:
+    from hub.service import Hub
+
+
+@dataclass
+class IngestResult:
+    stored: list[str] = field(default_factory=list)
+    """Record ids of the new inbound messages."""
+    duplicates: int = 0
+    statuses: int = 0
+    """Delivery reports that moved a message on."""
+    ignored: int = 0
+    """Events the hub does not keep (group chats, reports of unknown messages: kept aside)."""
+
+
+class CommsIngest:
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    async def ingest(self, channel: Channel, provider: Provider, payload: Any) -> IngestResult:
+        """Store what one (verified) webhook payload reports."""
+        result = IngestResult()
+        for event in provider.parse(payload):
+            if isinstance(event, InboundMessage):
+                await self._inbound(channel, event, result)
+            else:
+                await self._status(channel, event, result)
+        return result
+
+    async def _inbound(self, channel: Channel, event: InboundMessage,
+                       result: IngestResult) -> None:
+        phone = normalise(event.chat_id, channel.country_code)
+        if phone is None:
+            result.ignored += 1
+            return
+        message_id = inbound_message_id(channel.channel_id, event.provider_message_id)
+        pool = self.hub.db.pool
+        if await pool.fetchval("SELECT 1 FROM comms_messages WHERE tenant_id = $1 AND id = $2",
+                               channel.tenant_id, message_id):
+            result.duplicates += 1
+            return
+        thread = await self._thread(channel, phone, event.display_name)
+        values = {"tenant_id": channel.tenant_id, "thread_id": thread["id"],
+                  "owner_id": thread["owner_id"], "team_id": thread["team_id"],
+                  "direction": "inbound", "status": "received", "body": event.body,
+                  "media_url": event.media_url, "media_type": event.media_type,
+                  "media_seconds": event.media_seconds, "created_at": _iso(event),
+                  "occurred_at": _iso(event), "provider_message_id": event.provider_message_id}
+        try:
+            await self.hub.writer.write(comms_agent(channel.tenant_id), "comms_messages",
+                                        message_id, values, create=True)
+        except Conflict:  # the same webhook, delivered twice at once
+            result.duplicates += 1
+            return
+        result.stored.append(message_id)
+
+    async def _thread(self, channel: Channel, phone: str, name: str | None) -> dict[str, Any]:
+        """The conversation with ``phone`` on this channel, opened (and linked to the person
+        with that number, when exactly one has it) if there is none; an unlinked one is linked
+        as soon as such a person exists."""
+        pool, tenant = self.hub.db.pool, channel.tenant_id
+        row = await pool.fetchrow(
+            "SELECT id, owner_id, team_id, person_id FROM comms_threads WHERE tenant_id = $1 AND"
+            " channel_id = $2 AND phone = $3 AND NOT deleted ORDER BY created_at, id LIMIT 1",
+            tenant, channel.channel_id, phone)
+        if row is not None and row["person_id"] is not None:
+            return dict(row)
+        person = await find_person(self.hub, tenant, phone, channel.country_code)
+        agent = comms_agent(tenant)
+        if row is not None:
+            if person is None:
+                return dict(row)
+            await self.hub.writer.write(agent, "comms_threads", row["id"],
+                                        {"person_id": person["id"]}, create=False)
+            return {**dict(row), "person_id": person["id"]}
+        owner = person["owner_id"] if person and person["owner_id"] else channel.owner_id
+        team = (person["team_id"] if person and person["owner_id"] else
+                await pool.fetchval("SELECT team_id FROM hub_users WHERE tenant_id = $1 AND "
+                                    "user_id = $2", tenant, owner))
+        thread_id = thread_id_for(channel.channel_id, phone)
+        values = {"tenant_id": tenant, "channel_id": channel.channel_id, "phone": phone,
+                  "display_name": name, "person_id": person["id"] if person else None,
+                  "owner_id": owner, "team_id": team}
+        with contextlib.suppress(Conflict):  # opened meanwhile by another webhook
+            await self.hub.writer.write(agent, "comms_threads", thread_id, values, create=True)
+        return {"id": thread_id, "owner_id": owner, "team_id": team,
+                "person_id": values["person_id"]}
+
+    async def _status(self, channel: Channel, event: StatusReport, result: IngestResult) -> None:
+        pool, tenant = self.hub.db.pool, channel.tenant_id
+        # Kept first, so a send recorded after this report still finds it (see CommsSender).
+        await pool.execute(
+            "INSERT INTO hub_comms_receipts (channel_id, provider_message_id, status, rank) "
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, provider_message_id) DO UPDATE "
+            "SET status = $3, rank = $4, reported_at = now() WHERE hub_comms_receipts.rank < $4"
+            " OR $3 = 'failed'", channel.channel_id, event.provider_message_id, event.status,
+            rank(event.status))
+        message_id = await pool.fetchval(
+            "SELECT id FROM comms_messages WHERE tenant_id = $1 AND provider_message_id = $2 "
+            "AND direction = 'outbound' LIMIT 1", tenant, event.provider_message_id)
+        if message_id is None:
+            result.ignored += 1
+            return
+        if await record_status(self.hub, tenant, message_id, event.status):
+            result.statuses += 1
+
+
+async def record_status(hub: Hub, tenant_id: str, message_id: str, status: str,
+                        extra: dict[str, Any] | None = None) -> bool:
+    """Move a message to ``status`` if that is a step forward (with ``extra`` fields); whether
+    it moved. Judged on the record as it stands under its lock."""
+    moved = False
+
+    def values(content: dict[str, Any]) -> dict[str, Any]:
+        nonlocal moved
+        moved = advances(content.get("status"), status)
+        return {**(extra or {}), **({"status": status} if moved else {})}
+
+    await hub.writer.write(comms_agent(tenant_id), "comms_messages", message_id, values,
+                           create=False)
+    return moved
+
+
+async def find_person(hub: Hub, tenant_id: str, phone: str, country_code: str
+                      ) -> dict[str, Any] | None:
+    """The one person of the tenant whose phone normalises to ``phone``; None when nobody or
+    several people have it (a shared family number is linked by hand)."""
+    rows = await hub.db.pool.fetch(
+        "SELECT id, owner_id, team_id, primary_phone FROM crm_people WHERE tenant_id = $1 AND "
+        "NOT deleted AND primary_phone IS NOT NULL AND right(regexp_replace(primary_phone, "
+        "'[^0-9]', '', 'g'), 7) = $2 LIMIT 50", tenant_id, phone[-7:])
+    matches = [dict(r) for r in rows if normalise(r["primary_phone"], country_code) == phone]
+    return matches[0] if len(matches) == 1 else None
+
+
+def _iso(event: InboundMessage) -> str:
+    return event.occurred_at.isoformat()
