@@ -258,9 +258,10 @@ def comms_agent(tenant_id: str) -> Principal:
 
 def check_message_write(principal: Principal, before: Mapping[str, Any] | None,
                         after: Mapping[str, Any]) -> None:
-    """People write outbound messages, queued, as themselves, in a conversation scope they own
-    (the thread's owner and team); afterwards only a queued message may be withdrawn
-    (deleted). Everything a provider reports is the comms agent's to write."""
+    """People write outbound messages, queued, as themselves (managers: on anyone's behalf), in
+    a conversation scope they own (the thread's owner and team); afterwards only a queued
+    message may be withdrawn (deleted). Everything a provider reports is the comms agent's to
+    write."""
     if principal.user_id == COMMS_AGENT_ID:
         return
     if before is None:
@@ -270,9 +271,11 @@ def check_message_write(principal: Principal, before: Mapping[str, Any] | None,
         if after.get("provider_message_id") is not None or after.get("error") is not None:
             raise PermissionDenied("only the hub records a provider's answer",
                                    code="message_status")
+        if principal.is_manager:
+            return
         if after.get("author_id") != principal.user_id:
             raise PermissionDenied("a message's author is whoever writes it", code="not_owner")
-        if not principal.is_manager and not _owns(principal, after.get("owner_id"),
+        if not _owns(principal, after.get("owner_id"),
                                                   after.get("team_id")):
             raise PermissionDenied("this conversation belongs to another broker",
                                    code="not_owner")
