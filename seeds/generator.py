@@ -14,6 +14,7 @@ from typing import Any
 
 from core.identity import Role
 from core.ids import deterministic_id
+from seeds import comms
 
 SIZES = {"small": 300, "medium": 10_000, "large": 100_000}
 EPOCH = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -102,6 +103,7 @@ def generate(tenant_id: str = "acme", size: str = "small", seed: int = 7,
     projects = [(rid, v) for c, rid, v in data.records if c == "projects"]
     for _ in range(people or SIZES[size]):
         data.records.extend(_dated(list(_person_story(g, brokers, projects, units))))
+    data.records.extend(comms.conversations(tenant_id, seed, data.records))
     return data
 
 
