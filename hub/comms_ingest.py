@@ -9,18 +9,33 @@ finds its record already there and stores nothing.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+from collections import defaultdict
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from comms.phone import normalise
 from comms.providers import Channel, InboundMessage, Provider, StatusReport
 from comms.records import advances, inbound_message_id, rank, thread_id_for
 from core.errors import Conflict
+from core.identity import Principal
 from hub.policy import comms_agent
 
 if TYPE_CHECKING:
     from hub.service import Hub
+
+
+MAX_GROUP = 200
+"""Messages written in one transaction at most."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    message_id: str
+    values: dict[str, Any]
+    future: asyncio.Future[bool]
 
 
 @dataclass
@@ -35,8 +50,23 @@ class IngestResult:
 
 
 class CommsIngest:
+    """An `async with` service: webhooks arriving together have their new messages written in
+    one transaction per tenant (the drain task it owns), each answered after that commit."""
+
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
+        self._waiting: dict[str, list[_Pending]] = defaultdict(list)
+        self._drains: dict[str, asyncio.Task[None]] = {}
+
+    async def __aenter__(self) -> CommsIngest:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        for task in list(self._drains.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def ingest(self, channel: Channel, provider: Provider, payload: Any) -> IngestResult:
         """Store what one (verified) webhook payload reports."""
@@ -67,13 +97,53 @@ class CommsIngest:
                   "media_url": event.media_url, "media_type": event.media_type,
                   "media_seconds": event.media_seconds, "created_at": _iso(event),
                   "occurred_at": _iso(event), "provider_message_id": event.provider_message_id}
-        try:
-            await self.hub.writer.write(comms_agent(channel.tenant_id), "comms_messages",
-                                        message_id, values, create=True)
-        except Conflict:  # the same webhook, delivered twice at once
+        if await self._create(channel.tenant_id, message_id, values):
+            result.stored.append(message_id)
+        else:  # the same webhook, delivered twice at once
             result.duplicates += 1
-            return
-        result.stored.append(message_id)
+
+    async def _create(self, tenant_id: str, message_id: str, values: dict[str, Any]) -> bool:
+        """Create the message with whatever else of the tenant is waiting; False when it
+        exists already."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting[tenant_id].append(_Pending(message_id, values, future))
+        if tenant_id not in self._drains:
+            self._drains[tenant_id] = asyncio.create_task(
+                self._drain(tenant_id), name=f"velocity-comms-ingest-{tenant_id}")
+        return await asyncio.shield(future)
+
+    async def _drain(self, tenant_id: str) -> None:
+        waiting, agent = self._waiting[tenant_id], comms_agent(tenant_id)
+        try:
+            while waiting:
+                group, waiting[:MAX_GROUP] = waiting[:MAX_GROUP], []
+                try:
+                    await self.hub.writer.write_many(agent, [
+                        ("comms_messages", p.message_id, p.values) for p in group], create=True)
+                    outcomes: list[bool | BaseException] = [True] * len(group)
+                except Conflict:  # a duplicate among them: one by one
+                    outcomes = [await self._one(agent, p) for p in group]
+                except Exception as exc:
+                    outcomes = [exc] * len(group)
+                for pending, outcome in zip(group, outcomes, strict=True):
+                    if pending.future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        pending.future.set_exception(outcome)
+                    else:
+                        pending.future.set_result(outcome)
+        finally:
+            del self._drains[tenant_id]
+
+    async def _one(self, agent: Principal, pending: _Pending) -> bool | BaseException:
+        try:
+            await self.hub.writer.write(agent, "comms_messages", pending.message_id,
+                                        pending.values, create=True)
+        except Conflict:
+            return False
+        except Exception as exc:
+            return exc
+        return True
 
     async def _thread(self, channel: Channel, phone: str, name: str | None) -> dict[str, Any]:
         """The conversation with ``phone`` on this channel, opened (and linked to the person

@@ -10,6 +10,7 @@ from core.settings import SyncLimits, load_settings
 from gpu_hub.front import GpuFront
 from hub.accounts import Accounts
 from hub.committer import GroupCommitter
+from hub.comms_ingest import CommsIngest
 from hub.comms_sender import CommsSender
 from hub.connections import Connections
 from hub.database import Database, start_embedded_postgres
@@ -58,6 +59,7 @@ class Hub:
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
+            self.comms_ingest = await self._stack.enter_async_context(CommsIngest(self))
             self.comms_sender = await self._stack.enter_async_context(CommsSender(self))
         except BaseException:
             await self._stack.aclose()

@@ -25,7 +25,7 @@ from core.identity import Principal
 from hub.api.crm import create_record, read_one, read_rows
 from hub.api.deps import AdminDep, HubDep, ManagerDep, PrincipalDep
 from hub.comms_channels import ChannelIn, Channels
-from hub.comms_ingest import CommsIngest, find_person
+from hub.comms_ingest import find_person
 from hub.service import Hub
 
 router = APIRouter(prefix="/api/comms", tags=["comms"])
@@ -149,7 +149,7 @@ async def webhook(provider: str, request: Request, hub: HubDep,
     if adapter.account_of(payload) != found.account:
         raise RecordInvalid("the webhook names another session or instance than its channel",
                             problems=[f"account: expected {found.account!r}"])
-    result = await CommsIngest(hub).ingest(found, adapter, payload)
+    result = await hub.comms_ingest.ingest(found, adapter, payload)
     if result.stored:
         hub.comms_sender.poke()
     return {"stored": result.stored, "duplicates": result.duplicates,
