@@ -22,6 +22,7 @@ from comms.records import advances, inbound_message_id, rank, thread_id_for
 from core.errors import Conflict
 from core.identity import Principal
 from hub.policy import comms_agent
+from hub.store import create_many
 
 if TYPE_CHECKING:
     from hub.service import Hub
@@ -51,7 +52,8 @@ class IngestResult:
 
 class CommsIngest:
     """An `async with` service: webhooks arriving together have their new messages written in
-    one transaction per tenant (the drain task it owns), each answered after that commit."""
+    one transaction per tenant with batched statements (`create_many`, by the drain task it
+    owns), each answered after that commit."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -117,15 +119,19 @@ class CommsIngest:
         try:
             while waiting:
                 group, waiting[:MAX_GROUP] = waiting[:MAX_GROUP], []
+                firsts = {p.message_id: p for p in reversed(group)}  # a copy in the group: False
+                unique = [p for p in group if firsts[p.message_id] is p]
                 try:
-                    await self.hub.writer.write_many(agent, [
-                        ("comms_messages", p.message_id, p.values) for p in group], create=True)
-                    outcomes: list[bool | BaseException] = [True] * len(group)
-                except Conflict:  # a duplicate among them: one by one
-                    outcomes = [await self._one(agent, p) for p in group]
+                    await create_many(self.hub.writer, agent, [
+                        ("comms_messages", p.message_id, p.values) for p in unique])
+                    outcomes: list[bool | BaseException] = [True] * len(unique)
+                except Conflict:  # one of them exists already: one by one
+                    outcomes = [await self._one(agent, p) for p in unique]
                 except Exception as exc:
-                    outcomes = [exc] * len(group)
-                for pending, outcome in zip(group, outcomes, strict=True):
+                    outcomes = [exc] * len(unique)
+                results = dict(zip((id(p) for p in unique), outcomes, strict=True))
+                for pending in group:
+                    outcome = results.get(id(pending), False)
                     if pending.future.done():
                         continue
                     if isinstance(outcome, BaseException):
