@@ -74,6 +74,13 @@ async def test_unavailable_is_retried_refused_is_not_and_retries_end() -> None:
         assert "after 3 attempts" in (await _message(server, given_up))["error"]
         assert len(waha.sent) == 1
 
+        # The provider reports delivery before it answers the send: the report is kept and
+        # applied once the send is recorded.
+        waha.fail_next, waha.ack_before_answer = [], 2
+        overtaken = await _queue(http, thread_id, "z")
+        await until(lambda: _status_is(server, overtaken, "delivered"), what="early report")
+        assert (await _message(server, overtaken))["provider_message_id"] == waha.sent[-1]["id"]
+
 
 async def _status_is(server: HubServer, message_id: str, status: str) -> bool:
     return (await _message(server, message_id)).get("status") == status

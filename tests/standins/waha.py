@@ -32,6 +32,9 @@ class WahaStandIn:
     fail_next: list[int] = field(default_factory=list)
     """HTTP statuses to answer the next sendText requests with."""
     delay_s: float = 0.0
+    ack_before_answer: int | None = None
+    """Deliver a ``message.ack`` with this number before answering sendText (WAHA's acks can
+    overtake its HTTP answer)."""
     sent: list[dict[str, Any]] = field(default_factory=list)
     """Every message this server accepted: chatId, text, id."""
     requests: int = 0
@@ -60,6 +63,9 @@ class WahaStandIn:
             key = secrets.token_hex(10).upper()
             serialized = f"true_{chat_id}_{key}"
             self.sent.append({"chatId": chat_id, "text": text, "id": serialized})
+            if self.ack_before_answer is not None:
+                r = await self.deliver(self.ack_event(serialized, self.ack_before_answer))
+                r.raise_for_status()
             return JSONResponse({
                 "id": {"fromMe": True, "remote": chat_id, "id": key, "_serialized": serialized},
                 "timestamp": int(time.time()), "from": self.me, "fromMe": True, "to": chat_id,
