@@ -46,13 +46,19 @@ async def test_offline_message_is_sent_after_reconnect_and_its_status_reaches_bo
         await create_many(server.hub.writer, Principal("t1", "t1-admin", Role.ADMIN), [
             ("people", "p-meera", {"tenant_id": "t1", "full_name": "Meera Iyer",
                                    "primary_phone": "+91 98450 67890",
+                                   "owner_id": "t1-junior_broker", "team_id": "north"}),
+            ("people", "p-arjun", {"tenant_id": "t1", "full_name": "Arjun Rao",
+                                   "primary_phone": "0091 99000 12121",
                                    "owner_id": "t1-junior_broker", "team_id": "north"})])
         broker = await paired(server, tmp_path / "broker-ipad", "t1-junior_broker")
         director = await paired(server, tmp_path / "director-ipad", "t1-sales_director")
 
-        # Online once: the iPad holds its clients.
+        # Online once: the iPad holds its clients (its cursor, stored with what it pulled, has
+        # reached the hub's last sequence).
+        last_seq = await server.hub.db.pool.fetchval(
+            "SELECT last_seq FROM hub_tenants WHERE tenant_id = 't1'")
         async with EdgeAgent(broker) as ipad:
-            await until(lambda: _has(ipad, "people", "p-meera"), what="client pulled")
+            await until(lambda: _cursor_at(ipad, last_seq), what="clients pulled")
 
         # At the site, offline: a conversation opened by phone number (linked to Meera by it)
         # and a message, queued on the device.
@@ -102,6 +108,22 @@ async def test_offline_message_is_sent_after_reconnect_and_its_status_reaches_bo
                 threads = (await api.get("/api/comms/threads")).json()
                 assert [(t["id"], t["person_id"]) for t in threads] == [
                     (thread["id"], "p-meera")]
+
+            # A client who writes first: the hub opens the conversation, linked to him and
+            # owned by his broker, and it reaches the broker's iPad with his voice note.
+            r = await waha.deliver(waha.message_event("919900012121", "",
+                                                      voice_url=f"{url}/files/v1.oga"))
+            voice_id = r.json()["stored"][0]
+            await until(lambda: _has(ipad, "comms_messages", voice_id), what="voice note")
+            async with local_api(ipad) as api:
+                threads = (await api.get("/api/comms/threads", params={
+                    "person_id": "p-arjun"})).json()
+                assert [(t["phone"], t["owner_id"]) for t in threads] == [
+                    ("+919900012121", "t1-junior_broker")]
+                listed = (await api.get(f"/api/comms/threads/{threads[0]['id']}/messages")
+                          ).json()
+                assert [(m["media_url"], m["status"]) for m in listed] == [
+                    (f"{url}/files/v1.oga", "received")]
             assert len(waha.sent) == 1
 
 
@@ -112,6 +134,10 @@ async def _has(agent: EdgeAgent, collection: str, record_id: str) -> bool:
 async def _status(agent: EdgeAgent, message_id: str, status: str) -> bool:
     rows = await _rows(agent, "SELECT status FROM temp.comms_messages WHERE id = ?", message_id)
     return rows == [{"status": status}]
+
+
+async def _cursor_at(agent: EdgeAgent, seq: int) -> bool:
+    return await agent.replica.cursor() >= seq
 
 
 async def _sent(waha: WahaStandIn) -> bool:
