@@ -70,14 +70,19 @@ class CommsSender:
         self._wake.set()
 
     async def _run(self) -> None:
+        failures = 0
         while True:
             try:
                 await self.run_once()
-            except Exception:
-                log.exception("comms sender round failed; trying again")
+                failures = 0
+            except Exception as exc:  # the database away: wait longer each time, log once
+                failures += 1
+                if failures == 1:
+                    log.warning("comms sender round failed, retrying with backoff: %r", exc)
             self._wake.clear()
+            wait = min(30.0, self.interval_s * 2 ** failures)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval_s)
+                await asyncio.wait_for(self._wake.wait(), wait)
 
     async def run_once(self) -> int:
         """One round: expire dead claims, record answers not yet recorded, send what is due;
