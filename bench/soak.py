@@ -55,6 +55,7 @@ from hub.settings import HubSettings
 ROOT = Path(__file__).resolve().parents[1]
 VELOCITY = [sys.executable, "-c", "from cli.main import app; app()"]
 PASSWORD = "soak password 1234"
+PASSPHRASE = "soak device passphrase"
 console = Console()
 
 
@@ -105,8 +106,10 @@ async def pair_devices(url: str, folder: Path, devices: int, users: int) -> list
                     r = await http.post("/api/devices/pairing-codes", headers=admin, json={
                         "user_id": f"t1-broker{d % users}", "device_kind": "ipad"})
                     r.raise_for_status()
-                    await pair(folder / f"d{d}", server.url, r.json()["code"], f"d{d}")
-                    out.append(EdgeSettings(data_dir=folder / f"d{d}", backoff_cap_s=5.0))
+                    await pair(folder / f"d{d}", server.url, r.json()["code"], f"d{d}",
+                               PASSPHRASE)
+                    out.append(EdgeSettings(data_dir=folder / f"d{d}", backoff_cap_s=5.0,
+                                            passphrase=PASSPHRASE))
                     bar.advance(task)
     return out
 

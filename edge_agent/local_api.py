@@ -24,6 +24,7 @@ from core.errors import (
 )
 from edge_agent.canvas_api import canvas_router
 from edge_agent.comms_api import comms_router
+from edge_agent.mobile_edge_api import mobile_edge_local_router
 from edge_agent.sentinel import KioskSentinel, SessionStart
 from edge_agent.service import EdgeAgent
 from schema.models import LeadStage
@@ -159,6 +160,7 @@ def create_local_app(agent: EdgeAgent) -> FastAPI:
     _sentinel_routes(app, agent, api, token_ok)
     app.include_router(canvas_router(agent), dependencies=[api])
     app.include_router(comms_router(agent), dependencies=[api])
+    app.include_router(mobile_edge_local_router(agent), dependencies=[api])
     return app
 
 

@@ -14,6 +14,7 @@ from hub.api import (
     comms,
     crm,
     errors,
+    mobile_edge,
     oracle,
     oracle_prompts,
     pairing_qr,
@@ -49,6 +50,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)
     app.include_router(oracle_prompts.router)
+    app.include_router(mobile_edge.router)
     mount_gpu_front(app, current_principal)
 
     @app.websocket(SYNC_PATH)

@@ -22,7 +22,11 @@ tenant):
 - Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too);
 - conversations are guarded like clients; a message is written queued and outbound by its author
   into a conversation scope they own, and never edited after: its delivery is reported only by
-  the hub's comms agent (`check_message_write`, for managers too).
+  the hub's comms agent (`check_message_write`, for managers too);
+- a broker's mobile records (`IN_SCOPE`: communication events, transcripts, memory facts,
+  calendar events, insights) are created and changed only within the principal's own scope: their
+  own, or (seniors) their team's; owner and team change only by a manager;
+- an insight is decided once: its decision is never changed afterwards (managers included).
 """
 
 from __future__ import annotations
@@ -37,12 +41,17 @@ from hub.scope import CANVAS, may_read
 from schema import Collection
 from schema.models import LeadStage
 
-__all__ = ["COMMS_AGENT_ID", "GUARDED", "check_grant_role", "check_manage_user",
+__all__ = ["COMMS_AGENT_ID", "GUARDED", "IN_SCOPE", "check_grant_role", "check_manage_user",
            "check_message_write", "check_purge", "check_revoke", "check_write", "comms_agent",
            "may_change", "may_read"]
 
 GUARDED = frozenset({"people", "leads", "opportunities", "comms_threads"})
 """Collections whose records only their owner, their team's senior and managers change."""
+IN_SCOPE = frozenset({"comm_events", "transcript_segments", "memory_facts", "calendar_events",
+                      "insights"})
+"""Collections written only within the author's read scope (a senior may write for a team
+member, so a note on a junior's lead stays visible to the junior)."""
+INSIGHT_DECISION = ("status", "decided_by", "decided_at", "decision_note")
 SCOPE_FIELDS = ("owner_id", "team_id")
 CONSENT_REVOKE_FIELDS = ("revoked_at", "deleted")
 
@@ -81,8 +90,12 @@ def check_write(
         check_lead_stage(principal, before, after)
     if coll.name == "comms_messages":
         check_message_write(principal, before, after)
+    if coll.name == "insights":
+        check_insight_decision(before, after)
     if principal.is_manager:
         return
+    if coll.name in IN_SCOPE:
+        check_in_scope(principal, before, after)
     noun = coll.name[:-1] if coll.name.endswith("s") else coll.name
     if coll.name in GUARDED:
         if before is None:
@@ -110,6 +123,32 @@ def check_write(
                 f"only a SALES_DIRECTOR or ADMIN may set {coll.name}.{name}",
                 code="manager_only_field",
             )
+
+
+def check_in_scope(principal: Principal, before: Row | None, after: Row) -> None:
+    """A non-manager writes an `IN_SCOPE` record only when it is (and stays) in their scope."""
+    noun = "record" if before is None else "record of another broker"
+    held = before if before is not None else after
+    if not _owns(principal, held.get("owner_id"), held.get("team_id")):
+        raise PermissionDenied(f"this {noun} is outside your scope (your own leads, or your "
+                               "team's for a senior)", code="not_owner")
+    if before is None:
+        if after.get("team_id") not in (None, principal.team_id):
+            raise PermissionDenied("a new record belongs to your own team", code="other_team")
+    elif any(after.get(f) != before.get(f) for f in SCOPE_FIELDS):
+        raise PermissionDenied("only a SALES_DIRECTOR or ADMIN may reassign (owner or team)",
+                               code="reassign_forbidden")
+
+
+def check_insight_decision(before: Row | None, after: Row) -> None:
+    """Once an insight is acted on or dismissed, that decision stands: the first committed wins,
+    a later one is refused (for everyone, so two offline devices end with one decision)."""
+    if before is None or before.get("status") in (None, "open"):
+        return
+    if any(after.get(f) != before.get(f) for f in INSIGHT_DECISION):
+        raise PermissionDenied(
+            f"this insight was already {before.get('status')} by {before.get('decided_by')} at "
+            f"{before.get('decided_at')}", code="already_decided")
 
 
 def check_revoke(principal: Principal, recorded: Row) -> None:
@@ -275,8 +314,7 @@ def check_message_write(principal: Principal, before: Mapping[str, Any] | None,
             return
         if after.get("author_id") != principal.user_id:
             raise PermissionDenied("a message's author is whoever writes it", code="not_owner")
-        if not _owns(principal, after.get("owner_id"),
-                                                  after.get("team_id")):
+        if not _owns(principal, after.get("owner_id"), after.get("team_id")):
             raise PermissionDenied("this conversation belongs to another broker",
                                    code="not_owner")
         return

@@ -335,3 +335,127 @@ class CommsMessage(Record):
     error: str | None = Field(None, max_length=500)
     occurred_at: datetime
     author_id: str | None = None
+# --- Mobile edge: what a broker's phone or iPad records around a lead ---------------------------
+
+
+class CommChannel(StrEnum):
+    CALL = "call"
+    WHATSAPP = "whatsapp"
+    SMS = "sms"
+    EMAIL = "email"
+    MEETING = "meeting"
+    SITE_VISIT = "site_visit"
+    NOTE = "note"
+
+
+class EventSource(StrEnum):
+    """How a communication event reached the system."""
+
+    LOGGED = "logged"
+    NOTE = "note"
+    IMPORT = "import"
+
+
+class CommEvent(Record):
+    """One communication with a lead (a call, a message thread, a meeting, a quick note)."""
+
+    lead_id: str
+    person_id: str | None = None
+    channel: CommChannel
+    direction: str | None = Field(None, pattern="^(inbound|outbound)$")
+    occurred_at: datetime
+    duration_s: int | None = Field(None, ge=0, le=86_400)
+    source: EventSource = EventSource.LOGGED
+    summary: str | None = Field(None, max_length=1000)
+    body: LongText = ""
+    recording_ref: str | None = Field(None, max_length=500)
+    """Where the operator keeps the recording (never the audio itself)."""
+
+
+class TranscriptSegment(Record):
+    """One utterance of an event's transcript, in order by ``position``."""
+
+    event_id: str
+    lead_id: str
+    position: int = Field(ge=0, le=100_000)
+    speaker: str = Field(min_length=1, max_length=80)
+    start_ms: int = Field(0, ge=0, le=86_400_000)
+    end_ms: int = Field(0, ge=0, le=86_400_000)
+    text: str = Field(min_length=1, max_length=5000)
+
+
+class MemoryCategory(StrEnum):
+    BUDGET = "budget"
+    TIMELINE = "timeline"
+    PREFERENCE = "preference"
+    OBJECTION = "objection"
+    FAMILY = "family"
+    FINANCING = "financing"
+    OTHER = "other"
+
+
+class MemoryFact(Record):
+    """Something the broker learned about a lead, kept for the next conversation."""
+
+    lead_id: str
+    person_id: str | None = None
+    event_id: str | None = None
+    category: MemoryCategory
+    fact: str = Field(min_length=1, max_length=500)
+    confidence: float = Field(0.8, ge=0, le=1)
+
+
+class CalendarKind(StrEnum):
+    MEETING = "meeting"
+    SITE_VISIT = "site_visit"
+    CALL = "call"
+    FOLLOW_UP = "follow_up"
+
+
+class CalendarStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+    DONE = "done"
+
+
+class CalendarEvent(Record):
+    """A broker's appointment; every field is its own register, so offline edits merge. Its
+    length is a duration, not an end time: a move on one device and a longer meeting on
+    another merge into a valid appointment (two end-time edits could not)."""
+
+    title: str = Field(min_length=1, max_length=200)
+    kind: CalendarKind = CalendarKind.MEETING
+    starts_at: datetime
+    duration_min: int = Field(60, ge=0, le=10_080)
+    location: str | None = Field(None, max_length=300)
+    lead_id: str | None = None
+    person_id: str | None = None
+    status: CalendarStatus = CalendarStatus.SCHEDULED
+    notes: LongText = ""
+
+
+class InsightKind(StrEnum):
+    NEXT_BEST_ACTION = "next_best_action"
+    RISK = "risk"
+    UPSELL = "upsell"
+    FOLLOW_UP = "follow_up"
+
+
+class InsightStatus(StrEnum):
+    OPEN = "open"
+    ACTED = "acted"
+    DISMISSED = "dismissed"
+
+
+class Insight(Record):
+    """A recommendation about a lead, decided once: acted on or dismissed."""
+
+    lead_id: str
+    kind: InsightKind = InsightKind.NEXT_BEST_ACTION
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field("", max_length=2000)
+    priority: int = Field(2, ge=1, le=3)
+    status: InsightStatus = InsightStatus.OPEN
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_note: str | None = Field(None, max_length=500)

@@ -96,6 +96,12 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("canvas_pages", "oracle_canvas_pages", models.CanvasPage),
         _c("comms_threads", "comms_threads", models.CommsThread, owner_scoped=True),
         _c("comms_messages", "comms_messages", models.CommsMessage, owner_scoped=True),
+        _c("comm_events", "mobile_comm_events", models.CommEvent, owner_scoped=True),
+        _c("transcript_segments", "mobile_transcript_segments", models.TranscriptSegment,
+           owner_scoped=True),
+        _c("memory_facts", "mobile_memory_facts", models.MemoryFact, owner_scoped=True),
+        _c("calendar_events", "mobile_calendar_events", models.CalendarEvent, owner_scoped=True),
+        _c("insights", "mobile_insights", models.Insight, owner_scoped=True),
     )
 }
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from core.identity import Role
 from core.ids import deterministic_id
-from seeds import comms
+from seeds import comms, mobile_edge
 
 SIZES = {"small": 300, "medium": 10_000, "large": 100_000}
 EPOCH = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -104,6 +104,7 @@ def generate(tenant_id: str = "acme", size: str = "small", seed: int = 7,
     for _ in range(people or SIZES[size]):
         data.records.extend(_dated(list(_person_story(g, brokers, projects, units))))
     data.records.extend(comms.conversations(tenant_id, seed, data.records))
+    data.records.extend(mobile_edge.records(g, data))
     return data
 
 

@@ -55,6 +55,12 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
                                           "body": "Hello", "status": "queued",
                                           "occurred_at": "2026-11-20T10:00:00Z",
                                           "author_id": OWNER})),
+    "appointment": ("calendar_events", _owned({"title": "Site visit", "lead_id": "l-any",
+                                               "starts_at": "2026-11-20T10:00:00Z"})),
+    "decided insight": ("insights", _owned({"lead_id": "l-any", "title": "Call today",
+                                            "status": "acted", "decided_by": OWNER,
+                                            "decided_at": "2026-11-20T10:00:00Z"})),
+    "open insight": ("insights", _owned({"lead_id": "l-any", "title": "Call today"})),
 }
 """Existing records each change starts from (a fresh copy per change, actor and door)."""
 
@@ -87,6 +93,16 @@ CHANGES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
     "edit a message": ("message", {"body": "Hello!"}, _by_role(*["message_immutable"] * 4)),
     "withdraw a queued message": ("message", {"deleted": True},
                                   _by_role(OK, OK, OK, "not_owner")),
+    "move an appointment": ("appointment", {"starts_at": "2026-11-21T10:00:00Z",
+                                            "duration_min": 90},
+                            _by_role(OK, OK, OK, "not_owner")),
+    "take an appointment": ("appointment", {"owner_id": "t1-junior2"},
+                            _by_role(OK, "reassign_forbidden", "reassign_forbidden",
+                                     "not_owner")),
+    "act on an insight": ("open insight", {"status": "acted", "decided_by": "t1-x"},
+                          _by_role(OK, OK, OK, "not_owner")),
+    "decide an insight again": ("decided insight", {"status": "dismissed"},
+                                _by_role(*["already_decided"] * 4)),
 }
 CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
     # name: (collection, values (owner "self": the actor), expected verdict by actor)
@@ -103,6 +119,17 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
     "create a lead in another team": (
         "leads", {"person_id": "p-any", "owner_id": "self", "team_id": "east"},
         _by_role(OK, "other_team", "other_team", "other_team")),
+    "log an event on an own lead": (
+        "comm_events", {"lead_id": "l-any", "owner_id": "self", "channel": "call",
+                        "occurred_at": "2026-11-20T10:00:00Z"}, _by_role(OK, OK, OK, OK)),
+    "log an event on another broker's lead": (
+        "comm_events", {"lead_id": "l-any", "owner_id": "t1-junior2", "team_id": "south",
+                        "channel": "call", "occurred_at": "2026-11-20T10:00:00Z"},
+        _by_role(OK, "not_owner", "not_owner", OK)),
+    "remember a fact on a team member's lead": (
+        "memory_facts", {"lead_id": "l-any", "owner_id": "t1-junior_broker", "team_id": "north",
+                         "category": "budget", "fact": "INR 6 Cr"},
+        _by_role(OK, OK, OK, "not_owner")),
     "create a won opportunity": (
         "opportunities", {"person_id": "p-any", "owner_id": "self", "stage": "CLOSED_WON"},
         _by_role(OK, "manager_only_field", "manager_only_field", "manager_only_field")),
@@ -213,6 +240,9 @@ async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_syn
 CALLERS = ("admin", "sales_director", "senior_broker", "junior_broker", "t2")
 MANAGERS_200 = {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
                 "t2": 200}
+MANAGERS_ONLY_LEAD = {"admin": 200, "sales_director": 200, "senior_broker": 404,
+                      "junior_broker": 404, "t2": 404}
+"""A record about junior2's lead: only managers reach it; anyone else does not see it."""
 ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     # (method, path, body, expected status by caller: t1 roles, and "t2" (another tenant's
     # director)); {client} is a t1 client owned by junior2 (team south), {lead} their lead.
@@ -389,6 +419,36 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
         "owner_id": "t1-junior2"},
      {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
       "t2": 403}),
+    # Mobile edge: {lead} is junior2's (team south); {event} an event on it, {insight} and
+    # {appointment} a fresh open insight and appointment on it per cell, {decided} an insight
+    # already acted on.
+    ("GET", "/api/mobile-edge/events?lead_id={lead}", None, MANAGERS_ONLY_LEAD),
+    ("POST", "/api/mobile-edge/events", {"lead_id": "{lead}", "channel": "call"},
+     {**MANAGERS_ONLY_LEAD, "admin": 201, "sales_director": 201}),
+    ("GET", "/api/mobile-edge/memory?lead_id={lead}", None, MANAGERS_ONLY_LEAD),
+    ("POST", "/api/mobile-edge/imports", {"lead_id": "{lead}", "kind": "note",
+                                          "occurred_at": "2026-11-20T10:00:00Z",
+                                          "text": "Met at the site"},
+     {**MANAGERS_ONLY_LEAD, "admin": 201, "sales_director": 201}),
+    ("POST", "/api/mobile-edge/notes", {"lead_id": "{lead}", "text": "Call back"},
+     {**MANAGERS_ONLY_LEAD, "admin": 201, "sales_director": 201}),
+    ("GET", "/api/mobile-edge/calendar", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/mobile-edge/calendar", {"title": "Visit", "starts_at": "2026-11-20T10:00:00Z"},
+     {r: 201 for r in CALLERS}),
+    ("POST", "/api/mobile-edge/calendar", {"title": "Visit", "lead_id": "{lead}",
+                                           "starts_at": "2026-11-20T10:00:00Z"},
+     {**MANAGERS_ONLY_LEAD, "admin": 201, "sales_director": 201}),
+    ("PATCH", "/api/mobile-edge/calendar/{appointment}", {"location": "Lobby"},
+     MANAGERS_ONLY_LEAD),
+    ("DELETE", "/api/mobile-edge/calendar/{appointment}", None, MANAGERS_ONLY_LEAD),
+    ("GET", "/api/mobile-edge/transcripts/{event}", None, MANAGERS_ONLY_LEAD),
+    ("GET", "/api/mobile-edge/insights/{lead}", None, MANAGERS_ONLY_LEAD),
+    ("POST", "/api/mobile-edge/insights/{insight}/act", {"action": "act"}, MANAGERS_ONLY_LEAD),
+    ("POST", "/api/mobile-edge/insights/{decided}/act", {"action": "dismiss"},
+     {**MANAGERS_ONLY_LEAD, "admin": 409, "sales_director": 409}),
+    ("GET", "/api/mobile-edge/alerts", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/mobile-edge/session", {"surface_id": "s-{caller}", "surface": "webos"},
+     {r: 200 for r in CALLERS}),
     ("POST", "/api/auth/logout", None,  # last: the callers' tokens end here
      {"admin": 200, "sales_director": 200, "senior_broker": 200, "junior_broker": 200,
       "t2": 200}),
@@ -424,6 +484,17 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                 "tenant_id": "t1", "person_id": "c1", "consent_id": "k1",
                 "started_at": "2026-11-20T10:00:00Z", "owner_id": "t1-junior2"}),
         ])
+        on_lead = {"tenant_id": "t1", "owner_id": "t1-junior2", "team_id": "south",
+                   "lead_id": "l1"}
+        await create_many(server.hub.writer, director, [
+            ("comm_events", "ev1", {**on_lead, "channel": "call",
+                                    "occurred_at": "2026-11-20T10:00:00Z"}),
+            ("insights", "ins-decided", {**on_lead, "title": "Call", "status": "acted",
+                                         "decided_by": "t1-junior2"}),
+            *[("insights", f"ins-{c}", {**on_lead, "title": "Call"}) for c in CALLERS],
+            *[("calendar_events", f"cal-{c}", {**on_lead, "title": "Visit",
+                                               "starts_at": "2026-11-20T10:00:00Z"})
+              for c in CALLERS]])
         await create_many(server.hub.writer, Principal("t2", "t2-admin", Role.ADMIN), [
             ("people", "p-t2", {"tenant_id": "t2", "full_name": "Other"})])
         await server.hub.db.pool.execute(
@@ -439,7 +510,11 @@ async def test_every_route_by_role_tenant_and_token() -> None:
         callers["t2"] = await login(server, "sales_director@t2.test")
         served = {(m.upper(), path) for path, ops in (await http.get("/openapi.json")).json()[
             "paths"].items() for m in ops}
-        listed = {(m, path.replace("{device}", "{device_id}").replace("{client}", "{person_id}")
+        listed = {(m, path.split("?")[0].replace("{device}", "{device_id}")
+                   .replace("{client}", "{person_id}").replace("{event}", "{event_id}")
+                   .replace("{insight}", "{recommendation_id}")
+                   .replace("{decided}", "{recommendation_id}")
+                   .replace("{appointment}", "{calendar_event_id}")
                    .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
                    .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}")
                    .replace("{thread}", "{thread_id}"))
@@ -465,7 +540,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
             for caller, status in expected.items():
                 names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller,
                          "thread": "th1",
-                         "job": "no-such-job",
+                         "job": "no-such-job", "event": "ev1", "insight": f"ins-{caller}",
+                         "appointment": f"cal-{caller}", "decided": "ins-decided",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
                          "admin2": await fresh_user(Role.ADMIN)}
                 if "{device}" in path:
@@ -522,7 +598,9 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
         for method, path, body, _ in ROUTES:
             names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
                      "thread": "th1",
-                     "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job"}
+                     "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job",
+                     "event": "ev1", "insight": "ins-off", "appointment": "cal-off",
+                     "decided": "ins-decided"}
             r = await http.request(method, _fill(path, names), json=_fill(body, names),
                                    headers=junior)
             assert (r.status_code, r.json()["error"]) == (401, "user_inactive"), path

@@ -29,7 +29,8 @@ def test_every_generated_record_validates_and_references_exist() -> None:
     assert {"message", "call"} <= kinds
     for kind in ("accounts", "households", "relationships", "projects", "units", "leads",
                  "opportunities", "property_interests", "stage_history", "facts", "tasks",
-                 "qd_scores"):
+                 "qd_scores", "comm_events", "transcript_segments", "memory_facts",
+                 "calendar_events", "insights"):
         assert data.count(kind) > 0, kind
 
 

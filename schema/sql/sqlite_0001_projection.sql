@@ -341,3 +341,99 @@ CREATE TABLE IF NOT EXISTS comms_messages (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS comms_messages_owner ON comms_messages (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS mobile_comm_events (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    lead_id TEXT,
+    person_id TEXT,
+    channel TEXT,
+    direction TEXT,
+    occurred_at TEXT,
+    duration_s INTEGER,
+    source TEXT,
+    summary TEXT,
+    body TEXT,
+    recording_ref TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS mobile_comm_events_owner ON mobile_comm_events (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS mobile_transcript_segments (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    event_id TEXT,
+    lead_id TEXT,
+    position INTEGER,
+    speaker TEXT,
+    start_ms INTEGER,
+    end_ms INTEGER,
+    text TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS mobile_transcript_segments_owner ON mobile_transcript_segments (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS mobile_memory_facts (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    lead_id TEXT,
+    person_id TEXT,
+    event_id TEXT,
+    category TEXT,
+    fact TEXT,
+    confidence REAL,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS mobile_memory_facts_owner ON mobile_memory_facts (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS mobile_calendar_events (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    title TEXT,
+    kind TEXT,
+    starts_at TEXT,
+    duration_min INTEGER,
+    location TEXT,
+    lead_id TEXT,
+    person_id TEXT,
+    status TEXT,
+    notes TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS mobile_calendar_events_owner ON mobile_calendar_events (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS mobile_insights (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    lead_id TEXT,
+    kind TEXT,
+    title TEXT,
+    body TEXT,
+    priority INTEGER,
+    status TEXT,
+    decided_by TEXT,
+    decided_at TEXT,
+    decision_note TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS mobile_insights_owner ON mobile_insights (tenant_id, owner_id);

@@ -308,6 +308,34 @@ async def simulate(seed: int, **options: object) -> Outcome:
         return await Simulation(seed, Path(folder), **options).run()  # type: ignore[arg-type]
 
 
+@dataclass
+class SeedsRun:
+    """What a run of many seeds saw: writes and refusals checked, and every failing seed."""
+
+    seeds: int = 0
+    writes: int = 0
+    refused: int = 0
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+def run_seeds(seeds: range) -> SeedsRun:
+    """Run ``seeds`` one after another in this process (its own event loop); a failing seed is
+    recorded with its message and the run goes on."""
+    async def run() -> SeedsRun:
+        out = SeedsRun()
+        for seed in seeds:
+            out.seeds += 1
+            try:
+                outcome = await simulate(seed)
+            except AssertionError as exc:
+                out.failures[seed] = str(exc)
+                continue
+            out.writes += len(outcome.good)
+            out.refused += len(outcome.forbidden)
+        return out
+    return asyncio.run(run())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="Replay one seed of the simulation.")
     parser.add_argument("--seed", type=int, required=True)
