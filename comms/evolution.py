@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from comms._http import post_json
 from comms.phone import to_chat_digits
 from comms.providers import (
+    MAX_TIMESTAMP,
     Channel,
     Event,
     InboundMessage,
@@ -41,7 +42,7 @@ class _Upsert(BaseModel):
     key: _Key
     pushName: str | None = Field(None, max_length=200)
     message: dict[str, Any] | None = None
-    messageTimestamp: int = Field(ge=0)
+    messageTimestamp: int = Field(ge=0, le=MAX_TIMESTAMP)
 
 
 class _Update(BaseModel):
@@ -108,7 +109,7 @@ def _inbound(upsert: _Upsert) -> InboundMessage | None:
         upsert.key.id, upsert.key.remoteJid, text,
         datetime.fromtimestamp(upsert.messageTimestamp, UTC), display_name=upsert.pushName,
         media_url=_str(media.get("url")), media_type=_str(media.get("mimetype")),
-        media_seconds=media.get("seconds") if isinstance(media.get("seconds"), int) else None)
+        media_seconds=_seconds(media.get("seconds")))
 
 
 def _text_and_media(message: dict[str, Any]) -> tuple[str, dict[str, Any]]:
@@ -130,6 +131,11 @@ def _status(update: _Update) -> StatusReport | None:
     if message_id is None or status is None:
         return None
     return StatusReport(message_id, status)
+
+
+def _seconds(value: Any) -> int | None:
+    """A voice note's length, when it is a plausible one."""
+    return value if isinstance(value, int) and 0 <= value <= 86_400 else None
 
 
 def _str(value: Any) -> str | None:

@@ -16,8 +16,12 @@ from typing import Any, Protocol
 
 from core.errors import RecordInvalid, VelocityError
 
-__all__ = ["Channel", "Event", "InboundMessage", "OutcomeUnknown", "Provider", "ProviderError",
-           "ProviderRefused", "ProviderUnavailable", "StatusReport", "WebhookInvalid"]
+__all__ = ["MAX_TIMESTAMP", "Channel", "Event", "InboundMessage", "OutcomeUnknown", "Provider",
+           "ProviderError", "ProviderRefused", "ProviderUnavailable", "StatusReport",
+           "WebhookInvalid"]
+
+MAX_TIMESTAMP = 2**33
+"""Seconds since 1970 a webhook may name (the year 2242): beyond, a date cannot be made."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from comms._http import post_json
 from comms.phone import to_chat_digits
 from comms.providers import (
+    MAX_TIMESTAMP,
     Channel,
     Event,
     InboundMessage,
@@ -36,7 +37,7 @@ class _Media(BaseModel):
 class _Message(BaseModel):
     model_config = ConfigDict(extra="ignore")
     id: str = Field(min_length=1, max_length=200)
-    timestamp: int = Field(ge=0)
+    timestamp: int = Field(ge=0, le=MAX_TIMESTAMP)
     from_: str = Field(alias="from", min_length=3, max_length=100)
     fromMe: bool = False
     body: str | None = Field(None, max_length=4096)

@@ -125,10 +125,9 @@ class CommsIngest:
                     await create_many(self.hub.writer, agent, [
                         ("comms_messages", p.message_id, p.values) for p in unique])
                     outcomes: list[bool | BaseException] = [True] * len(unique)
-                except Conflict:  # one of them exists already: one by one
-                    outcomes = [await self._one(agent, p) for p in unique]
-                except Exception as exc:
-                    outcomes = [exc] * len(unique)
+                except Exception as exc:  # one of them exists already, or is refused:
+                    outcomes = ([await self._one(agent, p) for p in unique]  # each its own
+                                if len(unique) > 1 or isinstance(exc, Conflict) else [exc])
                 results = dict(zip((id(p) for p in unique), outcomes, strict=True))
                 for pending in group:
                     outcome = results.get(id(pending), False)

@@ -135,12 +135,15 @@ def _malformed(waha: WahaStandIn) -> list[tuple[bytes, int]]:
     del no_id["payload"]["id"]
     bad_ts = json.loads(json.dumps(good))
     bad_ts["payload"]["timestamp"] = "yesterday"
+    far = json.loads(json.dumps(good))
+    far["payload"]["timestamp"] = 10**15
     other_session = {**good, "session": "someone-else"}
     long_body = json.loads(json.dumps(good))
     long_body["payload"]["body"] = "x" * 5000
     return [(b"{not json", 422), (b"\xff\xfe", 422), (json.dumps([1, 2]).encode(), 422),
             (json.dumps({"event": "message"}).encode(), 422),
             (json.dumps(no_id).encode(), 422), (json.dumps(bad_ts).encode(), 422),
+            (json.dumps(far).encode(), 422),
             (json.dumps(other_session).encode(), 422), (json.dumps(long_body).encode(), 422)]
 
 
