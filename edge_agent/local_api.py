@@ -23,6 +23,7 @@ from core.errors import (
     VelocityError,
 )
 from edge_agent.canvas_api import canvas_router
+from edge_agent.comms_api import comms_router
 from edge_agent.gpu_requests_api import gpu_requests_router
 from edge_agent.inventory_api import inventory_router, pipeline_router
 from edge_agent.mobile_edge_api import mobile_edge_local_router
@@ -162,6 +163,8 @@ def create_local_app(agent: EdgeAgent) -> FastAPI:
     app.include_router(canvas_router(agent), dependencies=[api])
     app.include_router(inventory_router(agent), dependencies=[api])
     app.include_router(pipeline_router(agent), dependencies=[api])
+
+    app.include_router(comms_router(agent), dependencies=[api])
     app.include_router(mobile_edge_local_router(agent), dependencies=[api])
     app.include_router(gpu_requests_router(agent), dependencies=[api])
     return app

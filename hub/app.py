@@ -12,6 +12,7 @@ from hub.api import (
     admin_routes,
     audit_routes,
     auth_routes,
+    comms,
     crm,
     devices,
     errors,
@@ -51,6 +52,7 @@ def create_app(hub: Hub) -> FastAPI:
     app.include_router(admin_routes.router)
     app.include_router(auth_routes.router)
     app.include_router(crm.router)
+    app.include_router(comms.router)
     app.include_router(sentinel.router)
     app.include_router(oracle.router)
     app.include_router(pairing_qr.router)

@@ -23,6 +23,10 @@ tenant):
 - inventory (projects, towers, units, media) is changed only by managers;
 - a unit is held by one broker at a time (`check_hold`, for managers too): a second claim on a
   held unit is refused with the holder's name, whichever device committed first.
+
+- conversations are guarded like clients; a message is written queued and outbound by its author
+  into a conversation scope they own, and never edited after: its delivery is reported only by
+  the hub's comms agent (`check_message_write`, for managers too);
 - a broker's mobile records (`IN_SCOPE`: communication events, transcripts, memory facts,
   calendar events, insights) are created and changed only within the principal's own scope: their
   own, or (seniors) their team's; owner and team change only by a manager;
@@ -44,11 +48,12 @@ from schema import Collection
 from schema.inventory import HOLDS, is_active
 from schema.models import LeadStage
 
-__all__ = ["GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "MANAGED", "check_gpu_request",
-           "check_grant_role", "check_hold", "check_manage_user", "check_purge", "check_revoke",
-           "check_write", "may_change", "may_read"]
+__all__ = ["COMMS_AGENT_ID", "GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "MANAGED",
+           "check_gpu_request", "check_grant_role", "check_hold", "check_manage_user",
+           "check_message_write", "check_purge", "check_revoke", "check_write", "comms_agent",
+           "may_change", "may_read"]
 
-GUARDED = frozenset({"people", "leads", "opportunities"})
+GUARDED = frozenset({"people", "leads", "opportunities", "comms_threads"})
 """Collections whose records only their owner, their team's senior and managers change."""
 MANAGED = frozenset({"projects", "towers", "units", "unit_media"})
 """Inventory collections only a SALES_DIRECTOR or ADMIN changes."""
@@ -95,6 +100,9 @@ def check_write(
         check_lead_stage(principal, before, after)
     if coll.name == HOLDS:
         check_hold(principal, before, after)
+
+    if coll.name == "comms_messages":
+        check_message_write(principal, before, after)
     if coll.name == "insights":
         check_insight_decision(before, after)
     if coll.name == GPU_REQUESTS:
@@ -367,3 +375,48 @@ def check_gpu_request(principal: Principal, before: Mapping[str, Any] | None,
     if changed:
         raise PermissionDenied(f"a GPU request is not changed once made ({', '.join(changed)}"
                                "); withdraw it and ask again", code="gpu_request_fixed")
+
+# --- Comms messages -----------------------------------------------------------------------------
+
+COMMS_AGENT_ID = "hub:comms"
+"""The user id the hub's comms agent writes as (webhooks, the sender); no account can have it
+(accounts get generated ids)."""
+
+
+def comms_agent(tenant_id: str) -> Principal:
+    """Who writes what providers report: inbound messages and delivery statuses."""
+    return Principal(tenant_id, COMMS_AGENT_ID, Role.ADMIN)
+
+
+def check_message_write(principal: Principal, before: Mapping[str, Any] | None,
+                        after: Mapping[str, Any]) -> None:
+    """People write outbound messages, queued, as themselves (managers: on anyone's behalf), in
+    a conversation scope they own (the thread's owner and team); afterwards only a queued
+    message may be withdrawn (deleted). Everything a provider reports is the comms agent's to
+    write."""
+    if principal.user_id == COMMS_AGENT_ID:
+        return
+    if before is None:
+        if after.get("direction") != "outbound" or after.get("status") != "queued":
+            raise PermissionDenied("a message is written outbound and queued; the provider "
+                                   "reports the rest", code="message_status")
+        if after.get("provider_message_id") is not None or after.get("error") is not None:
+            raise PermissionDenied("only the hub records a provider's answer",
+                                   code="message_status")
+        if principal.is_manager:
+            return
+        if after.get("author_id") != principal.user_id:
+            raise PermissionDenied("a message's author is whoever writes it", code="not_owner")
+        if not _owns(principal, after.get("owner_id"), after.get("team_id")):
+            raise PermissionDenied("this conversation belongs to another broker",
+                                   code="not_owner")
+        return
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    if not changed:
+        return
+    if changed != {"deleted"} or before.get("status") != "queued":
+        raise PermissionDenied("a message is not edited once written; only a queued one may be "
+                               "withdrawn", code="message_immutable")
+    if not principal.is_manager and not _owns(principal, before.get("owner_id"),
+                                              before.get("team_id")):
+        raise PermissionDenied("this conversation belongs to another broker", code="not_owner")

@@ -11,6 +11,8 @@ from gpu_hub.front import GpuFront
 from hub.accounts import Accounts
 from hub.awareness_relay import PresenceRelay
 from hub.committer import GroupCommitter
+from hub.comms_ingest import CommsIngest
+from hub.comms_sender import CommsSender
 from hub.connections import Connections
 from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
@@ -65,6 +67,9 @@ class Hub:
                 self.db, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
             self.gpu_requests = await self._stack.enter_async_context(GpuRequestWatcher(self))
+
+            self.comms_ingest = await self._stack.enter_async_context(CommsIngest(self))
+            self.comms_sender = await self._stack.enter_async_context(CommsSender(self))
         except BaseException:
             await self._stack.aclose()
             raise

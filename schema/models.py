@@ -181,6 +181,8 @@ class Interaction(Record):
     duration_s: int | None = Field(None, ge=0)
     summary: str | None = Field(None, max_length=1000)
     body: LongText = ""
+    thread_id: str | None = None
+    """The conversation a note was made from, if any."""
 
 
 class Task(Record):
@@ -192,6 +194,8 @@ class Task(Record):
     status: TaskStatus = TaskStatus.OPEN
     priority: int = Field(2, ge=1, le=3)
     notes: LongText = ""
+    thread_id: str | None = None
+    """The conversation the task was made from, if any."""
 
 
 class QdScore(Record):
@@ -332,6 +336,54 @@ class UnitMedia(Record):
     uri: str = Field(min_length=1, max_length=2000)
     caption: str | None = Field(None, max_length=300)
     position: int = Field(0, ge=0, le=10_000)
+
+# --- Comms: WhatsApp-style conversations ----------------------------------------------------------
+
+E164 = Annotated[str, Field(pattern=r"^\+[1-9][0-9]{6,14}$")]
+"""A phone number normalised by `comms.phone.normalise`: ``+`` and 7 to 15 digits."""
+
+
+class MessageDirection(StrEnum):
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+
+
+class MessageStatus(StrEnum):
+    """An outbound message is queued where it is written, then the provider reports it; an
+    inbound message is received."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    RECEIVED = "received"
+
+
+class CommsThread(Record):
+    """A conversation with one phone number over one provider channel, linked to a person."""
+
+    channel_id: str = Field(min_length=1, max_length=64)
+    phone: E164
+    display_name: str | None = Field(None, max_length=200)
+    person_id: str | None = None
+    archived: bool = False
+
+
+class CommsMessage(Record):
+    """One message of a thread; a voice note or picture is a reference to the provider's file."""
+
+    thread_id: str
+    direction: MessageDirection
+    body: str = Field("", max_length=4096)
+    media_url: str | None = Field(None, max_length=2048)
+    media_type: str | None = Field(None, max_length=100)
+    media_seconds: int | None = Field(None, ge=0, le=86_400)
+    status: MessageStatus
+    provider_message_id: str | None = Field(None, max_length=200)
+    error: str | None = Field(None, max_length=500)
+    occurred_at: datetime
+    author_id: str | None = None
 # --- Mobile edge: what a broker's phone or iPad records around a lead ---------------------------
 
 

@@ -98,6 +98,9 @@ COLLECTIONS: Mapping[str, Collection] = {
         _c("towers", "inventory_towers", models.Tower),
         _c("unit_holds", "inventory_unit_holds", models.UnitHold),
         _c("unit_media", "inventory_media", models.UnitMedia),
+
+        _c("comms_threads", "comms_threads", models.CommsThread, owner_scoped=True),
+        _c("comms_messages", "comms_messages", models.CommsMessage, owner_scoped=True),
         _c("comm_events", "mobile_comm_events", models.CommEvent, owner_scoped=True),
         _c("transcript_segments", "mobile_transcript_segments", models.TranscriptSegment,
            owner_scoped=True),

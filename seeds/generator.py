@@ -14,7 +14,7 @@ from typing import Any
 
 from core.identity import Role
 from core.ids import deterministic_id
-from seeds import mobile_edge
+from seeds import comms, mobile_edge
 from seeds.inventory import inventory_records
 
 SIZES = {"small": 300, "medium": 10_000, "large": 100_000}
@@ -103,6 +103,7 @@ def generate(tenant_id: str = "acme", size: str = "small", seed: int = 7,
     projects = [(rid, v) for c, rid, v in data.records if c == "projects"]
     for _ in range(people or SIZES[size]):
         data.records.extend(_dated(list(_person_story(g, brokers, projects, units))))
+    data.records.extend(comms.conversations(tenant_id, seed, data.records))
     data.records.extend(mobile_edge.records(g, data))
     return data
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from core.identity import Principal, Role
+from hub.policy import comms_agent
 from hub.service import Hub
 from hub.store import create_many
 from seeds.generator import Dataset
@@ -31,7 +32,9 @@ async def load(hub: Hub, data: Dataset, *, chunk: int = 500,
     loader = Principal(data.tenant_id, f"{data.tenant_id}-admin", Role.ADMIN)
     for start in range(0, len(todo), chunk):
         batch = todo[start : start + chunk]
-        await create_many(hub.writer, loader, batch)
+        await create_many(hub.writer, loader, [r for r in batch if r[0] != "comms_messages"])
+        if messages := [r for r in batch if r[0] == "comms_messages"]:  # the provider's word
+            await create_many(hub.writer, comms_agent(data.tenant_id), messages)
         if progress is not None:
             progress(len(batch))
     return len(todo)

@@ -52,6 +52,11 @@ TARGETS: dict[str, tuple[str, dict[str, Any]]] = {
     "unit": ("units", {"tenant_id": "t1", "project_id": "pr", "unit_no": "A-101",
                "configuration": "3BHK", "price": 1e7}),
     "hold": ("unit_holds", _owned({"unit_id": "u-any", "holder_id": OWNER, "claims": [OWNER]})),
+
+    "message": ("comms_messages", _owned({"thread_id": "th-any", "direction": "outbound",
+                                          "body": "Hello", "status": "queued",
+                                          "occurred_at": "2026-11-20T10:00:00Z",
+                                          "author_id": OWNER})),
     "appointment": ("calendar_events", _owned({"title": "Site visit", "lead_id": "l-any",
                                                "starts_at": "2026-11-20T10:00:00Z"})),
     "decided insight": ("insights", _owned({"lead_id": "l-any", "title": "Call today",
@@ -90,6 +95,12 @@ CHANGES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
     "edit another's hold": ("hold", {"note": "mine now"}, _by_role(OK, OK, OK, "unit_held")),
     "claim a held unit too": ("hold", {"claims": [OWNER, "t1-junior2"]},
                               _by_role("unit_held", "unit_held", "unit_held", "unit_held")),
+
+    "mark a message read": ("message", {"status": "read"},
+                            _by_role(*["message_immutable"] * 4)),
+    "edit a message": ("message", {"body": "Hello!"}, _by_role(*["message_immutable"] * 4)),
+    "withdraw a queued message": ("message", {"deleted": True},
+                                  _by_role(OK, OK, OK, "not_owner")),
     "move an appointment": ("appointment", {"starts_at": "2026-11-21T10:00:00Z",
                                             "duration_min": 90},
                             _by_role(OK, OK, OK, "not_owner")),
@@ -137,6 +148,11 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
                        "owner_id": "self"},
         _by_role("hold_inconsistent", "hold_inconsistent", "hold_inconsistent",
                  "hold_inconsistent")),
+
+    "create a delivered message": (
+        "comms_messages", {"thread_id": "th-any", "direction": "outbound", "status": "delivered",
+                           "occurred_at": "2026-11-20T10:00:00Z", "owner_id": "self"},
+        _by_role(*["message_status"] * 4)),
 }
 REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
     # change or create: (method, path, body) for a record id
@@ -505,6 +521,37 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("GET", "/api/events?max_s=0", None, {r: 200 for r in CALLERS}),
 
     *INVENTORY_ROUTES,
+
+    # comms: {thread} is a t1 conversation of junior2 (team south) with client c1
+    ("GET", "/api/comms/threads", None, {r: 200 for r in CALLERS}),
+    ("POST", "/api/comms/threads", {"channel_id": "wa-t1", "phone": "+91 98765 00000"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 201, "junior_broker": 201,
+      "t2": 404}),
+    ("GET", "/api/comms/threads/{thread}", None, {"admin": 200, "sales_director": 200,
+                                             "senior_broker": 404, "junior_broker": 404,
+                                             "t2": 404}),
+    ("GET", "/api/comms/threads/{thread}/messages", None,
+     {"admin": 200, "sales_director": 200, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/comms/threads/{thread}/messages", {"body": "Hello"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/comms/threads/{thread}/link-person", {"person_id": "c1"},
+     {"admin": 200, "sales_director": 200, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/comms/threads/{thread}/notes", {"text": "Prefers WhatsApp"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("POST", "/api/comms/threads/{thread}/tasks", {"title": "Call back"},
+     {"admin": 201, "sales_director": 201, "senior_broker": 404, "junior_broker": 404,
+      "t2": 404}),
+    ("GET", "/api/comms/settings", None, MANAGERS_200),
+    ("PATCH", "/api/comms/settings", {
+        "channel_id": "wa-{caller}", "provider": "waha", "account": "s-{caller}",
+        "base_url": "http://127.0.0.1:9", "api_key": "k", "webhook_secret": "s" * 16,
+        "owner_id": "t1-junior2"},
+     {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
+      "t2": 403}),
     # Mobile edge: {lead} is junior2's (team south); {event} an event on it, {insight} and
     # {appointment} a fresh open insight and appointment on it per cell, {decided} an insight
     # already acted on.
@@ -541,8 +588,10 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
 ]
 ROWS_ELSEWHERE = ("/api/oracle/",)
 PUBLIC = {("GET", "/health"), ("POST", "/api/auth/login"), ("POST", "/api/devices/pair"),
-          ("POST", "/api/auth/refresh"), ("GET", "/api/hub/identity"), ("GET", "/metrics")}
-"""Routes without a user token (``/metrics``: a scraper's token, or this machine only)."""
+          ("POST", "/api/auth/refresh"), ("GET", "/api/hub/identity"), ("GET", "/metrics"),
+          ("POST", "/api/comms/webhooks/{provider}")}
+"""Routes without a user token (``/metrics``: a scraper's token, or this machine only; comms
+webhooks: the provider's signature or secret)."""
 
 
 def _fill(value: Any, names: dict[str, str]) -> Any:
@@ -587,6 +636,15 @@ async def test_every_route_by_role_tenant_and_token() -> None:
         await create_many(server.hub.writer, Principal("t2", "t2-admin", Role.ADMIN), [
             ("people", "p-t2", {"tenant_id": "t2", "full_name": "Other"})])
         await _seed_inventory(server)
+
+        await server.hub.db.pool.execute(
+            "INSERT INTO hub_comms_channels (channel_id, tenant_id, provider, account, base_url,"
+            " api_key, webhook_secret, owner_id) VALUES ('wa-t1', 't1', 'waha', 'default', "
+            "'http://127.0.0.1:9', 'k', 'secret-secret-secret', 't1-junior2')")
+        await create_many(server.hub.writer, director, [
+            ("comms_threads", "th1", {"tenant_id": "t1", "channel_id": "wa-t1",
+                                      "phone": "+919876500001", "person_id": "c1",
+                                      "owner_id": "t1-junior2", "team_id": "south"})])
         callers = {r: await login(server, f"{r}@t1.test") for r in (
             "admin", "sales_director", "senior_broker", "junior_broker")}
         callers["t2"] = await login(server, "sales_director@t2.test")
@@ -600,7 +658,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                    .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
                    .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}")
                    .replace("{mylead}", "{lead_id}").replace("{rlead}", "{lead_id}")
-                   .replace("{opp}", "{opportunity_id}"))
+                   .replace("{opp}", "{opportunity_id}")
+                   .replace("{thread}", "{thread_id}"))
                   for m, path, _, _ in ROUTES}
         listed = {(m, _served_name(path)) for m, path in listed}
         password_hash = await server.hub.db.pool.fetchval(
@@ -624,7 +683,7 @@ async def test_every_route_by_role_tenant_and_token() -> None:
             for caller, status in expected.items():
                 names = {"client": "c1", "lead": "l1", "device": "none", "caller": caller,
                          "job": "no-such-job", "mylead": "lj", "rlead": "lr", "opp": "oj",
-                         "event": "ev1", "insight": f"ins-{caller}",
+                         "event": "ev1", "insight": f"ins-{caller}", "thread": "th1",
                          "appointment": f"cal-{caller}", "decided": "ins-decided",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
                          "admin2": await fresh_user(Role.ADMIN)}
@@ -682,6 +741,7 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
         assert await _device_refused(disabled) == "user_inactive"
         for method, path, body, _ in ROUTES:
             names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
+                     "thread": "th1",
                      "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job",
                      "mylead": "lj", "rlead": "lr", "opp": "oj",
                      "event": "ev1", "insight": "ins-off", "appointment": "cal-off",

@@ -19,4 +19,5 @@ def test_every_collection_has_visibility_and_a_fields_root() -> None:
     for coll in COLLECTIONS.values():
         assert coll.roots[FIELDS_ROOT] is CrdtKind.REGISTER
         assert {"tenant_id", "owner_id", "team_id", "deleted"} <= set(coll.registers)
-        assert coll.table.split("_")[0] in ("crm", "intel", "inventory", "oracle", "mobile")
+        assert coll.table.split("_")[0] in ("crm", "intel", "inventory", "oracle", "comms",
+                                            "mobile")

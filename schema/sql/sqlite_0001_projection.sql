@@ -192,6 +192,7 @@ CREATE TABLE IF NOT EXISTS crm_interactions (
     duration_s INTEGER,
     summary TEXT,
     body TEXT,
+    thread_id TEXT,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS crm_interactions_owner ON crm_interactions (tenant_id, owner_id);
@@ -211,6 +212,7 @@ CREATE TABLE IF NOT EXISTS crm_tasks (
     status TEXT,
     priority INTEGER,
     notes TEXT,
+    thread_id TEXT,
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS crm_tasks_owner ON crm_tasks (tenant_id, owner_id);
@@ -356,6 +358,44 @@ CREATE TABLE IF NOT EXISTS inventory_media (
     PRIMARY KEY (tenant_id, id)
 );
 CREATE INDEX IF NOT EXISTS inventory_media_owner ON inventory_media (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS comms_threads (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    channel_id TEXT,
+    phone TEXT,
+    display_name TEXT,
+    person_id TEXT,
+    archived INTEGER,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS comms_threads_owner ON comms_threads (tenant_id, owner_id);
+
+CREATE TABLE IF NOT EXISTS comms_messages (
+    tenant_id text NOT NULL,
+    id TEXT,
+    owner_id TEXT,
+    team_id TEXT,
+    created_at TEXT,
+    deleted INTEGER,
+    thread_id TEXT,
+    direction TEXT,
+    body TEXT,
+    media_url TEXT,
+    media_type TEXT,
+    media_seconds INTEGER,
+    status TEXT,
+    provider_message_id TEXT,
+    error TEXT,
+    occurred_at TEXT,
+    author_id TEXT,
+    PRIMARY KEY (tenant_id, id)
+);
+CREATE INDEX IF NOT EXISTS comms_messages_owner ON comms_messages (tenant_id, owner_id);
 
 CREATE TABLE IF NOT EXISTS mobile_comm_events (
     tenant_id text NOT NULL,
