@@ -55,7 +55,7 @@ def stop_embedded_postgres(data_dir: Path) -> None:
 class Database(AbstractAsyncContextManager["Database"]):
     """An asyncpg pool with the hub's migrations applied at start."""
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 4, max_size: int = 10) -> None:
         self.url = url
         self._min, self._max = min_size, max_size
         self._pool: asyncpg.Pool | None = None
