@@ -22,6 +22,7 @@ from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
 from schema import collection
+from schema.inventory import HOLDS, SELLABLE, is_active, place_values
 from seeds.generator import generate
 from seeds.loader import DEMO_PASSWORD, load
 from sync.record import RecordDoc
@@ -106,8 +107,14 @@ async def _run(console: Console, settings: HubSettings, work: Path, *, serve: bo
                 + ipad_offline.replica.record("people", person).notes})
             new_lead = await ipad_offline.write("leads", None, {
                 "person_id": person, "stage": "SITE_VISIT", "notes": "Walked the show flat."})
+            unit = await _free_unit(ipad_offline)
+            if unit is not None:
+                await ipad_offline.write(HOLDS, unit["id"], {
+                    "tenant_id": TENANT, **place_values(unit, None, broker.user_id, None,
+                                                        person_id=person,
+                                                        note="Held at the site visit")})
             console.print("iPad [yellow]offline[/]: changed city to Dubai, added a note and a "
-                          "new lead")
+                          "new lead" + (f", held unit {unit['unit_no']}" if unit else ""))
         async with EdgeAgent(kiosk_settings) as kiosk:
             assert kiosk.sync is not None
             qd = await _sentinel_visit(kiosk, person, work)
@@ -147,6 +154,10 @@ async def _run(console: Console, settings: HubSettings, work: Path, *, serve: bo
                     "SELECT score FROM temp.intel_qd_scores WHERE person_id = ? AND NOT "
                     "deleted", (person,))
                 console.print(f"the iPad sees the kiosk's QD: {[r['score'] for r in ipad_qd]}")
+                if unit is not None:
+                    held = await _hub_content(hub, f"{HOLDS}/{unit['id']}")
+                    console.print(f"the hub holds unit {unit['unit_no']} for "
+                                  f"{held.get('holder_id')} (placed offline)")
                 converged = (views["iPad"] == views["kiosk"] == views["hub"] and not mismatched
                              and qd in [r["score"] for r in ipad_qd])
                 synced = ipad.replica.document_count + kiosk.replica.document_count
@@ -180,6 +191,18 @@ async def _sentinel_visit(kiosk: EdgeAgent, person: str, work: Path) -> int:
         recording=recording))
     outcome = await kiosk.sentinel.complete(started["session_id"], at_end=True)
     return int(outcome["qd"])
+
+
+async def _free_unit(agent: EdgeAgent) -> dict[str, object] | None:
+    """An available unit no one holds, as this device sees the inventory."""
+    for unit in await agent.replica.query(
+            "SELECT * FROM temp.inventory_units WHERE status = ? AND NOT deleted ORDER BY id",
+            (SELLABLE,)):
+        held = await agent.replica.query(
+            "SELECT * FROM temp.inventory_unit_holds WHERE id = ?", (unit["id"],))
+        if not held or not is_active(held[0]):
+            return dict(unit)
+    return None
 
 
 async def _empty_outbox(agent: EdgeAgent) -> bool:
