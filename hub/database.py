@@ -57,7 +57,7 @@ class Database(AbstractAsyncContextManager["Database"]):
 
     def __init__(self, url: str, *, min_size: int = 4, max_size: int = 10) -> None:
         self.url = url
-        self._min, self._max = min_size, max_size
+        self._min, self._max = min(min_size, max_size), max_size
         self._pool: asyncpg.Pool | None = None
 
     @property
