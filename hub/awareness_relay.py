@@ -115,26 +115,8 @@ class PresenceRelay:
             listener(notice)
 
     async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            conn = None
-            try:
-                conn = await self._db.connect_raw()
-                await conn.add_listener(PRESENCE_CHANNEL, self._on_notice)
-                self._ready.set()
-                delay = 0.5
-                while not conn.is_closed():
-                    await asyncio.sleep(1)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database went away: retry with backoff
-                log.warning("presence listener lost (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close())
+        await self._db.listen_forever({PRESENCE_CHANNEL: self._on_notice}, what="presence",
+                                      on_listening=self._ready.set)
 
 
 def _payload(origin: str, room: str, entries: list[list[Any]]) -> str:

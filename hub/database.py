@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import warnings
+from collections.abc import Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -13,6 +17,8 @@ import asyncpg
 
 from core.errors import ConfigError, StorageError
 from hub.migrations import apply_migrations
+
+_log = logging.getLogger(__name__)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -94,3 +100,30 @@ class Database(AbstractAsyncContextManager["Database"]):
     async def connect_raw(self) -> Any:
         """A dedicated connection (for LISTEN), outside the pool."""
         return await asyncpg.connect(self.url)
+
+    async def listen_forever(self, listeners: Mapping[str, Callable[..., None]], *,
+                             what: str, on_listening: Callable[[], None]) -> None:
+        """LISTEN on each channel with its callback on a dedicated connection, for as long as
+        the task runs; a lost connection is made again with backoff, and ``on_listening`` runs
+        each time the listeners are in place (notices sent meanwhile are lost)."""
+        delay = 0.5
+        while True:
+            conn = None
+            try:
+                conn = await self.connect_raw()
+                for channel, callback in listeners.items():
+                    await conn.add_listener(channel, callback)
+                on_listening()
+                delay = 0.5
+                while not conn.is_closed():
+                    await asyncio.sleep(1)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database went away: retry with backoff
+                _log.warning("%s listener lost (%s); retrying in %.1fs", what, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+            finally:
+                if conn is not None and not conn.is_closed():
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(conn.close())

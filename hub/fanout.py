@@ -75,25 +75,10 @@ class Fanout:
         task.add_done_callback(self._closing.discard)
 
     async def _run(self) -> None:
-        delay = 0.5
-        while True:
-            conn = None
-            try:
-                conn = await self._db.connect_raw()
-                await conn.add_listener(NOTIFY_CHANNEL, self._on_update)
-                await conn.add_listener(CONTROL_CHANNEL, self._on_control)
-                self._connections.wake_all()  # anything missed while not listening
-                self._ready.set()
-                delay = 0.5
-                while not conn.is_closed():
-                    await asyncio.sleep(1)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the database went away: retry with backoff
-                log.warning("fan-out listener lost (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10)
-            finally:
-                if conn is not None and not conn.is_closed():
-                    with contextlib.suppress(Exception):
-                        await asyncio.shield(conn.close())
+        await self._db.listen_forever(
+            {NOTIFY_CHANNEL: self._on_update, CONTROL_CHANNEL: self._on_control},
+            what="fan-out", on_listening=self._listening)
+
+    def _listening(self) -> None:
+        self._connections.wake_all()  # anything missed while not listening
+        self._ready.set()
