@@ -12,7 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -102,6 +102,18 @@ class Process:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+@contextlib.contextmanager
+def logs_on_failure(*logs: Path, lines: int = 40) -> Iterator[None]:
+    """Re-raise a failed check with the last lines of each process log (a flake explains itself)."""
+    try:
+        yield
+    except AssertionError as failure:
+        tails = [f"--- {log.name} ---\n" + "\n".join(
+            log.read_text(errors="replace").splitlines()[-lines:])
+            for log in logs if log.exists()]
+        raise AssertionError("\n".join([str(failure), *tails])) from failure
 
 
 def integrity(path: Path) -> str:

@@ -22,7 +22,15 @@ import pytest
 from edge_agent.service import EdgeAgent, local_token
 from tests.hubkit import running_hub
 from tests.pg import fresh_database
-from tests.reliability.kit import Process, free_port, integrity, paired, point_at, until
+from tests.reliability.kit import (
+    Process,
+    free_port,
+    integrity,
+    logs_on_failure,
+    paired,
+    point_at,
+    until,
+)
 
 pytestmark = pytest.mark.anyio
 SEED = int(os.environ.get("VELOCITY_FAULT_SEED", str(random.randrange(1 << 16))))
@@ -102,17 +110,18 @@ async def test_kill_9_of_edge_and_hub_at_random_moments(tmp_path: Path) -> None:
     hub.start()
     edge.start()
     try:
-        await until(writer.serving, timeout=30, what="the local API")
-        for _ in range(5):
-            await writer.write_for(rng.uniform(0.5, 1.5))
-            name, victim = rng.choice([("edge", edge), ("hub", hub), ("edge", edge)])
-            victim.kill_9()
-            kills[name] += 1
-            await writer.write_for(rng.uniform(0.1, 0.6))
-            victim.start()
+        with logs_on_failure(hub.log, edge.log):
             await until(writer.serving, timeout=30, what="the local API")
-        await writer.write_for(1.0)
-        await until(writer.drained, timeout=60, what=f"the edge drained (seed {SEED})")
+            for _ in range(5):
+                await writer.write_for(rng.uniform(0.5, 1.5))
+                name, victim = rng.choice([("edge", edge), ("hub", hub), ("edge", edge)])
+                victim.kill_9()
+                kills[name] += 1
+                await writer.write_for(rng.uniform(0.1, 0.6))
+                victim.start()
+                await until(writer.serving, timeout=30, what="the local API")
+            await writer.write_for(1.0)
+            await until(writer.drained, timeout=60, what=f"the edge drained (seed {SEED})")
     finally:
         await writer.http.aclose()
         edge.stop()
