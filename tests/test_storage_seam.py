@@ -41,11 +41,12 @@ _ACCESS = frozenset({"pool", "fetch", "fetchrow", "fetchval", "execute", "execut
 
 def _not_hub_sql(tree: ast.AST) -> set[int]:
     """Ids of the string nodes that are prose or an edge replica's SQL: docstrings (modules,
-    classes, functions, attributes) and the first argument of ``.query(...)``."""
+    classes, functions, attributes) and the first argument of ``<x>.replica.query(...)``."""
     found: set[int] = set()
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "query" and node.args):
+                and node.func.attr == "query" and isinstance(node.func.value, ast.Attribute)
+                and node.func.value.attr == "replica" and node.args):
             found.add(id(node.args[0]))
         body = getattr(node, "body", None)
         if not isinstance(body, list):
@@ -102,4 +103,5 @@ def test_the_detector_sees_sql_and_database_access() -> None:
     assert database_use("await conn.execute(sql)")
     assert database_use('rows = await replica.fetch("SELECT 1")')
     assert not database_use('"""Select the leads (prose)."""\nx = "t.person_id"')
-    assert not database_use('rows = await replica.query("SELECT * FROM temp.t WHERE id = ?")')
+    assert not database_use('rows = await ipad.replica.query("SELECT * FROM temp.t")')
+    assert database_use('rows = await hub.query("SELECT * FROM crm_people")')
