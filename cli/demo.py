@@ -41,10 +41,9 @@ async def _wait(predicate: object, timeout: float, what: str) -> None:
 
 
 async def _hub_content(hub: Hub, guid: str) -> dict[str, object]:
-    state = await hub.db.pool.fetchval(
-        "SELECT state FROM hub_documents WHERE tenant_id = $1 AND guid = $2", TENANT, guid)
+    doc = await hub.storage.sync.document(TENANT, guid)
     coll, rid = split_guid(guid)
-    return RecordDoc(collection(coll), rid, state=bytes(state)).content()
+    return RecordDoc(collection(coll), rid, state=doc.state if doc else None).content()
 
 
 async def run_demo(console: Console, *, serve: bool, people: int, port: int,
@@ -219,9 +218,7 @@ async def _same(a: EdgeAgent, b: EdgeAgent, guid: str) -> bool:
 
 async def _compare_all(hub: Hub, *agents: EdgeAgent) -> list[str]:
     """Every document each device holds must equal the hub's."""
-    rows = await hub.db.pool.fetch("SELECT guid, state FROM hub_documents WHERE tenant_id = $1",
-                                   TENANT)
-    hub_docs = {r["guid"]: bytes(r["state"]) for r in rows}
+    hub_docs = await hub.storage.documents.states(TENANT)
     bad = []
     for agent in agents:
         for doc in agent.replica.documents():

@@ -2,7 +2,8 @@
 
 A page is one CRDT document (collection ``canvas_pages``); every change here is a write through
 `LocalWriter`, so it enters the log like a device's and reaches every edge and Yjs client.
-Revisions, forks and merge requests are the hub's own tables (``oracle_*``). Who may do what is
+Revisions, forks and merge requests are the hub's own tables (``oracle_*``, in
+`hub.storage.canvas`). Who may do what is
 `hub.policy`'s canvas rules, checked here first (for a clear answer) and again by the writer.
 """
 
@@ -42,23 +43,16 @@ class Canvases:
                    ) -> Row:
         """The page as projected; a page the caller may not see is a 404, one they may see
         but not change as asked is a 403 naming what is missing."""
-        row = await self._hub.db.pool.fetchrow(
-            "SELECT * FROM oracle_canvas_pages WHERE tenant_id = $1 AND id = $2 AND NOT deleted",
-            principal.tenant_id, page_id)
-        if row is None or canvas_access(principal, dict(row)) is Access.NONE:
+        page = await self._hub.storage.canvas.page(principal.tenant_id, page_id)
+        if page is None or canvas_access(principal, page) is Access.NONE:
             raise NotFound(f"no canvas page {page_id}")
-        page = dict(row)
         require_canvas(principal, page, needed)
         return page
 
     async def pages(self, principal: Principal, limit: int, offset: int) -> list[Row]:
         """Pages the caller may see, newest first (components summarised by count)."""
-        rows = await self._hub.db.pool.fetch(
-            "SELECT tenant_id, id, owner_id, team_id, created_at, title, sharing, editors, "
-            "viewers, jsonb_array_length(components) AS component_count "
-            "FROM oracle_canvas_pages WHERE tenant_id = $1 AND NOT deleted "
-            "ORDER BY created_at DESC NULLS LAST, id", principal.tenant_id)
-        visible = [dict(r) for r in rows if canvas_access(principal, dict(r)) > Access.NONE]
+        rows = await self._hub.storage.canvas.pages(principal.tenant_id)
+        visible = [r for r in rows if canvas_access(principal, r) > Access.NONE]
         for page in visible:
             page["access"] = canvas_access(principal, page).name.lower()
         return visible[offset:offset + limit]
@@ -131,30 +125,19 @@ class Canvases:
         """A named, immutable checkpoint of the page as it stands (any reader may make one)."""
         await self.page(principal, page_id)
         state, content = await self._current(principal, page_id)
-        row = await self._hub.db.pool.fetchrow(
-            "INSERT INTO oracle_canvas_revisions (tenant_id, revision_id, page_id, name, "
-            "content, state, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING "
-            "revision_id, page_id, name, created_by, created_at",
+        return await self._hub.storage.canvas.add_revision(
             principal.tenant_id, new_id(), page_id, name, content, state, principal.user_id)
-        return dict(row)
 
     async def revisions(self, principal: Principal, page_id: str) -> list[Row]:
         await self.page(principal, page_id)
-        rows = await self._hub.db.pool.fetch(
-            "SELECT revision_id, page_id, name, created_by, created_at FROM "
-            "oracle_canvas_revisions WHERE tenant_id = $1 AND page_id = $2 ORDER BY created_at,"
-            " revision_id", principal.tenant_id, page_id)
-        return [dict(r) for r in rows]
+        return await self._hub.storage.canvas.revisions(principal.tenant_id, page_id)
 
     async def revision(self, principal: Principal, page_id: str, revision_id: str) -> Row:
         await self.page(principal, page_id)
-        row = await self._hub.db.pool.fetchrow(
-            "SELECT revision_id, page_id, name, created_by, created_at, content FROM "
-            "oracle_canvas_revisions WHERE tenant_id = $1 AND page_id = $2 AND revision_id = $3",
-            principal.tenant_id, page_id, revision_id)
+        row = await self._hub.storage.canvas.revision(principal.tenant_id, page_id, revision_id)
         if row is None:
             raise NotFound(f"no revision {revision_id} of canvas page {page_id}")
-        return dict(row)
+        return row
 
     async def rollback(self, principal: Principal, page_id: str, revision_id: str) -> Row:
         """A new change that restores the revision's content; every revision and every
@@ -177,14 +160,7 @@ class Canvases:
                                ) -> set[int]:
         """Bind the Yjs client ids not bound yet to ``device_id`` (a user's Yjs clients);
         returns the ids bound to it (one bound to another device stays that device's)."""
-        async with self._hub.db.pool.acquire() as conn:
-            await conn.executemany(
-                "INSERT INTO hub_client_ids (tenant_id, client_id, device_id) VALUES ($1, $2, "
-                "$3) ON CONFLICT DO NOTHING", [(tenant_id, c, device_id) for c in client_ids])
-            rows = await conn.fetch(
-                "SELECT client_id FROM hub_client_ids WHERE tenant_id = $1 AND device_id = $2 "
-                "AND client_id = ANY($3::bigint[])", tenant_id, device_id, client_ids)
-        return {r["client_id"] for r in rows}
+        return await self._hub.storage.canvas.bind_client_ids(tenant_id, device_id, client_ids)
 
     # --- forks and merge requests -----------------------------------------------------------
 
@@ -196,58 +172,40 @@ class Canvases:
         fork = await self.create(principal, {
             "title": title or parent["title"], "narrative": content["narrative"],
             "components": content["components"]})
-        await self._hub.db.pool.execute(
-            "INSERT INTO oracle_canvas_forks (tenant_id, fork_id, parent_id, fork_point, "
-            "created_by) VALUES ($1, $2, $3, $4, $5)",
-            principal.tenant_id, fork["id"], page_id, fork, principal.user_id)
+        await self._hub.storage.canvas.add_fork(principal.tenant_id, fork["id"], page_id, fork,
+                                                principal.user_id)
         return {**fork, "parent_id": page_id}
 
     async def forks(self, principal: Principal, page_id: str) -> list[Row]:
         """Forks of the page the caller may see."""
         await self.page(principal, page_id)
-        rows = await self._hub.db.pool.fetch(
-            "SELECT f.fork_id, f.parent_id, f.created_by, f.created_at, p.title, p.owner_id, "
-            "p.team_id, p.sharing, p.editors, p.viewers, p.tenant_id FROM oracle_canvas_forks f "
-            "JOIN oracle_canvas_pages p ON p.tenant_id = f.tenant_id AND p.id = f.fork_id "
-            "WHERE f.tenant_id = $1 AND f.parent_id = $2 AND NOT p.deleted ORDER BY "
-            "f.created_at", principal.tenant_id, page_id)
+        rows = await self._hub.storage.canvas.forks(principal.tenant_id, page_id)
         return [{k: r[k] for k in ("fork_id", "parent_id", "created_by", "created_at", "title")}
                 for r in rows if canvas_access(principal, dict(r)) > Access.NONE]
 
     async def fork_parent(self, principal: Principal, page_id: str) -> str | None:
         """The page this page was forked from (None: not a fork)."""
         await self.page(principal, page_id)
-        parent: str | None = await self._hub.db.pool.fetchval(
-            "SELECT parent_id FROM oracle_canvas_forks WHERE tenant_id = $1 AND fork_id = $2",
-            principal.tenant_id, page_id)
-        return parent
+        return await self._hub.storage.canvas.fork_parent(principal.tenant_id, page_id)
 
     async def open_merge_request(self, principal: Principal, fork_id: str, title: str) -> Row:
         """Propose the fork's changes since its fork point to its parent."""
         await self.page(principal, fork_id, Access.EDIT)
-        parent_id = await self._hub.db.pool.fetchval(
-            "SELECT parent_id FROM oracle_canvas_forks WHERE tenant_id = $1 AND fork_id = $2",
-            principal.tenant_id, fork_id)
+        parent_id = await self._hub.storage.canvas.fork_parent(principal.tenant_id, fork_id)
         if parent_id is None:
             raise RecordInvalid(f"canvas page {fork_id} is not a fork",
                                 problems=["fork_id: not a fork"])
         await self.page(principal, parent_id)
         mr_id = new_id()
-        await self._hub.db.pool.execute(
-            "INSERT INTO oracle_merge_requests (tenant_id, mr_id, fork_id, parent_id, title, "
-            "created_by) VALUES ($1, $2, $3, $4, $5, $6)",
-            principal.tenant_id, mr_id, fork_id, parent_id, title, principal.user_id)
+        await self._hub.storage.canvas.add_merge_request(principal.tenant_id, mr_id, fork_id,
+                                                         parent_id, title, principal.user_id)
         return await self.merge_request(principal, mr_id)
 
     async def merge_requests(self, principal: Principal, page_id: str | None,
                              status: str | None) -> list[Row]:
         """Merge requests whose parent page the caller may see."""
-        rows = await self._hub.db.pool.fetch(
-            "SELECT m.*, p.owner_id, p.team_id, p.sharing, p.editors, p.viewers "
-            "FROM oracle_merge_requests m JOIN oracle_canvas_pages p "
-            "ON p.tenant_id = m.tenant_id AND p.id = m.parent_id WHERE m.tenant_id = $1 "
-            "AND ($2::text IS NULL OR m.parent_id = $2) AND ($3::text IS NULL OR m.status = $3)"
-            " ORDER BY m.created_at", principal.tenant_id, page_id, status)
+        rows = await self._hub.storage.canvas.merge_requests(principal.tenant_id, page_id,
+                                                             status)
         return [_merge_request(r) for r in rows if canvas_access(principal, dict(r))]
 
     async def merge_request(self, principal: Principal, mr_id: str) -> Row:
@@ -273,20 +231,15 @@ class Canvases:
                     principal, CANVAS, mr["parent_id"],
                     lambda content: canvas_merge.apply(change, content), create=False)
                 merged_seq = committed.seq
-            await self._hub.db.pool.execute(
-                "UPDATE oracle_canvas_forks SET fork_point = $3 WHERE tenant_id = $1 AND "
-                "fork_id = $2", principal.tenant_id, mr["fork_id"], fork_now)
-        await self._hub.db.pool.execute(
-            "UPDATE oracle_merge_requests SET status = $3, reviewed_by = $4, reviewed_at = "
-            "now(), review_comment = $5, merged_seq = $6 WHERE tenant_id = $1 AND mr_id = $2",
-            principal.tenant_id, mr_id, "approved" if approve else "rejected",
-            principal.user_id, comment, merged_seq)
+            await self._hub.storage.canvas.move_fork_point(principal.tenant_id, mr["fork_id"],
+                                                           fork_now)
+        await self._hub.storage.canvas.reviewed(
+            principal.tenant_id, mr_id, "approved" if approve else "rejected", principal.user_id,
+            comment, merged_seq)
         return await self._mr(principal, mr_id)
 
     async def _mr(self, principal: Principal, mr_id: str) -> Row:
-        row = await self._hub.db.pool.fetchrow(
-            "SELECT * FROM oracle_merge_requests WHERE tenant_id = $1 AND mr_id = $2",
-            principal.tenant_id, mr_id)
+        row = await self._hub.storage.canvas.merge_request(principal.tenant_id, mr_id)
         if row is None:
             raise NotFound(f"no merge request {mr_id}")
         await self.page(principal, row["parent_id"])
@@ -294,9 +247,7 @@ class Canvases:
 
     async def _fork_change(self, principal: Principal, fork_id: str
                            ) -> tuple[canvas_merge.PageDiff, Row]:
-        point = await self._hub.db.pool.fetchval(
-            "SELECT fork_point FROM oracle_canvas_forks WHERE tenant_id = $1 AND fork_id = $2",
-            principal.tenant_id, fork_id)
+        point = await self._hub.storage.canvas.fork_point(principal.tenant_id, fork_id)
         if point is None:
             raise NotFound(f"no fork {fork_id}")
         _, now = await self._current(principal, fork_id)

@@ -87,9 +87,7 @@ class CommsIngest:
             result.ignored += 1
             return
         message_id = inbound_message_id(channel.channel_id, event.provider_message_id)
-        pool = self.hub.db.pool
-        if await pool.fetchval("SELECT 1 FROM comms_messages WHERE tenant_id = $1 AND id = $2",
-                               channel.tenant_id, message_id):
+        if await self.hub.storage.comms.message_exists(channel.tenant_id, message_id):
             result.duplicates += 1
             return
         thread = await self._thread(channel, phone, event.display_name)
@@ -154,25 +152,21 @@ class CommsIngest:
         """The conversation with ``phone`` on this channel, opened (and linked to the person
         with that number, when exactly one has it) if there is none; an unlinked one is linked
         as soon as such a person exists."""
-        pool, tenant = self.hub.db.pool, channel.tenant_id
-        row = await pool.fetchrow(
-            "SELECT id, owner_id, team_id, person_id FROM comms_threads WHERE tenant_id = $1 AND"
-            " channel_id = $2 AND phone = $3 AND NOT deleted ORDER BY created_at, id LIMIT 1",
-            tenant, channel.channel_id, phone)
+        store, tenant = self.hub.storage.comms, channel.tenant_id
+        row = await store.thread_of(tenant, channel.channel_id, phone)
         if row is not None and row["person_id"] is not None:
-            return dict(row)
+            return row
         person = await find_person(self.hub, tenant, phone, channel.country_code)
         agent = comms_agent(tenant)
         if row is not None:
             if person is None:
-                return dict(row)
+                return row
             await self.hub.writer.write(agent, "comms_threads", row["id"],
                                         {"person_id": person["id"]}, create=False)
-            return {**dict(row), "person_id": person["id"]}
+            return {**row, "person_id": person["id"]}
         owner = person["owner_id"] if person and person["owner_id"] else channel.owner_id
         team = (person["team_id"] if person and person["owner_id"] else
-                await pool.fetchval("SELECT team_id FROM hub_users WHERE tenant_id = $1 AND "
-                                    "user_id = $2", tenant, owner))
+                await store.team_of(tenant, owner))
         thread_id = thread_id_for(channel.channel_id, phone)
         values = {"tenant_id": tenant, "channel_id": channel.channel_id, "phone": phone,
                   "display_name": name, "person_id": person["id"] if person else None,
@@ -183,17 +177,11 @@ class CommsIngest:
                 "person_id": values["person_id"]}
 
     async def _status(self, channel: Channel, event: StatusReport, result: IngestResult) -> None:
-        pool, tenant = self.hub.db.pool, channel.tenant_id
+        store, tenant = self.hub.storage.comms, channel.tenant_id
         # Kept first, so a send recorded after this report still finds it (see CommsSender).
-        await pool.execute(
-            "INSERT INTO hub_comms_receipts (channel_id, provider_message_id, status, rank) "
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (channel_id, provider_message_id) DO UPDATE "
-            "SET status = $3, rank = $4, reported_at = now() WHERE hub_comms_receipts.rank < $4"
-            " OR $3 = 'failed'", channel.channel_id, event.provider_message_id, event.status,
-            rank(event.status))
-        message_id = await pool.fetchval(
-            "SELECT id FROM comms_messages WHERE tenant_id = $1 AND provider_message_id = $2 "
-            "AND direction = 'outbound' LIMIT 1", tenant, event.provider_message_id)
+        await store.keep_receipt(channel.channel_id, event.provider_message_id, event.status,
+                                 rank(event.status))
+        message_id = await store.outbound_message(tenant, event.provider_message_id)
         if message_id is None:
             result.ignored += 1
             return
@@ -221,10 +209,7 @@ async def find_person(hub: Hub, tenant_id: str, phone: str, country_code: str
                       ) -> dict[str, Any] | None:
     """The one person of the tenant whose phone normalises to ``phone``; None when nobody or
     several people have it (a shared family number is linked by hand)."""
-    rows = await hub.db.pool.fetch(
-        "SELECT id, owner_id, team_id, primary_phone FROM crm_people WHERE tenant_id = $1 AND "
-        "NOT deleted AND primary_phone IS NOT NULL AND right(regexp_replace(primary_phone, "
-        "'[^0-9]', '', 'g'), 7) = $2 LIMIT 50", tenant_id, phone[-7:])
+    rows = await hub.storage.comms.people_by_phone_tail(tenant_id, phone[-7:])
     matches = [dict(r) for r in rows if normalise(r["primary_phone"], country_code) == phone]
     return matches[0] if len(matches) == 1 else None
 

@@ -26,7 +26,6 @@ import httpx
 from comms.providers import OutcomeUnknown, ProviderError, ProviderUnavailable
 from comms.registry import provider_for
 from core.errors import NotFound, VelocityError
-from hub.comms_channels import Channels
 from hub.comms_ingest import record_status
 
 if TYPE_CHECKING:
@@ -45,7 +44,7 @@ class CommsSender:
                  backoff_cap_s: float = 300.0, max_attempts: int = 6, lease_s: float = 120.0,
                  timeout_s: float = 20.0) -> None:
         self.hub = hub
-        self.channels = Channels(hub.db)
+        self.channels = hub.storage.channels
         self.interval_s, self.max_attempts, self.lease_s = interval_s, max_attempts, lease_s
         self.backoff_base_s, self.backoff_cap_s = backoff_base_s, backoff_cap_s
         self._timeout_s = timeout_s
@@ -95,29 +94,14 @@ class CommsSender:
         return done
 
     async def _expire_claims(self) -> None:
-        await self.hub.db.pool.execute(
-            "UPDATE hub_comms_outbound SET state = 'failed', last_error = $1, updated_at = now()"
-            " WHERE state = 'sending' AND updated_at < now() - make_interval(secs => $2)",
-            UNKNOWN_OUTCOME, self.lease_s)
+        await self.hub.storage.comms.expire_claims(UNKNOWN_OUTCOME, self.lease_s)
 
     async def _due(self) -> list[dict[str, Any]]:
-        rows = await self.hub.db.pool.fetch(
-            "SELECT m.tenant_id, m.id, m.body, t.channel_id, t.phone FROM comms_messages m "
-            "JOIN comms_threads t ON t.tenant_id = m.tenant_id AND t.id = m.thread_id "
-            "LEFT JOIN hub_comms_outbound o ON o.tenant_id = m.tenant_id AND o.message_id = m.id"
-            " WHERE m.status = 'queued' AND m.direction = 'outbound' AND NOT m.deleted AND "
-            "(o.message_id IS NULL OR (o.state = 'retry' AND o.next_attempt_at <= now())) "
-            "ORDER BY m.occurred_at LIMIT 50")
-        return [dict(r) for r in rows]
+        return await self.hub.storage.comms.due()
 
     async def _send(self, row: dict[str, Any]) -> None:
-        pool = self.hub.db.pool
-        attempts = await pool.fetchval(
-            "INSERT INTO hub_comms_outbound (tenant_id, message_id, state, attempts) VALUES "
-            "($1, $2, 'sending', 1) ON CONFLICT (tenant_id, message_id) DO UPDATE SET state = "
-            "'sending', attempts = hub_comms_outbound.attempts + 1, updated_at = now() WHERE "
-            "hub_comms_outbound.state = 'retry' AND hub_comms_outbound.next_attempt_at <= now()"
-            " RETURNING attempts", row["tenant_id"], row["id"])
+        store = self.hub.storage.comms
+        attempts = await store.claim(row["tenant_id"], row["id"])
         if attempts is None:
             return  # another hub claimed it
         try:
@@ -127,11 +111,7 @@ class CommsSender:
         except ProviderUnavailable as exc:
             if attempts < self.max_attempts:
                 delay = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempts - 1))
-                await pool.execute(
-                    "UPDATE hub_comms_outbound SET state = 'retry', last_error = $3, "
-                    "next_attempt_at = now() + make_interval(secs => $4), updated_at = now() "
-                    "WHERE tenant_id = $1 AND message_id = $2", row["tenant_id"], row["id"],
-                    exc.message[:500], delay)
+                await store.retry_later(row["tenant_id"], row["id"], exc.message[:500], delay)
                 return
             await self._fail(row, f"gave up after {attempts} attempts: {exc.message}")
         except (ProviderError, NotFound) as exc:
@@ -140,27 +120,16 @@ class CommsSender:
             log.exception("sending message %s failed", row["id"])
             await self._fail(row, f"{OutcomeUnknown.code}: {exc!r}")
         else:
-            await pool.execute(
-                "UPDATE hub_comms_outbound SET state = 'sent', provider_message_id = $3, "
-                "updated_at = now() WHERE tenant_id = $1 AND message_id = $2",
-                row["tenant_id"], row["id"], provider_id)
+            await store.sent(row["tenant_id"], row["id"], provider_id)
         await self._record_answers()
 
     async def _fail(self, row: dict[str, Any], error: str) -> None:
-        await self.hub.db.pool.execute(
-            "UPDATE hub_comms_outbound SET state = 'failed', last_error = $3, updated_at = now()"
-            " WHERE tenant_id = $1 AND message_id = $2", row["tenant_id"], row["id"],
-            error[:500])
+        await self.hub.storage.comms.failed(row["tenant_id"], row["id"], error[:500])
 
     async def _record_answers(self) -> int:
         """Write the provider's answers the message records do not hold yet."""
-        pool = self.hub.db.pool
-        rows = await pool.fetch(
-            "SELECT o.tenant_id, o.message_id, o.state, o.provider_message_id, o.last_error, "
-            "t.channel_id FROM hub_comms_outbound o JOIN comms_messages m ON m.tenant_id = "
-            "o.tenant_id AND m.id = o.message_id JOIN comms_threads t ON t.tenant_id = "
-            "m.tenant_id AND t.id = m.thread_id WHERE NOT o.recorded AND o.state IN ('sent', "
-            "'failed') LIMIT 100")
+        store = self.hub.storage.comms
+        rows = await store.unrecorded_answers()
         for row in rows:
             tenant, message_id = row["tenant_id"], row["message_id"]
             try:
@@ -174,16 +143,13 @@ class CommsSender:
                                         {"error": row["last_error"]})
             except VelocityError as exc:
                 log.warning("cannot record the answer for message %s: %s", message_id, exc)
-            await pool.execute("UPDATE hub_comms_outbound SET recorded = true WHERE tenant_id "
-                               "= $1 AND message_id = $2", tenant, message_id)
+            await store.recorded(tenant, message_id)
         return len(rows)
 
     async def _apply_receipt(self, tenant_id: str, message_id: str, channel_id: str,
                              provider_id: str) -> None:
         """A delivery report that arrived before the send was recorded (it is kept first by
         the webhook, and read here after the send is: one of the two always sees the other)."""
-        status = await self.hub.db.pool.fetchval(
-            "SELECT status FROM hub_comms_receipts WHERE channel_id = $1 AND "
-            "provider_message_id = $2", channel_id, provider_id)
+        status = await self.hub.storage.comms.receipt(channel_id, provider_id)
         if status is not None:
             await record_status(self.hub, tenant_id, message_id, status)

@@ -45,18 +45,9 @@ async def propose(hub: Hub, principal: Principal, filename: str, data: bytes,
     summary = {a: sum(1 for p in proposals if p["action"] == a)
                for a in ("create", "merge", "conflict")}
     batch_id = new_id()
-    async with hub.db.pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "INSERT INTO hub_import_batches (tenant_id, batch_id, kind, filename, status, "
-            "created_by, row_count, errors, summary) VALUES ($1, $2, 'crm', $3, $4, $5, $6, $7,"
-            " $8)", principal.tenant_id, batch_id, filename[:200],
-            "refused" if errors else "proposed", principal.user_id, len(rows), errors.items,
-            summary)
-        await conn.executemany(
-            "INSERT INTO hub_import_proposals (tenant_id, batch_id, row_no, action, person_id, "
-            "candidates, fields, changes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            [(principal.tenant_id, batch_id, p["row_no"], p["action"], p["person_id"],
-              p["candidates"], p["fields"], p["changes"]) for p in proposals])
+    await hub.storage.imports.add_crm_batch(
+        principal.tenant_id, batch_id, filename[:200], "refused" if errors else "proposed",
+        principal.user_id, len(rows), errors.items, summary, proposals)
     return await batch(hub, principal, batch_id)
 
 
@@ -107,12 +98,7 @@ async def _match(hub: Hub, principal: Principal,
     people."""
     phones = [f["primary_phone"][-10:] for _, f in people if f and f.get("primary_phone")]
     emails = [f["email"] for _, f in people if f and f.get("email")]
-    found = await hub.db.pool.fetch(
-        "SELECT id, full_name, primary_phone, email, city, country, nationality, segment, "
-        "source, tags FROM crm_people WHERE tenant_id = $1 AND NOT deleted AND ("
-        "right(regexp_replace(coalesce(primary_phone, ''), '\\D', '', 'g'), 10) = "
-        "ANY($2::text[]) OR lower(email) = ANY($3::text[]))",
-        principal.tenant_id, phones, emails)
+    found = await hub.storage.imports.people_matching(principal.tenant_id, phones, emails)
     by_key: dict[tuple[str, str], list[asyncpg.Record]] = {}
     for person in found:
         for key, raw, normalise in (("primary_phone", person["primary_phone"], normalise_phone),
@@ -166,10 +152,8 @@ async def review(hub: Hub, principal: Principal, batch_id: str, row_no: int | No
     if row_no is None:
         if person_id is not None:
             raise RecordInvalid("person_id names the merge target of one proposal (give row)")
-        await hub.db.pool.execute(
-            "UPDATE hub_import_proposals SET decision = $3, reviewed_by = $4, reviewed_at = "
-            "now() WHERE tenant_id = $1 AND batch_id = $2 AND decision = 'pending' AND "
-            "action <> 'conflict'", principal.tenant_id, batch_id, decision, principal.user_id)
+        await hub.storage.imports.decide_all(principal.tenant_id, batch_id, decision,
+                                             principal.user_id)
         return await batch(hub, principal, batch_id)
     proposal = next((p for p in current["proposals"] if p["row_no"] == row_no), None)
     if proposal is None:
@@ -180,18 +164,13 @@ async def review(hub: Hub, principal: Principal, batch_id: str, row_no: int | No
         if person_id not in candidates:
             raise RecordInvalid(f"line {row_no} matches {', '.join(candidates) or 'nobody'}: "
                                 "name one of them as person_id to merge into")
-        person = await hub.db.pool.fetchrow(
-            "SELECT * FROM crm_people WHERE tenant_id = $1 AND id = $2", principal.tenant_id,
-            person_id)
+        person = await hub.storage.imports.person(principal.tenant_id, person_id)
         if person is None:
             raise NotFound(f"person {person_id} no longer exists")
         target = person_id
-        proposal["changes"] = _changes(dict(person), proposal["fields"])
-    await hub.db.pool.execute(
-        "UPDATE hub_import_proposals SET decision = $4, person_id = $5, changes = $6, "
-        "reviewed_by = $7, reviewed_at = now() WHERE tenant_id = $1 AND batch_id = $2 AND "
-        "row_no = $3", principal.tenant_id, batch_id, row_no, decision, target,
-        proposal["changes"], principal.user_id)
+        proposal["changes"] = _changes(person, proposal["fields"])
+    await hub.storage.imports.decide(principal.tenant_id, batch_id, row_no, decision, target,
+                                     proposal["changes"], principal.user_id)
     return await batch(hub, principal, batch_id)
 
 
@@ -228,15 +207,9 @@ async def commit(hub: Hub, principal: Principal, batch_id: str, *, dry_run: bool
         await create_many(hub.writer, principal, writes)
     elif writes:
         await hub.writer.write_many(principal, writes, create=creates)
-    await hub.db.pool.execute(
-        "UPDATE hub_import_batches SET status = 'committed', committed_by = $3, "
-        "committed_at = now() WHERE tenant_id = $1 AND batch_id = $2", principal.tenant_id,
-        batch_id, principal.user_id)
-    await hub.db.pool.executemany(
-        "UPDATE hub_import_proposals SET committed_id = $4 WHERE tenant_id = $1 AND "
-        "batch_id = $2 AND row_no = $3",
-        [(principal.tenant_id, batch_id, p["row_no"], w[1]) for p, w in zip(accepted, writes,
-                                                                          strict=True)])
+    await hub.storage.imports.committed(
+        principal.tenant_id, batch_id, principal.user_id,
+        [(p["row_no"], w[1]) for p, w in zip(accepted, writes, strict=True)])
     return report
 
 

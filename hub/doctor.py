@@ -13,6 +13,7 @@ from core.errors import VelocityError
 from hub.database import start_embedded_postgres
 from hub.migrations import pending_migrations
 from hub.settings import HubSettings
+from hub.storage import server
 from schema import collection
 from sync.record import RecordDoc
 from sync.sandbox import SandboxPool, SandboxRefused
@@ -45,19 +46,18 @@ async def run_checks(settings: HubSettings) -> list[Check]:
                             "start PostgreSQL, or fix DATABASE_URL (unset: embedded server)"))
         return checks
     try:
-        version = await conn.fetchval("SHOW server_version")
+        version = await server.version(conn)
         checks.append(Check("database", True, f"PostgreSQL {version}"))
         pending = await pending_migrations(conn)
         checks.append(Check(
             "migrations", not pending,
             f"{len(pending)} pending: {', '.join(pending[:3])}" if pending else "up to date",
             "start the hub once (`velocity hub serve` applies them under a lock); back up first"))
-        db_now = (await conn.fetchval("SELECT extract(epoch FROM clock_timestamp())"))
-        skew = abs(float(db_now) - time.time())
+        skew = abs(await server.clock(conn) - time.time())
         checks.append(Check("clock", skew <= MAX_CLOCK_SKEW_S,
                             f"hub and PostgreSQL differ by {skew:.3f} s",
                             "synchronise both machines' clocks (NTP)"))
-        data_dir = await _data_directory(conn)
+        data_dir = await server.data_directory(conn)
     except asyncpg.PostgresError as exc:
         checks.append(Check("database", False, f"query failed: {exc}",
                             "check the role's privileges on this database"))
@@ -68,14 +68,6 @@ async def run_checks(settings: HubSettings) -> list[Check]:
                         else settings.data_dir))
     checks.append(await _sandbox(settings))
     return checks
-
-
-async def _data_directory(conn: asyncpg.Connection) -> str | None:
-    """PostgreSQL's data folder, when the role may see it (superusers, pg_read_all_settings)."""
-    try:
-        return str(await conn.fetchval("SHOW data_directory"))
-    except asyncpg.InsufficientPrivilegeError:
-        return None
 
 
 def _disk(folder: Path) -> Check:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from core.identity import Principal
 from hub.scope import may_read
+from hub.storage.log import LogReads
 from hub.store import HubStore, LogItem, log_item
 
 WINDOW_ROWS = 20_000
@@ -59,6 +60,7 @@ class LogFeed:
 
     def __init__(self, store: HubStore, *, window_rows: int = WINDOW_ROWS) -> None:
         self._store = store
+        self._log = LogReads(store.db)
         self._window_rows = window_rows
         self._windows: dict[str, _Window] = {}
 
@@ -80,15 +82,8 @@ class LogFeed:
         async with window.lock:  # one query however many sessions ask at once
             if last <= window.top:
                 return
-            rows = await self._store.db.pool.fetch(
-                "SELECT u.seq, u.guid, u.data, u.device_id, d.collection, d.owner_id, "
-                "d.team_id, d.prev_owner_id, d.prev_team_id, d.readers, d.prev_readers, "
-                "d.scope_seq, "
-                "CASE WHEN d.scope_seq > $4 THEN d.state END AS state "
-                "FROM hub_updates u JOIN hub_documents d "
-                "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
-                "WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 ORDER BY u.seq LIMIT $5",
-                tenant_id, window.top, last, window.base, MAX_EXTEND_ROWS)
+            rows = await self._log.window(tenant_id, window.top, last, window.base,
+                                          MAX_EXTEND_ROWS)
             for r in rows:
                 window.seqs.append(r["seq"])
                 window.rows.append((r["guid"], bytes(r["data"]), r["device_id"]))

@@ -77,24 +77,13 @@ class GpuRequestWatcher:
     async def round(self) -> None:
         """Start every new request, bring every unfinished one up to its job, and cancel the
         jobs of withdrawn ones."""
-        pool = self.hub.db.pool
-        for row in await pool.fetch(
-                "SELECT * FROM intel_gpu_requests WHERE status = 'requested' AND NOT deleted "
-                "ORDER BY requested_at LIMIT $1", BATCH):
+        store = self.hub.storage.gpu_requests
+        for row in await store.new(BATCH):
             await self._start(row)
-        for row in await pool.fetch(
-                "SELECT r.tenant_id, r.id, r.owner_id, r.status, r.progress, j.id AS job "
-                "FROM intel_gpu_requests r JOIN gpu_jobs j ON j.tenant_id = r.tenant_id "
-                "AND j.id = r.job_id WHERE r.status IN ('queued', 'running') "
-                "AND (j.status <> r.status OR abs(j.progress - r.progress) >= $1 "
-                "OR j.status NOT IN ('queued', 'running')) LIMIT $2", PROGRESS_STEP, BATCH):
+        for row in await store.behind_their_job(PROGRESS_STEP, BATCH):
             job = await self.hub.gpu.jobs.get(row["tenant_id"], row["job"])
             await self._record(row, _outcome(job))
-        for row in await pool.fetch(  # withdrawn on the device: the job stops
-                "SELECT j.tenant_id, j.id FROM intel_gpu_requests r JOIN gpu_jobs j "
-                "ON j.tenant_id = r.tenant_id AND j.id = r.job_id WHERE r.deleted "
-                "AND r.status IN ('queued', 'running') AND j.status IN ('queued', 'running') "
-                "AND NOT j.cancel_requested LIMIT $1", BATCH):
+        for row in await store.withdrawn_jobs(BATCH):  # withdrawn on the device: job stops
             await self.hub.gpu.jobs.cancel(row["tenant_id"], row["id"])
 
     async def _start(self, row: asyncpg.Record) -> None:

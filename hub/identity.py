@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 from core.auth import DeviceKey
-from hub.database import Database
+from hub.storage.settings import SettingsStore
 
 
-async def identity_key(db: Database) -> DeviceKey:
+async def identity_key(settings: SettingsStore) -> DeviceKey:
     """The key that signs pairing payloads and answers identity challenges."""
-    value = await db.pool.fetchval("SELECT value FROM hub_settings WHERE key = 'identity_key'")
-    if value is None:
-        await db.pool.execute(
-            "INSERT INTO hub_settings (key, value) VALUES ('identity_key', $1) "
-            "ON CONFLICT (key) DO NOTHING", DeviceKey.generate().to_bytes().hex())
-        value = await db.pool.fetchval(
-            "SELECT value FROM hub_settings WHERE key = 'identity_key'")
+    value = await settings.identity_key(lambda: DeviceKey.generate().to_bytes().hex())
     return DeviceKey.from_bytes(bytes.fromhex(value))

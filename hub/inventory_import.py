@@ -44,12 +44,9 @@ async def import_inventory(hub: Hub, principal: Principal, filename: str, data: 
             status = "refused"
     summary = {"units": plan.units, "new_projects": plan.new_projects,
                "new_towers": plan.new_towers}
-    row = await hub.db.pool.fetchrow(
-        "INSERT INTO hub_import_batches (tenant_id, batch_id, kind, filename, status, "
-        "created_by, row_count, errors, summary, committed_by, committed_at) VALUES ($1, $2, "
-        "'inventory', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *", principal.tenant_id,
-        batch_id, filename[:200], status, principal.user_id, len(rows), plan.errors.items,
-        summary, principal.user_id if status == "committed" else None,
+    row = await hub.storage.imports.add_inventory_batch(
+        principal.tenant_id, batch_id, filename[:200], status, principal.user_id, len(rows),
+        plan.errors.items, summary, principal.user_id if status == "committed" else None,
         datetime.now(UTC) if status == "committed" else None)
     return batch_view(dict(row))
 
@@ -67,16 +64,11 @@ async def _plan(hub: Hub, principal: Principal, rows: list[CsvRow]) -> _Plan:
     """The records a batch would create, or its errors."""
     tenant = principal.tenant_id
     plan = _Plan()
-    projects = {r["name"].lower(): r["id"] for r in await hub.db.pool.fetch(
-        "SELECT id, name FROM inventory_projects WHERE tenant_id = $1 AND NOT deleted", tenant)}
+    project_rows, tower_rows, unit_rows = await hub.storage.imports.inventory_names(tenant)
+    projects = {r["name"].lower(): r["id"] for r in project_rows}
     project_ids = set(projects.values())
-    towers = {(r["project_id"], r["name"].lower()): r["id"] for r in await hub.db.pool.fetch(
-        "SELECT id, project_id, name FROM inventory_towers WHERE tenant_id = $1 AND NOT deleted",
-        tenant)}
-    existing = {(r["project_id"], r["tower_id"], r["unit_no"].lower()) for r in
-                await hub.db.pool.fetch(
-                    "SELECT project_id, tower_id, unit_no FROM inventory_units WHERE "
-                    "tenant_id = $1 AND NOT deleted", tenant)}
+    towers = {(r["project_id"], r["name"].lower()): r["id"] for r in tower_rows}
+    existing = {(r["project_id"], r["tower_id"], r["unit_no"].lower()) for r in unit_rows}
     seen: dict[tuple[str, str | None, str], int] = {}
     base = {"tenant_id": tenant, "owner_id": principal.user_id, "team_id": principal.team_id,
             "created_at": datetime.now(UTC).isoformat()}

@@ -10,7 +10,7 @@ import logging
 from types import TracebackType
 
 from hub.connections import Connections
-from hub.database import Database
+from hub.storage.devices import DeviceStore
 
 log = logging.getLogger(__name__)
 BEAT_S = 15.0
@@ -21,8 +21,8 @@ ONLINE_WITHIN_S = 2 * BEAT_S + 5
 class Presence:
     """An `async with` service owning the beat task of one hub process."""
 
-    def __init__(self, db: Database, connections: Connections) -> None:
-        self._db, self._connections = db, connections
+    def __init__(self, devices: DeviceStore, connections: Connections) -> None:
+        self._devices, self._connections = devices, connections
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Presence:
@@ -43,8 +43,6 @@ class Presence:
             if not live:
                 continue
             try:
-                await self._db.pool.execute(
-                    "UPDATE hub_devices SET last_seen = now() WHERE device_id = ANY($1::text[])",
-                    live)
+                await self._devices.mark_seen(live)
             except Exception as exc:  # the database is away: the next beat tries again
                 log.warning("presence beat failed: %s", exc)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from core.errors import NotFound
 from core.identity import Principal, Role
 from hub.policy import check_purge, check_revoke
-from schema import collection
 from schema.biometrics import RESULT_KEYS, purge_values
 from schema.qd import last_qd_change, person_from_lead
 
@@ -24,11 +23,7 @@ if TYPE_CHECKING:
 
 async def active_consent(hub: Hub, tenant_id: str, session_id: str) -> dict[str, Any] | None:
     """The session's consent record when it is granted and neither revoked nor deleted."""
-    row = await hub.db.pool.fetchrow(
-        "SELECT * FROM intel_biometric_consent WHERE tenant_id = $1 AND session_id = $2 AND "
-        "NOT deleted AND revoked_at IS NULL ORDER BY granted_at DESC LIMIT 1",
-        tenant_id, session_id)
-    return dict(row) if row else None
+    return await hub.storage.sentinel.active_consent(tenant_id, session_id)
 
 
 async def revoke(hub: Hub, principal: Principal, *, person_id: str | None,
@@ -38,10 +33,7 @@ async def revoke(hub: Hub, principal: Principal, *, person_id: str | None,
     The writes that follow are the hub's, carried out for an allowed request."""
     await _check_revoke(hub, principal, person_id=person_id, session_id=session_id)
     principal = Principal(principal.tenant_id, principal.user_id, Role.ADMIN, principal.team_id)
-    rows = await hub.db.pool.fetch(
-        "SELECT id, session_id FROM intel_biometric_consent WHERE tenant_id = $1 AND NOT deleted "
-        "AND revoked_at IS NULL AND (person_id = $2 OR session_id = $3)",
-        principal.tenant_id, person_id, session_id)
+    rows = await hub.storage.sentinel.live_consents(principal.tenant_id, person_id, session_id)
     now = datetime.now(UTC).isoformat()
     if rows:
         await hub.writer.write_many(
@@ -54,33 +46,25 @@ async def revoke(hub: Hub, principal: Principal, *, person_id: str | None,
 async def _check_revoke(hub: Hub, principal: Principal, *, person_id: str | None,
                         session_id: str | None) -> None:
     if person_id is not None:
-        person = await hub.db.pool.fetchrow(
-            "SELECT owner_id, team_id FROM crm_people WHERE tenant_id = $1 AND id = $2",
-            principal.tenant_id, person_id)
+        person = await hub.storage.sentinel.person_owner(principal.tenant_id, person_id)
         if person is None:
             raise NotFound(f"no client {person_id}")
-        check_purge(principal, dict(person))
+        check_purge(principal, person)
         return
-    recorded = await hub.db.pool.fetchrow(
-        "SELECT owner_id, team_id FROM intel_perception_sessions WHERE tenant_id = $1 AND id = $2"
-        " UNION ALL SELECT owner_id, team_id FROM intel_biometric_consent WHERE tenant_id = $1"
-        " AND session_id = $2 LIMIT 1", principal.tenant_id, session_id)
+    recorded = await hub.storage.sentinel.session_owner(principal.tenant_id, session_id)
     if recorded is None:
         raise NotFound(f"no perception session {session_id}")
-    check_revoke(principal, dict(recorded))
+    check_revoke(principal, recorded)
 
 
 async def purge(hub: Hub, principal: Principal, *, person_id: str | None,
                 sessions: set[str]) -> int:
     """Tombstone every live perception result of ``person_id`` or of ``sessions``."""
     writes: list[tuple[str, str, dict[str, Any]]] = []
-    for coll_name, key in RESULT_KEYS.items():
-        table = collection(coll_name).table
-        rows = await hub.db.pool.fetch(
-            f"SELECT id FROM {table} WHERE tenant_id = $1 AND NOT deleted AND "
-            f"(person_id = $2 OR {key} = ANY($3::text[]))",
-            principal.tenant_id, person_id, sorted(sessions))
-        writes += [(coll_name, r["id"], purge_values(coll_name)) for r in rows]
+    for coll_name in RESULT_KEYS:
+        ids = await hub.storage.sentinel.live_results(principal.tenant_id, coll_name, person_id,
+                                                      sorted(sessions))
+        writes += [(coll_name, record_id, purge_values(coll_name)) for record_id in ids]
     if writes:
         await hub.writer.write_many(principal, writes, create=False)
     return len(writes)
@@ -88,10 +72,7 @@ async def purge(hub: Hub, principal: Principal, *, person_id: str | None,
 
 async def purge_after_sync(hub: Hub, principal: Principal, consent_ids: list[str]) -> int:
     """A device pushed changes to these consents: purge for any that are now revoked."""
-    rows = await hub.db.pool.fetch(
-        "SELECT person_id, session_id FROM intel_biometric_consent WHERE tenant_id = $1 AND "
-        "id = ANY($2::text[]) AND (revoked_at IS NOT NULL OR deleted)",
-        principal.tenant_id, consent_ids)
+    rows = await hub.storage.sentinel.ended_consents(principal.tenant_id, consent_ids)
     purged = 0
     for row in rows:
         purged += await purge(hub, principal, person_id=row["person_id"],
@@ -103,19 +84,12 @@ async def follow_scores(hub: Hub, tenant_id: str, score_ids: list[str]) -> int:
     """After QD scores commit: attach each to its lead's person and move each of their leads'
     ``last_qd`` to the lead's latest score (`schema.qd`), written by the hub itself, so a score
     from a device that does not hold the lead still reaches both. Returns the writes made."""
-    scores = await hub.db.pool.fetch(
-        "SELECT id, person_id, lead_id, score, deleted FROM intel_qd_scores WHERE tenant_id = $1 "
-        "AND id = ANY($2::text[]) AND lead_id IS NOT NULL", tenant_id, score_ids)
+    scores = await hub.storage.sentinel.lead_scores(tenant_id, score_ids)
     lead_ids = sorted({s["lead_id"] for s in scores})
     if not lead_ids:
         return 0
-    leads = {r["id"]: dict(r) for r in await hub.db.pool.fetch(
-        "SELECT id, person_id, last_qd, deleted FROM crm_leads WHERE tenant_id = $1 AND "
-        "id = ANY($2::text[])", tenant_id, lead_ids)}
-    latest = await hub.db.pool.fetch(
-        "SELECT DISTINCT ON (lead_id) lead_id, score, deleted FROM intel_qd_scores "
-        "WHERE tenant_id = $1 AND lead_id = ANY($2::text[]) AND NOT deleted "
-        "AND score IS NOT NULL ORDER BY lead_id, scored_at DESC, id DESC", tenant_id, lead_ids)
+    leads = {r["id"]: dict(r) for r in await hub.storage.sentinel.leads_qd(tenant_id, lead_ids)}
+    latest = await hub.storage.sentinel.latest_scores(tenant_id, lead_ids)
     writes: list[tuple[str, str, dict[str, Any]]] = []
     for score in scores:
         person = person_from_lead(score, leads.get(score["lead_id"]))

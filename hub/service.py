@@ -23,6 +23,7 @@ from hub.metrics import HubMetrics
 from hub.presence import Presence
 from hub.settings import HubSettings
 from hub.signing import signing_secret
+from hub.storage import Storage
 from hub.store import HubStore, LocalWriter
 from sync.sandbox import SandboxPool
 
@@ -46,6 +47,7 @@ class Hub:
         try:
             self.db = await self._stack.enter_async_context(Database(url))
             self.store = HubStore(self.db)
+            self.storage = Storage(self.db, self.store)
             self.feed = LogFeed(self.store)
             self.accounts = Accounts(self.db)
             self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
@@ -61,10 +63,10 @@ class Hub:
             self.fanout = await self._stack.enter_async_context(
                 Fanout(self.db, self.connections)
             )
-            await self._stack.enter_async_context(Presence(self.db, self.connections))
+            await self._stack.enter_async_context(Presence(self.storage.devices, self.connections))
             self.awareness = await self._stack.enter_async_context(PresenceRelay(self.db))
             self.secret_key = self.settings.secret_key or await signing_secret(
-                self.db, self.settings.token_seal_file)
+                self.storage.settings, self.settings.token_seal_file)
             self.gpu = await self._stack.enter_async_context(GpuFront(self.db.pool))
             self.gpu_requests = await self._stack.enter_async_context(GpuRequestWatcher(self))
 

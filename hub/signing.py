@@ -11,7 +11,7 @@ from pathlib import Path
 from cryptography.fernet import Fernet, InvalidToken
 
 from core.errors import ConfigError
-from hub.database import Database
+from hub.storage.settings import SettingsStore
 
 SEALED_ROW = "secret_key_sealed"
 PLAIN_ROW = "secret_key"
@@ -33,19 +33,13 @@ def seal_key(path: Path) -> Fernet:
     return Fernet(path.read_bytes().strip())
 
 
-async def signing_secret(db: Database, seal_file: Path) -> str:
+async def signing_secret(settings: SettingsStore, seal_file: Path) -> str:
     """The secret every hub on this database signs tokens with: read through the seal, or made
     now (a plain-text secret of an older hub is sealed and its row deleted)."""
     seal = seal_key(seal_file)
-    async with db.pool.acquire() as conn, conn.transaction():
-        await conn.execute("LOCK TABLE hub_settings IN SHARE ROW EXCLUSIVE MODE")
-        sealed = await conn.fetchval("SELECT value FROM hub_settings WHERE key = $1", SEALED_ROW)
-        if sealed is None:
-            plain = await conn.fetchval(
-                "DELETE FROM hub_settings WHERE key = $1 RETURNING value", PLAIN_ROW)
-            sealed = seal.encrypt((plain or secrets.token_urlsafe(48)).encode()).decode()
-            await conn.execute("INSERT INTO hub_settings (key, value) VALUES ($1, $2)",
-                               SEALED_ROW, sealed)
+    sealed = await settings.sealed_secret(
+        SEALED_ROW, PLAIN_ROW,
+        lambda plain: seal.encrypt((plain or secrets.token_urlsafe(48)).encode()).decode())
     try:
         return seal.decrypt(sealed.encode()).decode()
     except InvalidToken:

@@ -24,8 +24,7 @@ async def load(hub: Hub, data: Dataset, *, chunk: int = 500,
         await hub.accounts.create_user(data.tenant_id, user.email, DEMO_PASSWORD, user.role,
                                        user.full_name, team_id=user.team_id,
                                        user_id=user.user_id)
-    existing = {r["guid"] for r in await hub.db.pool.fetch(
-        "SELECT guid FROM hub_documents WHERE tenant_id = $1", data.tenant_id)}
+    existing = await hub.storage.documents.guids(data.tenant_id)
     todo = [r for r in data.records if f"{r[0]}/{r[1]}" not in existing]
     if progress is not None:
         progress(len(data.records) - len(todo))

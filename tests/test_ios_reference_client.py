@@ -127,7 +127,7 @@ async def test_expired_forged_or_foreign_payloads_are_refused_before_pairing(
     export(tmp_path)
     contract = Contract(tmp_path / f"v{p.PROTOCOL_VERSION}")
     async with running_hub() as server:
-        hub_key = await identity_key(server.hub.db)
+        hub_key = await identity_key(server.hub.storage.settings)
         expired = sign_payload(hub_key, server.url, await issue_code(server, "t1-senior_broker"),
                                int(time.time()) - 1).to_text()
         refusals = {}

@@ -18,7 +18,7 @@ router = APIRouter(tags=["admin"])
 
 @router.get("/health")
 async def health(hub: HubDep) -> dict[str, str]:
-    await hub.db.pool.fetchval("SELECT 1")
+    await hub.storage.server.ping()
     return {"status": "ok"}
 
 
@@ -55,8 +55,7 @@ class AdminHealth(BaseModel):
 async def admin_health(principal: ManagerDep, hub: HubDep) -> AdminHealth:
     """The hub as the caller's tenant sees it; software versions are for admins only."""
     last, horizon = await hub.store.high_water(principal.tenant_id)
-    version = (await hub.db.pool.fetchval("SHOW server_version")
-               if principal.role is Role.ADMIN else None)
+    version = await hub.storage.server.version() if principal.role is Role.ADMIN else None
     return AdminHealth(
         status="ok", database=f"PostgreSQL {version}" if version else None,
         live_connections=hub.connections.count(principal.tenant_id),

@@ -9,8 +9,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from hub import audit
 from hub.api.deps import HubDep, ManagerDep
+from hub.storage import audit
 
 router = APIRouter(prefix="/api/admin-surface", tags=["admin"])
 Text = Annotated[str | None, Query(max_length=200)]
@@ -42,7 +42,7 @@ async def audit_log(principal: ManagerDep, hub: HubDep, user_id: Text = None,
                     limit: Annotated[int, Query(ge=1, le=audit.MAX_PAGE)] = 50) -> AuditPage:
     """Entries newest first. ``action``: exact, or every action of a noun when it ends in
     ``.`` (``user.``); ``target``: a user, a device, or a record's ``collection/id``."""
-    rows = await audit.entries(hub.db.pool, principal.tenant_id, audit.AuditFilter(
+    rows = await hub.storage.audit.entries(principal.tenant_id, audit.AuditFilter(
         user_id, action, target, device_id, since, until, before, limit))
     return AuditPage(entries=[AuditEntry(**r) for r in rows],
                      next_before=rows[-1]["audit_id"] if len(rows) == limit else None)

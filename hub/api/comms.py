@@ -22,43 +22,41 @@ from comms.records import (
 from comms.registry import PROVIDERS, provider_for
 from core.errors import AuthError, Conflict, NotFound, RecordInvalid
 from core.identity import Principal
-from hub.api.crm import create_record, read_one, read_rows
+from hub.api.crm import create_record
 from hub.api.deps import AdminDep, HubDep, ManagerDep, PrincipalDep
-from hub.comms_channels import ChannelIn, Channels
 from hub.comms_ingest import find_person
 from hub.service import Hub
+from hub.storage import projection as proj
+from hub.storage.comms_channels import ChannelIn
 
 router = APIRouter(prefix="/api/comms", tags=["comms"])
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0)]
 Row = dict[str, Any]
 MAX_WEBHOOK_BYTES = 1 << 20
-_LAST = ("(SELECT max(m.occurred_at) FROM comms_messages m WHERE m.tenant_id = t.tenant_id AND"
-         " m.thread_id = t.id AND NOT m.deleted)")
 
 
 @router.get("/threads")
 async def threads(principal: PrincipalDep, hub: HubDep, person_id: str | None = None,
                   archived: bool = False, limit: Limit = 50, offset: Offset = 0) -> list[Row]:
     """Conversations in scope, the most recent first."""
-    return await read_rows(hub, principal, "comms_threads",
-                           "($4::text IS NULL OR t.person_id = $4) AND t.archived = $5",
-                           (person_id, archived), f"{_LAST} DESC NULLS LAST, t.id", limit,
-                           offset, f"t.*, {_LAST} AS last_message_at")
+    return await hub.storage.projection.rows(
+        principal, "comms_threads", proj.threads(person_id, archived), proj.BY_LAST_MESSAGE,
+        limit, offset, proj.THREAD_COLUMNS)
 
 
 @router.post("/threads", status_code=201)
 async def open_thread(body: ThreadIn, principal: PrincipalDep, hub: HubDep) -> Row:
     """A conversation with a phone number (any notation) on a channel, linked to ``person_id``
     or else to the one person with that number."""
-    channel = await Channels(hub.db).get(body.channel_id, principal.tenant_id)
+    channel = await hub.storage.channels.get(body.channel_id, principal.tenant_id)
     phone = normalise(body.phone, channel.country_code)
     if phone is None:
         raise RecordInvalid(f"{body.phone!r} is not a phone number",
                             problems=["phone: 7 to 15 digits, optionally +country"])
     person_id = body.person_id
     if person_id is not None:
-        await read_one(hub, principal, "people", person_id)
+        await hub.storage.projection.one(principal, "people", person_id)
     else:
         person = await find_person(hub, principal.tenant_id, phone, channel.country_code)
         person_id = person["id"] if person else None
@@ -69,22 +67,23 @@ async def open_thread(body: ThreadIn, principal: PrincipalDep, hub: HubDep) -> R
 
 @router.get("/threads/{thread_id}")
 async def thread(thread_id: str, principal: PrincipalDep, hub: HubDep) -> Row:
-    return await read_one(hub, principal, "comms_threads", thread_id)
+    return await hub.storage.projection.one(principal, "comms_threads", thread_id)
 
 
 @router.get("/threads/{thread_id}/messages")
 async def messages(thread_id: str, principal: PrincipalDep, hub: HubDep, limit: Limit = 100,
                    offset: Offset = 0) -> list[Row]:
     """A conversation's messages, oldest first."""
-    await read_one(hub, principal, "comms_threads", thread_id)
-    return await read_rows(hub, principal, "comms_messages", "t.thread_id = $4", (thread_id,),
-                           "t.occurred_at, t.id", limit, offset)
+    await hub.storage.projection.one(principal, "comms_threads", thread_id)
+    return await hub.storage.projection.rows(principal, "comms_messages",
+                                             proj.eq("thread_id", thread_id), proj.BY_OCCURRED,
+                                             limit, offset)
 
 
 @router.post("/threads/{thread_id}/messages", status_code=201)
 async def send(thread_id: str, body: MessageIn, principal: PrincipalDep, hub: HubDep) -> Row:
     """Queue a message; the hub's sender sends it and its status follows the provider."""
-    convo = await read_one(hub, principal, "comms_threads", thread_id)
+    convo = await hub.storage.projection.one(principal, "comms_threads", thread_id)
     row = await create_record(hub, principal, "comms_messages",
                               outbound_values(convo, principal.user_id, body.body))
     hub.comms_sender.poke()
@@ -94,8 +93,8 @@ async def send(thread_id: str, body: MessageIn, principal: PrincipalDep, hub: Hu
 @router.post("/threads/{thread_id}/link-person")
 async def link_person(thread_id: str, body: LinkIn, principal: PrincipalDep, hub: HubDep
                       ) -> Row:
-    await read_one(hub, principal, "comms_threads", thread_id)
-    await read_one(hub, principal, "people", body.person_id)
+    await hub.storage.projection.one(principal, "comms_threads", thread_id)
+    await hub.storage.projection.one(principal, "people", body.person_id)
     committed = await hub.writer.write(principal, "comms_threads", thread_id,
                                        {"person_id": body.person_id}, create=False)
     assert committed.record is not None
@@ -103,7 +102,7 @@ async def link_person(thread_id: str, body: LinkIn, principal: PrincipalDep, hub
 
 
 async def _linked(hub: Hub, principal: Principal, thread_id: str) -> Row:
-    convo = await read_one(hub, principal, "comms_threads", thread_id)
+    convo = await hub.storage.projection.one(principal, "comms_threads", thread_id)
     if convo["person_id"] is None:
         raise Conflict("this conversation is not linked to a person: POST "
                        f"/api/comms/threads/{thread_id}/link-person first")
@@ -120,7 +119,7 @@ async def note(thread_id: str, body: NoteIn, principal: PrincipalDep, hub: HubDe
 @router.post("/threads/{thread_id}/tasks", status_code=201)
 async def task(thread_id: str, body: TaskIn, principal: PrincipalDep, hub: HubDep) -> Row:
     """A follow-up task from the conversation, for its person when it has one."""
-    convo = await read_one(hub, principal, "comms_threads", thread_id)
+    convo = await hub.storage.projection.one(principal, "comms_threads", thread_id)
     return await create_record(hub, principal, "tasks", task_values(convo, body))
 
 
@@ -136,7 +135,7 @@ async def webhook(provider: str, request: Request, hub: HubDep,
     if len(body) > MAX_WEBHOOK_BYTES:
         raise RecordInvalid("webhook body too large", problems=[f"at most {MAX_WEBHOOK_BYTES}"])
     try:
-        found = await Channels(hub.db).get(channel)
+        found = await hub.storage.channels.get(channel)
     except NotFound:
         raise AuthError("unknown channel or bad signature", code="webhook_refused") from None
     adapter = provider_for(found, hub.comms_sender.http)
@@ -160,11 +159,11 @@ async def webhook(provider: str, request: Request, hub: HubDep,
 async def settings(principal: ManagerDep, hub: HubDep) -> dict[str, Any]:
     """The tenant's channels (secrets are never shown)."""
     return {"providers": list(PROVIDERS),
-            "channels": await Channels(hub.db).of_tenant(principal.tenant_id)}
+            "channels": await hub.storage.channels.of_tenant(principal.tenant_id)}
 
 
 @router.patch("/settings")
 async def put_channel(body: ChannelIn, principal: AdminDep, hub: HubDep) -> dict[str, Any]:
     """Add or replace one channel (admins)."""
-    await Channels(hub.db).put(principal.tenant_id, body)
+    await hub.storage.channels.put(principal.tenant_id, body)
     return await settings(principal, hub)

@@ -18,7 +18,6 @@ from pydantic import BaseModel
 from core.identity import Principal, Role
 from hub.api.deps import HubDep, ManagerDep
 from hub.presence import ONLINE_WITHIN_S
-from hub.scope import scope_sql
 from hub.service import Hub
 
 router = APIRouter(prefix="/api", tags=["devices"])
@@ -52,14 +51,7 @@ class DeviceOut(BaseModel):
 @router.get("/devices")
 async def devices(principal: ManagerDep, hub: HubDep) -> list[DeviceOut]:
     """Every device of the caller's tenant, oldest pairing first."""
-    rows = await hub.db.pool.fetch(
-        "SELECT d.*, u.full_name AS user_name, u.active AS user_active, u.role AS user_role, "
-        "u.team_id AS user_team, d.last_seen > now() - make_interval(secs => $2) AS recent, "
-        "(SELECT count(*) FROM hub_push_receipts r WHERE r.tenant_id = "
-        "d.tenant_id AND r.device_id = d.device_id AND r.seq IS NULL) AS refused "
-        "FROM hub_devices d JOIN hub_users u USING (tenant_id, user_id) "
-        "WHERE d.tenant_id = $1 ORDER BY d.paired_at, d.device_id", principal.tenant_id,
-        ONLINE_WITHIN_S)
+    rows = await hub.storage.devices.listing(principal.tenant_id, ONLINE_WITHIN_S)
     live = {s.device_id: s.cursor for s in hub.connections.sessions(principal.tenant_id)}
     out, counted = [], {}  # devices of one user at one cursor share their count
     for r in rows:
@@ -79,11 +71,6 @@ async def devices(principal: ManagerDep, hub: HubDep) -> list[DeviceOut]:
 
 
 async def _pending(hub: Hub, owner: Principal, cursor: int) -> int:
-    """Documents the owner's devices may read that changed after ``cursor``, counted up to
-    `PENDING_CAP` (on the ``hub_documents (tenant_id, updated_seq)`` index)."""
-    scope, params = scope_sql(owner, "d", 4)
-    count: int = await hub.db.pool.fetchval(
-        f"SELECT count(*) FROM (SELECT 1 FROM hub_documents d WHERE d.tenant_id = $1 AND "
-        f"d.updated_seq > $2 AND {scope} LIMIT $3) AS p", owner.tenant_id, cursor, PENDING_CAP,
-        *params)
-    return count
+    """Documents the owner's devices may read that changed after ``cursor``, up to
+    `PENDING_CAP`."""
+    return await hub.storage.devices.pending(owner, cursor, PENDING_CAP)

@@ -14,9 +14,10 @@ from pydantic import BaseModel, Field
 
 from core.errors import NotFound
 from core.identity import Principal
-from hub.api.crm import Limit, Offset, Row, Values, create_record, read_one, read_rows
+from hub.api.crm import Limit, Offset, Row, Values, create_record
 from hub.api.deps import HubDep, PrincipalDep
 from hub.service import Hub
+from hub.storage import projection as proj
 from schema.inventory import (
     DEFAULT_HOLD_HOURS,
     HOLDS,
@@ -49,8 +50,8 @@ async def holds_of(hub: Hub, principal: Principal, unit_ids: list[str]) -> dict[
     """The hold documents of these units, by unit id."""
     if not unit_ids:
         return {}
-    rows = await read_rows(hub, principal, HOLDS, "t.id = ANY($4::text[])", (unit_ids,),
-                           limit=len(unit_ids))
+    rows = await hub.storage.projection.rows(principal, HOLDS, proj.among("id", unit_ids),
+                                             limit=len(unit_ids))
     return {r["id"]: r for r in rows}
 
 
@@ -62,8 +63,8 @@ async def _units(hub: Hub, principal: Principal, rows: list[Row]) -> list[Row]:
 @router.get("/projects")
 async def projects(principal: PrincipalDep, hub: HubDep, limit: Limit = 50,
                    offset: Offset = 0) -> list[Row]:
-    return await read_rows(hub, principal, "projects", order="t.name, t.id", limit=limit,
-                           offset=offset)
+    return await hub.storage.projection.rows(principal, "projects", order=proj.BY_NAME,
+                                             limit=limit, offset=offset)
 
 
 @router.post("/projects", status_code=201)
@@ -74,8 +75,9 @@ async def create_project(body: Values, principal: PrincipalDep, hub: HubDep) -> 
 @router.get("/towers")
 async def towers(principal: PrincipalDep, hub: HubDep, project_id: str | None = None,
                  limit: Limit = 50, offset: Offset = 0) -> list[Row]:
-    return await read_rows(hub, principal, "towers", "($4::text IS NULL OR t.project_id = $4)",
-                           (project_id,), "t.project_id, t.name, t.id", limit, offset)
+    return await hub.storage.projection.rows(principal, "towers",
+                                             proj.optional_eqs(project_id=project_id),
+                                             proj.BY_PROJECT_NAME, limit, offset)
 
 
 @router.post("/towers", status_code=201)
@@ -89,21 +91,9 @@ async def properties(principal: PrincipalDep, hub: HubDep, project_id: str | Non
                      status: Annotated[str | None, Query(max_length=20)] = None,
                      limit: Limit = 50, offset: Offset = 0) -> list[Row]:
     """Units with their live holds; ``status=HELD`` lists the held ones."""
-    where = ("($4::text IS NULL OR t.project_id = $4) AND ($5::text IS NULL OR t.tower_id = $5)"
-             " AND ($6::text IS NULL OR t.configuration = $6)")
-    params: tuple[Any, ...] = (project_id, tower_id, configuration)
-    held = ("EXISTS (SELECT 1 FROM inventory_unit_holds h WHERE h.tenant_id = t.tenant_id AND "
-            "h.id = t.id AND h.holder_id IS NOT NULL AND NOT h.deleted AND "
-            "(h.expires_at IS NULL OR h.expires_at > now()))")
-    if status == "HELD":
-        where += f" AND t.status = 'AVAILABLE' AND {held}"
-    elif status == "AVAILABLE":
-        where += f" AND t.status = 'AVAILABLE' AND NOT {held}"
-    elif status is not None:
-        where += " AND t.status = $7"
-        params += (status,)
-    rows = await read_rows(hub, principal, UNITS, where, params,
-                           "t.project_id, t.tower_id, t.unit_no, t.id", limit, offset)
+    rows = await hub.storage.projection.rows(
+        principal, UNITS, proj.units(project_id, tower_id, configuration, status), proj.BY_UNIT,
+        limit, offset)
     return await _units(hub, principal, rows)
 
 
@@ -114,7 +104,7 @@ async def create_property(body: Values, principal: PrincipalDep, hub: HubDep) ->
 
 @router.get("/properties/{property_id}")
 async def property_detail(property_id: str, principal: PrincipalDep, hub: HubDep) -> Row:
-    unit = (await _units(hub, principal, [await read_one(hub, principal, UNITS,
+    unit = (await _units(hub, principal, [await hub.storage.projection.one(principal, UNITS,
                                                          property_id)]))[0]
     unit["media"] = await _media(hub, principal, property_id)
     return unit
@@ -123,7 +113,7 @@ async def property_detail(property_id: str, principal: PrincipalDep, hub: HubDep
 @router.patch("/properties/{property_id}")
 async def update_property(property_id: str, body: Values, principal: PrincipalDep,
                           hub: HubDep) -> Row:
-    await read_one(hub, principal, UNITS, property_id)
+    await hub.storage.projection.one(principal, UNITS, property_id)
     values = {k: v for k, v in body.values.items() if k != "tenant_id"}
     committed = await hub.writer.write(principal, UNITS, property_id, values, create=False)
     assert committed.record is not None
@@ -133,33 +123,33 @@ async def update_property(property_id: str, body: Values, principal: PrincipalDe
 @router.delete("/properties/{property_id}")
 async def archive_property(property_id: str, principal: PrincipalDep, hub: HubDep) -> Row:
     """Archive a unit (a tombstone every device receives; a director may restore it)."""
-    await read_one(hub, principal, UNITS, property_id)
+    await hub.storage.projection.one(principal, UNITS, property_id)
     await hub.writer.write(principal, UNITS, property_id, {"deleted": True}, create=False)
     return {"id": property_id, "deleted": True}
 
 
 async def _media(hub: Hub, principal: Principal, unit_id: str) -> list[Row]:
-    return await read_rows(hub, principal, "unit_media", "t.unit_id = $4", (unit_id,),
-                           "t.position, t.id")
+    return await hub.storage.projection.rows(principal, "unit_media", proj.eq("unit_id", unit_id),
+                                             proj.BY_POSITION)
 
 
 @router.post("/properties/{property_id}/media", status_code=201)
 async def attach_media(property_id: str, body: MediaIn, principal: PrincipalDep,
                        hub: HubDep) -> Row:
-    unit = await read_one(hub, principal, UNITS, property_id)
+    unit = await hub.storage.projection.one(principal, UNITS, property_id)
     return await create_record(hub, principal, "unit_media", {
         **body.model_dump(), "unit_id": property_id, "project_id": unit["project_id"]})
 
 
 @router.get("/properties/{property_id}/media")
 async def media(property_id: str, principal: PrincipalDep, hub: HubDep) -> list[Row]:
-    await read_one(hub, principal, UNITS, property_id)
+    await hub.storage.projection.one(principal, UNITS, property_id)
     return await _media(hub, principal, property_id)
 
 
 @router.delete("/media/{media_asset_id}")
 async def remove_media(media_asset_id: str, principal: PrincipalDep, hub: HubDep) -> Row:
-    await read_one(hub, principal, "unit_media", media_asset_id)
+    await hub.storage.projection.one(principal, "unit_media", media_asset_id)
     await hub.writer.write(principal, "unit_media", media_asset_id, {"deleted": True},
                            create=False)
     return {"id": media_asset_id, "deleted": True}
@@ -169,10 +159,8 @@ async def remove_media(media_asset_id: str, principal: PrincipalDep, hub: HubDep
 async def holds(principal: PrincipalDep, hub: HubDep, holder_id: str | None = None,
                 limit: Limit = 50, offset: Offset = 0) -> list[Row]:
     """Live holds (released and expired ones are not listed)."""
-    return await read_rows(
-        hub, principal, HOLDS, "t.holder_id IS NOT NULL AND (t.expires_at IS NULL OR "
-        "t.expires_at > now()) AND ($4::text IS NULL OR t.holder_id = $4)", (holder_id,),
-        "t.held_at, t.id", limit, offset)
+    return await hub.storage.projection.rows(principal, HOLDS, proj.live_holds(holder_id),
+                                             proj.BY_HELD, limit, offset)
 
 
 async def _hold(hub: Hub, principal: Principal, unit_id: str) -> Row | None:
@@ -183,7 +171,7 @@ async def _hold(hub: Hub, principal: Principal, unit_id: str) -> Row | None:
 async def place_hold(property_id: str, body: HoldIn, principal: PrincipalDep,
                      hub: HubDep) -> Row:
     """Hold a unit for the caller (409 when someone else holds it or it is not for sale)."""
-    unit = await read_one(hub, principal, UNITS, property_id)
+    unit = await hub.storage.projection.one(principal, UNITS, property_id)
     exists = await _hold(hub, principal, property_id) is not None
 
     def values(current: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +186,7 @@ async def place_hold(property_id: str, body: HoldIn, principal: PrincipalDep,
 @router.delete("/properties/{property_id}/hold")
 async def release_hold(property_id: str, principal: PrincipalDep, hub: HubDep) -> Row:
     """Release a unit's hold (its holder, their senior or a manager)."""
-    unit = await read_one(hub, principal, UNITS, property_id)
+    unit = await hub.storage.projection.one(principal, UNITS, property_id)
     if await _hold(hub, principal, property_id) is None:
         raise NotFound(f"unit {property_id} has never been held")
     await hub.writer.write(principal, HOLDS, property_id, release_values, create=False)

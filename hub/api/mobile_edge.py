@@ -8,27 +8,14 @@ from typing import Any
 
 from core.errors import Conflict, NotFound
 from core.identity import Principal
-from hub.api.crm import read_rows
 from hub.api.deps import HubDep, PrincipalDep
 from hub.service import Hub
 from mobile_edge.inputs import HeartbeatIn
 from mobile_edge.routes import mobile_edge_router
-from mobile_edge.store import Cond, NewRecord, Row, as_record, render_where
+from mobile_edge.store import Cond, NewRecord, Row, as_record
 
 ACTIVE_WITHIN_S = 120
 """A surface whose last heartbeat is this recent counts as active."""
-
-_BEAT_SQL = """
-INSERT INTO hub_surface_sessions AS s (tenant_id, surface_id, user_id, surface, state, app_version)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (tenant_id, surface_id) DO UPDATE SET
-    state = EXCLUDED.state, surface = EXCLUDED.surface, app_version = EXCLUDED.app_version,
-    last_seen = now(), beats = s.beats + 1
-WHERE s.user_id = EXCLUDED.user_id
-RETURNING surface_id, surface, state, app_version, started_at, last_seen, beats
-"""
-_ACTIVE_SQL = (f"SELECT count(*) FROM hub_surface_sessions WHERE tenant_id = $1 AND user_id = $2 "
-               f"AND state <> 'closed' AND last_seen > now() - interval '{ACTIVE_WITHIN_S} s'")
 
 
 class HubMobileStore:
@@ -46,9 +33,8 @@ class HubMobileStore:
 
     async def select(self, coll: str, where: Sequence[Cond], order: str, *, limit: int = 200,
                      offset: int = 0) -> list[Row]:
-        condition, order_by, params = render_where(coll, where, order, lambda n: f"${n}", 4)
-        rows = await read_rows(self.hub, self.principal, coll, condition, tuple(params),
-                               order_by, limit, offset)
+        rows = await self.hub.storage.projection.select(self.principal, coll, where, order,
+                                                        limit=limit, offset=offset)
         return [as_record(coll, r) for r in rows]
 
     async def create(self, records: Sequence[NewRecord]) -> list[Row]:
@@ -62,13 +48,12 @@ class HubMobileStore:
         return committed.record.model_dump(mode="json")
 
     async def heartbeat(self, beat: HeartbeatIn) -> Row:
-        async with self.hub.db.pool.acquire() as conn:
-            row = await conn.fetchrow(_BEAT_SQL, self.tenant_id, beat.surface_id, self.user_id,
-                                      beat.surface, beat.state, beat.app_version)
-            if row is None:
-                raise Conflict(f"surface {beat.surface_id} belongs to another user; start a "
-                               "new surface session with a fresh surface_id")
-            active = await conn.fetchval(_ACTIVE_SQL, self.tenant_id, self.user_id)
+        row, active = await self.hub.storage.surfaces.beat(
+            self.tenant_id, self.user_id, beat.surface_id, beat.surface, beat.state,
+            beat.app_version, ACTIVE_WITHIN_S)
+        if row is None:
+            raise Conflict(f"surface {beat.surface_id} belongs to another user; start a "
+                           "new surface session with a fresh surface_id")
         return {**_json(dict(row)), "active_surfaces": active}
 
 

@@ -42,7 +42,8 @@ async def _payload(body: PairingQrIn, principal: ManagerDep, hub: HubDep,
     ttl = hub.settings.pairing_code_ttl_s
     code = await hub.accounts.issue_pairing_code(principal, body.user_id, body.device_kind, ttl)
     hub_url = body.hub_url or str(request.base_url).rstrip("/")
-    return sign_payload(await identity_key(hub.db), hub_url, code, int(time.time()) + ttl)
+    key = await identity_key(hub.storage.settings)
+    return sign_payload(key, hub_url, code, int(time.time()) + ttl)
 
 
 @router.post("/devices/pairing-qr")
@@ -69,7 +70,7 @@ async def pairing_qr_png(body: PairingQrIn, principal: ManagerDep, hub: HubDep,
 async def hub_identity(hub: HubDep, nonce: str = Query(pattern="^[0-9a-f]{64}$")
                        ) -> dict[str, str]:
     """The hub's identity key, with a signature of the caller's nonce proving it holds it."""
-    key = await identity_key(hub.db)
+    key = await identity_key(hub.storage.settings)
     signature = key.private.sign(identity_signed_bytes(bytes.fromhex(nonce)))
     return {"public_key": b64url(key.public_bytes), "fingerprint": fingerprint(key.public_bytes),
             "signature": b64url(signature)}

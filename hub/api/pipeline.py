@@ -1,7 +1,7 @@
 """Leads and opportunities for the WebOS: lists with filters and paging, one record with its
 context, edits, stage moves (each with its stage history record) and reassignment.
 
-Reads are the caller's scope (`hub.api.crm.read_rows`); every write is a CRDT update through
+Reads are the caller's scope (`hub.storage.projection`); every write is a CRDT update through
 `LocalWriter` judged by `hub.policy.check_write`, as a device's would be, and leaves an audit
 entry naming the act. A refusal is a 403 whose ``error`` is the policy's reason code and whose
 ``detail`` is a sentence the WebOS shows as is.
@@ -18,10 +18,10 @@ from pydantic import BaseModel, Field
 from core.errors import NotFound, PermissionDenied, RecordInvalid
 from core.identity import Principal
 from core.ids import new_id
-from hub import audit
-from hub.api.crm import Limit, Offset, Row, Values, _like, kanban, read_one, read_rows
+from hub.api.crm import Limit, Offset, Row, Values, kanban
 from hub.api.deps import HubDep, PrincipalDep
 from hub.service import Hub
+from hub.storage import projection as proj
 from hub.store import Committed
 from hub.store import Values as WriteValues
 from schema.models import LeadStage, OpportunityStage
@@ -32,8 +32,6 @@ LOCKED_FIELDS = frozenset({"id", "tenant_id", "owner_id", "team_id", "created_at
 """Fields an edit never sets: ownership moves by reassignment, and a record stays where it is."""
 CLOSED_OPPORTUNITY = (OpportunityStage.CLOSED_WON.value, OpportunityStage.CLOSED_LOST.value)
 NOUN = {"leads": "lead", "opportunities": "opportunity"}
-LEAD_ORDER = {"recent": "t.created_at DESC NULLS LAST, t.id",
-              "qd": "t.last_qd DESC NULLS LAST, t.id", "stage": "t.stage, t.id"}
 Sort = Annotated[Literal["recent", "qd", "stage"], Query()]
 
 
@@ -55,12 +53,11 @@ class ReassignIn(BaseModel):
     opportunities: bool = Field(True, description="Move the lead's open opportunities too.")
 
 
-async def _page(hub: Hub, principal: Principal, coll_name: str, where: str,
-                params: tuple[Any, ...], order: str, limit: int, offset: int) -> Page:
-    items = await read_rows(hub, principal, coll_name, where, params, order, limit, offset)
-    counted = await read_rows(hub, principal, coll_name, where, params, "1", 1, 0,
-                              "count(*) AS n")
-    return Page(items=items, total=counted[0]["n"], limit=limit, offset=offset)
+async def _page(hub: Hub, principal: Principal, coll_name: str, where: proj.Filter,
+                order: proj.Order, limit: int, offset: int) -> Page:
+    items = await hub.storage.projection.rows(principal, coll_name, where, order, limit, offset)
+    total = await hub.storage.projection.count(principal, coll_name, where)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get("/leads")
@@ -71,31 +68,23 @@ async def leads(principal: PrincipalDep, hub: HubDep, stage: LeadStage | None = 
                 min_qd: Annotated[int | None, Query(ge=1, le=100)] = None,
                 sort: Sort = "recent", limit: Limit = 50, offset: Offset = 0) -> Page:
     """Leads in the caller's scope; ``q`` searches the client's name and the lead's notes."""
-    where = (
-        "($4::text IS NULL OR t.stage = $4) AND ($5::text IS NULL OR t.owner_id = $5) "
-        "AND ($6::text IS NULL OR t.person_id = $6) AND ($7::text IS NULL OR t.source = $7) "
-        "AND ($8::text IS NULL OR t.project_id = $8) AND ($9::int IS NULL OR t.last_qd >= $9) "
-        "AND ($10 = '' OR t.notes ILIKE '%' || $10 || '%' OR EXISTS (SELECT 1 FROM crm_people "
-        "p WHERE p.tenant_id = t.tenant_id AND p.id = t.person_id AND NOT p.deleted "
-        "AND p.full_name ILIKE '%' || $10 || '%'))")
-    params = (stage.value if stage else None, owner_id, person_id, source, project_id, min_qd,
-              _like(q))
-    return await _page(hub, principal, "leads", where, params, LEAD_ORDER[sort], limit, offset)
+    where = proj.leads(stage.value if stage else None, owner_id, person_id, source, project_id,
+                       min_qd, q)
+    return await _page(hub, principal, "leads", where, proj.LEAD_ORDER[sort], limit, offset)
 
 
 @router.get("/leads/{lead_id}")
 async def lead(lead_id: str, principal: PrincipalDep, hub: HubDep) -> dict[str, Any]:
     """A lead with its client, its opportunities and its stage history (oldest first)."""
-    found = await read_one(hub, principal, "leads", lead_id)
-    people = await read_rows(hub, principal, "people", "t.id = $4", (found["person_id"],),
-                             limit=1)
+    rows = hub.storage.projection.rows
+    found = await hub.storage.projection.one(principal, "leads", lead_id)
+    people = await rows(principal, "people", proj.eq("id", found["person_id"]), limit=1)
     return {
         "lead": found,
         "person": people[0] if people else None,
-        "opportunities": await read_rows(hub, principal, "opportunities", "t.lead_id = $4",
-                                         (lead_id,)),
-        "stage_history": await read_rows(hub, principal, "stage_history", "t.lead_id = $4",
-                                         (lead_id,), "t.changed_at, t.id"),
+        "opportunities": await rows(principal, "opportunities", proj.eq("lead_id", lead_id)),
+        "stage_history": await rows(principal, "stage_history", proj.eq("lead_id", lead_id),
+                                    proj.BY_CHANGED),
     }
 
 
@@ -117,7 +106,7 @@ async def reassign_lead(lead_id: str, body: ReassignIn, principal: PrincipalDep,
                         ) -> dict[str, Any]:
     """Give a lead (and its open opportunities) to another user of the tenant: SALES_DIRECTOR
     and ADMIN only, as every change of owner or team (`hub.policy.check_write`)."""
-    found = await read_one(hub, principal, "leads", lead_id)
+    found = await hub.storage.projection.one(principal, "leads", lead_id)
     try:
         new_owner = await hub.accounts.user(principal.tenant_id, body.owner_id)
     except NotFound:
@@ -127,17 +116,16 @@ async def reassign_lead(lead_id: str, body: ReassignIn, principal: PrincipalDep,
     moved = {"owner_id": new_owner.user_id, "team_id": team}
     writes: list[tuple[str, str, WriteValues]] = [("leads", lead_id, moved)]
     if body.opportunities:
-        opportunities = await read_rows(
-            hub, principal, "opportunities", "t.lead_id = $4 AND NOT (t.stage = ANY($5))",
-            (lead_id, list(CLOSED_OPPORTUNITY)))
+        opportunities = await hub.storage.projection.rows(
+            principal, "opportunities", proj.open_opportunities_of(lead_id, CLOSED_OPPORTUNITY))
         writes += [("opportunities", o["id"], moved) for o in opportunities]
     committed = await _guarded(hub, principal, "lead.reassign", f"leads/{lead_id}",
                                writes, create=False)
-    await audit.record(hub.db.pool, principal.tenant_id, "lead.reassign",
-                       user_id=principal.user_id, guid=f"leads/{lead_id}",
-                       seq=committed[0].seq, target=new_owner.user_id, detail={
-                           "from": {"owner_id": found["owner_id"], "team_id": found["team_id"]},
-                           "to": moved, "opportunities": [w[1] for w in writes[1:]]})
+    await hub.storage.audit.record(
+        principal.tenant_id, "lead.reassign", user_id=principal.user_id,
+        guid=f"leads/{lead_id}", seq=committed[0].seq, target=new_owner.user_id, detail={
+            "from": {"owner_id": found["owner_id"], "team_id": found["team_id"]},
+            "to": moved, "opportunities": [w[1] for w in writes[1:]]})
     return {"lead": _json(committed[0]),
             "opportunities": [_json(c) for c in committed[1:]]}
 
@@ -147,22 +135,20 @@ async def opportunities(principal: PrincipalDep, hub: HubDep,
                         stage: OpportunityStage | None = None, owner_id: str | None = None,
                         lead_id: str | None = None, person_id: str | None = None,
                         limit: Limit = 50, offset: Offset = 0) -> Page:
-    where = ("($4::text IS NULL OR t.stage = $4) AND ($5::text IS NULL OR t.owner_id = $5) "
-             "AND ($6::text IS NULL OR t.lead_id = $6) AND ($7::text IS NULL OR t.person_id = $7)")
-    params = (stage.value if stage else None, owner_id, lead_id, person_id)
-    return await _page(hub, principal, "opportunities", where, params,
-                       "t.value DESC NULLS LAST, t.id", limit, offset)
+    where = proj.optional_eqs(stage=stage.value if stage else None, owner_id=owner_id,
+                              lead_id=lead_id, person_id=person_id)
+    return await _page(hub, principal, "opportunities", where, proj.BY_VALUE, limit, offset)
 
 
 @router.get("/opportunities/{opportunity_id}")
 async def opportunity(opportunity_id: str, principal: PrincipalDep, hub: HubDep
                       ) -> dict[str, Any]:
     """An opportunity with its stage history (oldest first)."""
-    found = await read_one(hub, principal, "opportunities", opportunity_id)
+    found = await hub.storage.projection.one(principal, "opportunities", opportunity_id)
     return {"opportunity": found,
-            "stage_history": await read_rows(hub, principal, "stage_history",
-                                             "t.opportunity_id = $4", (opportunity_id,),
-                                             "t.changed_at, t.id")}
+            "stage_history": await hub.storage.projection.rows(
+                principal, "stage_history", proj.eq("opportunity_id", opportunity_id),
+                proj.BY_CHANGED)}
 
 
 @router.patch("/opportunities/{opportunity_id}")
@@ -208,14 +194,14 @@ async def _edit(hub: Hub, principal: Principal, coll_name: str, record_id: str,
     if not values:
         raise RecordInvalid("nothing to change", problems=["values: empty"])
     noun, guid = NOUN[coll_name], f"{coll_name}/{record_id}"
-    current = await read_one(hub, principal, coll_name, record_id)
+    current = await hub.storage.projection.one(principal, coll_name, record_id)
     new_stage = values.get("stage")
     if new_stage is None or new_stage == current["stage"]:
         (committed,) = await _guarded(hub, principal, f"{noun}.edit", guid,
                                       [(coll_name, record_id, values)], create=False)
-        await audit.record(hub.db.pool, principal.tenant_id, f"{noun}.edit",
-                           user_id=principal.user_id, guid=guid, seq=committed.seq,
-                           detail={"fields": sorted(values)})
+        await hub.storage.audit.record(principal.tenant_id, f"{noun}.edit",
+                                       user_id=principal.user_id, guid=guid, seq=committed.seq,
+                                       detail={"fields": sorted(values)})
         return _json(committed)
     before: dict[str, Any] = {}
 
@@ -237,10 +223,10 @@ async def _edit(hub: Hub, principal: Principal, coll_name: str, record_id: str,
         hub, principal, f"{noun}.stage", guid,
         [(coll_name, record_id, change), ("stage_history", history_id, history)],
         create=[False, True])
-    await audit.record(hub.db.pool, principal.tenant_id, f"{noun}.stage",
-                       user_id=principal.user_id, guid=guid, seq=committed.seq, detail={
-                           "from": before.get("stage"), "to": new_stage,
-                           "stage_history": history_id, "fields": sorted(values)})
+    await hub.storage.audit.record(
+        principal.tenant_id, f"{noun}.stage", user_id=principal.user_id, guid=guid,
+        seq=committed.seq, detail={"from": before.get("stage"), "to": new_stage,
+                                   "stage_history": history_id, "fields": sorted(values)})
     return _json(committed)
 
 
@@ -251,9 +237,9 @@ async def _guarded(hub: Hub, principal: Principal, action: str, guid: str,
     try:
         return await hub.writer.write_many(principal, writes, create=create)
     except PermissionDenied as refusal:
-        await audit.record(hub.db.pool, principal.tenant_id, f"{action}.refused",
-                           user_id=principal.user_id, guid=guid,
-                           detail={"reason": refusal.code, "message": refusal.message})
+        await hub.storage.audit.record(principal.tenant_id, f"{action}.refused",
+                                       user_id=principal.user_id, guid=guid,
+                                       detail={"reason": refusal.code, "message": refusal.message})
         raise
 
 

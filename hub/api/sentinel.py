@@ -17,9 +17,10 @@ from pydantic import BaseModel, Field, model_validator
 from core.errors import Conflict, NotFound, PermissionDenied, RecordInvalid
 from core.identity import Principal
 from hub import sentinel
-from hub.api.crm import create_record, read_one, read_rows
+from hub.api.crm import create_record
 from hub.api.deps import HubDep, PrincipalDep
 from hub.service import Hub
+from hub.storage import projection as proj
 from ios_bridge.perception import MAX_SESSION_SECONDS, BlendshapeSecond, score_seconds
 
 router = APIRouter(prefix="/api/sentinel", tags=["sentinel"])
@@ -68,7 +69,7 @@ async def _readable(hub: Hub, principal: Principal, person_id: str | None,
     """A session names only a client and a lead the caller may read, in their tenant."""
     for coll_name, record_id in (("people", person_id), ("leads", lead_id)):
         if record_id is not None:
-            await read_one(hub, principal, coll_name, record_id)
+            await hub.storage.projection.one(principal, coll_name, record_id)
 
 
 @router.post("/consent", status_code=201)
@@ -105,9 +106,7 @@ async def complete_session(body: SessionCompleteIn, principal: PrincipalDep, hub
     lead_id = body.lead_id or consent["lead_id"]
     outcome = {"completed_at": _now(), "qd_final": body.qd, "frames_seen": body.frames_seen,
                "signals": body.signals}
-    exists = await hub.db.pool.fetchval(
-        "SELECT count(*) FROM intel_perception_sessions WHERE tenant_id = $1 AND id = $2",
-        principal.tenant_id, body.session_id)
+    exists = await hub.storage.sentinel.session_exists(principal.tenant_id, body.session_id)
     if exists:
         await hub.writer.write(principal, "perception_sessions", body.session_id, outcome,
                                create=False)
@@ -120,7 +119,7 @@ async def complete_session(body: SessionCompleteIn, principal: PrincipalDep, hub
         "person_id": person_id, "lead_id": lead_id, "session_id": body.session_id,
         "score": body.qd, "source": "sentinel", "scored_at": _now(), "signals": body.signals})
     if await sentinel.follow_scores(hub, principal.tenant_id, [score["id"]]):
-        score = await read_one(hub, principal, "qd_scores", score["id"])
+        score = await hub.storage.projection.one(principal, "qd_scores", score["id"])
     return score
 
 
@@ -151,12 +150,10 @@ async def score_summaries(body: SummariesIn, principal: PrincipalDep, hub: HubDe
 @router.get("/qd-score/{lead_id}")
 async def qd_score(lead_id: str, principal: PrincipalDep, hub: HubDep) -> dict[str, Any]:
     """A lead's latest QD and its history (its own scores and its person's untagged ones)."""
-    lead = await read_one(hub, principal, "leads", lead_id)
-    history = await read_rows(
-        hub, principal, "qd_scores",
-        "(t.lead_id = $4 OR (t.lead_id IS NULL AND t.person_id = $5))",
-        (lead_id, lead["person_id"]), "t.scored_at DESC, t.id", 200,
-        columns="t.id, t.score, t.scored_at, t.source, t.session_id, t.signals")
+    lead = await hub.storage.projection.one(principal, "leads", lead_id)
+    history = await hub.storage.projection.rows(
+        principal, "qd_scores", proj.qd_history(lead_id, lead["person_id"]),
+        proj.BY_SCORED_NEWEST, 200, columns=proj.QD_COLUMNS)
     return {"lead_id": lead_id, "person_id": lead["person_id"],
             "latest": history[0] if history else None, "history": history}
 
@@ -164,13 +161,14 @@ async def qd_score(lead_id: str, principal: PrincipalDep, hub: HubDep) -> dict[s
 @router.post("/tag-lead")
 async def tag_lead(body: TagIn, principal: PrincipalDep, hub: HubDep) -> dict[str, Any]:
     """Attach a walk-in visitor's session (consent and scores) to a lead and its person."""
-    lead = await read_one(hub, principal, "leads", body.lead_id)
+    lead = await hub.storage.projection.one(principal, "leads", body.lead_id)
     tag = {"lead_id": body.lead_id, "person_id": lead["person_id"]}
     writes: list[tuple[str, str, dict[str, Any]]] = []
     for coll_name, key in (("perception_sessions", "id"), ("consents", "session_id"),
                            ("qd_scores", "session_id")):
-        rows = await read_rows(hub, principal, coll_name, f"t.{key} = $4",
-                               (body.session_id,), columns="t.id")
+        rows = await hub.storage.projection.rows(principal, coll_name,
+                                                 proj.eq(key, body.session_id),
+                                                 columns=proj.columns("id"))
         writes += [(coll_name, r["id"], tag) for r in rows]
     if not any(c == "perception_sessions" for c, _, _ in writes):
         raise NotFound(f"no perception session {body.session_id}")

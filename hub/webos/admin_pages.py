@@ -15,10 +15,10 @@ from core.identity import Principal, Role
 from gpu_hub.api import admin_routes as gpu_admin
 from gpu_hub.front import GpuFront
 from gpu_hub.mode import GpuMode
-from hub import audit
 from hub.api.devices import devices as device_list
 from hub.identity import identity_key
 from hub.service import Hub
+from hub.storage import audit
 from hub.webos.render import PageRoute, redirect, render
 from hub.webos.session import CsrfForm, PagePrincipal
 from ios_bridge.pairing import qr_png, sign_payload
@@ -67,8 +67,8 @@ async def pairing(request: Request, principal: ManagerPage, form: CsrfForm) -> R
                                                      ttl)
     except VelocityError as exc:
         return redirect("/admin/devices", err=exc.message)
-    payload = sign_payload(await identity_key(hub.db), str(request.base_url).rstrip("/"), code,
-                           int(time.time()) + ttl)
+    key = await identity_key(hub.storage.settings)
+    payload = sign_payload(key, str(request.base_url).rstrip("/"), code, int(time.time()) + ttl)
     users = [u for u in await hub.accounts.users(principal.tenant_id) if u.active]
     return render(request, "admin_devices.html", principal,
                   devices=await device_list(principal, hub), users=users, kinds=DEVICE_KINDS,
@@ -157,7 +157,8 @@ AUDIT_KINDS = {"": "All actions", "login": "Sign-ins", "login.": "Refused sign-i
                "user.": "Account changes", "device.": "Devices", "lead.": "Lead moves and edits",
                "opportunity.": "Opportunity moves and edits", "create": "Records created",
                "write": "Records changed", "refused": "Refused changes"}
-"""The audit filter's choices (``noun.``: every action of that noun, `hub.audit.AuditFilter`)."""
+"""The audit filter's choices (``noun.``: every action of that noun,
+`hub.storage.audit.AuditFilter`)."""
 AUDIT_PAGE = 50
 
 
@@ -167,7 +168,7 @@ async def audit_log(request: Request, principal: ManagerPage,
                     target: str = Query("", max_length=200),
                     before: int | None = Query(None, ge=1)) -> Response:
     hub = _hub(request)
-    entries = await audit.entries(hub.db.pool, principal.tenant_id, audit.AuditFilter(
+    entries = await hub.storage.audit.entries(principal.tenant_id, audit.AuditFilter(
         user_id=user or None, action=kind or None, target=target.strip() or None,
         before=before, limit=AUDIT_PAGE))
     users = await hub.accounts.users(principal.tenant_id)

@@ -16,7 +16,8 @@ from hub.api import crm, pipeline
 from hub.api.errors import status_for
 from hub.policy import LEAD_STAGES_BY_ROLE
 from hub.service import Hub
-from hub.webos import charts, queries
+from hub.storage import projection as proj
+from hub.webos import charts
 from hub.webos.render import PageRoute, redirect, render
 from hub.webos.session import CsrfForm, PagePrincipal
 from schema.models import LeadStage
@@ -43,10 +44,8 @@ async def contacts(request: Request, principal: PagePrincipal,
     hub = _hub(request)
     rows = await crm.contacts(principal, hub, q.strip(), city or None, segment or None, None,
                               PAGE_SIZE + 1, (page - 1) * PAGE_SIZE)
-    cities = await queries.grouped(hub, principal, "people", "t.city", "count(*)",
-                                   "t.city IS NOT NULL")
-    segments = await queries.grouped(hub, principal, "people", "t.segment", "count(*)",
-                                     "t.segment IS NOT NULL")
+    cities = await hub.storage.webos.people_by_city(principal)
+    segments = await hub.storage.webos.people_by_segment(principal)
     return render(request, "contacts.html", principal, rows=rows[:PAGE_SIZE], q=q, city=city,
                   segment=segment, page=page, has_next=len(rows) > PAGE_SIZE,
                   cities=sorted(c for c, _ in cities), segments=sorted(s for s, _ in segments))
@@ -58,12 +57,12 @@ async def _client_page(request: Request, principal: Principal, person_id: str,
     hub = _hub(request)
     view = await crm.client_360(person_id, principal, hub)
     person = view["person"]
-    interests = await crm.read_rows(hub, principal, "property_interests", "t.person_id = $4",
-                                    (person_id,), order="t.level DESC, t.id")
+    interests = await hub.storage.projection.rows(
+        principal, "property_interests", proj.eq("person_id", person_id), proj.BY_LEVEL)
     project_ids = sorted({i["project_id"] for i in interests if i["project_id"]})
-    projects = {r["id"]: r["name"] for r in await crm.read_rows(
-        hub, principal, "projects", "t.id = ANY($4::text[])", (project_ids,),
-        limit=max(1, len(project_ids)), columns="t.id, t.name")} if project_ids else {}
+    projects = {r["id"]: r["name"] for r in await hub.storage.projection.rows(
+        principal, "projects", proj.among("id", project_ids), limit=max(1, len(project_ids)),
+        columns=proj.columns("id", "name"))} if project_ids else {}
     history = [(_at(r["scored_at"]), float(r["score"])) for r in view["qd"]
                if r["score"] is not None]
     owners = ([u for u in await hub.accounts.users(principal.tenant_id) if u.active]
@@ -136,9 +135,10 @@ async def kanban(request: Request, principal: PagePrincipal) -> Response:
 async def _names(hub: Hub, principal: Principal, person_ids: list[str]) -> dict[str, str]:
     if not person_ids:
         return {}
-    rows = await crm.read_rows(hub, principal, "people", "t.id = ANY($4::text[])",
-                               (sorted(set(person_ids)),), limit=len(person_ids),
-                               columns="t.id, t.full_name")
+    rows = await hub.storage.projection.rows(principal, "people",
+                                             proj.among("id", sorted(set(person_ids))),
+                                             limit=len(person_ids),
+                                             columns=proj.columns("id", "full_name"))
     return {r["id"]: r["full_name"] for r in rows}
 
 

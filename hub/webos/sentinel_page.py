@@ -7,9 +7,8 @@ from fastapi import APIRouter, Request, Response
 
 from core.errors import VelocityError
 from hub import sentinel
-from hub.api import crm
 from hub.service import Hub
-from hub.webos import queries
+from hub.storage import projection as proj
 from hub.webos.render import PageRoute, redirect, render
 from hub.webos.session import CsrfForm, PagePrincipal
 
@@ -19,26 +18,19 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 @router.get("/sentinel")
 async def sentinel_page(request: Request, principal: PagePrincipal) -> Response:
     hub: Hub = request.app.state.hub
-    sessions = await crm.read_rows(hub, principal, "perception_sessions",
-                                   order="t.started_at DESC", limit=50)
-    consents = await crm.read_rows(hub, principal, "consents", order="t.granted_at DESC",
-                                   limit=50)
-    by_showroom = await queries.grouped(
-        hub, principal, "perception_sessions", "coalesce(t.asset_id, 'unassigned')",
-        "count(*)")
-    showroom_qd = dict(await queries.grouped(
-        hub, principal, "perception_sessions", "coalesce(t.asset_id, 'unassigned')",
-        "avg(t.qd_final)", "t.qd_final IS NOT NULL"))
-    visitors = await queries.grouped(hub, principal, "qd_scores", "t.person_id", "avg(t.score)",
-                                     "t.person_id IS NOT NULL AND t.score IS NOT NULL")
-    visitor_counts = dict(await queries.grouped(
-        hub, principal, "qd_scores", "t.person_id", "count(*)",
-        "t.person_id IS NOT NULL AND t.score IS NOT NULL"))
+    rows, webos = hub.storage.projection.rows, hub.storage.webos
+    sessions = await rows(principal, "perception_sessions", order=proj.BY_STARTED_NEWEST,
+                          limit=50)
+    consents = await rows(principal, "consents", order=proj.BY_GRANTED_NEWEST, limit=50)
+    by_showroom = await webos.sessions_by_showroom(principal)
+    showroom_qd = dict(await webos.showroom_qd(principal))
+    visitors = await webos.visitor_qd(principal)
+    visitor_counts = dict(await webos.visitor_scores(principal))
     people = {p for p in [s["person_id"] for s in sessions] + [c["person_id"] for c in consents]
               + [v for v, _ in visitors[:25]] if p}
-    names = {r["id"]: r["full_name"] for r in await crm.read_rows(
-        hub, principal, "people", "t.id = ANY($4::text[])", (sorted(people),),
-        limit=max(1, len(people)), columns="t.id, t.full_name")} if people else {}
+    names = {r["id"]: r["full_name"] for r in await rows(
+        principal, "people", proj.among("id", sorted(people)), limit=max(1, len(people)),
+        columns=proj.columns("id", "full_name"))} if people else {}
     return render(request, "sentinel.html", principal, sessions=sessions, consents=consents,
                   showrooms=[(s, int(n), showroom_qd.get(s)) for s, n in by_showroom],
                   visitors=[(v, avg, int(visitor_counts.get(v, 0))) for v, avg in visitors[:25]],

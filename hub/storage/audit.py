@@ -15,6 +15,7 @@ from typing import Any, TypeAlias
 import asyncpg
 
 from core.errors import RecordInvalid
+from hub.database import Database
 
 Executor: TypeAlias = "asyncpg.Connection | asyncpg.Pool"
 
@@ -29,6 +30,27 @@ async def record(db: Executor, tenant_id: str, action: str, *, user_id: str | No
         "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail, "
         "target) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", tenant_id, user_id, device_id,
         action, guid, seq, detail, target)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One entry to append (`record`'s arguments), for a store that writes it in a
+    transaction of its own."""
+
+    action: str
+    user_id: str | None
+    target: str | None = None
+    guid: str | None = None
+    seq: int | None = None
+    device_id: str | None = None
+    detail: dict[str, Any] | None = None
+
+
+async def write(db: Executor, tenant_id: str, entry: Entry) -> None:
+    """Append ``entry`` (on ``db``: a connection inside the act's transaction, or the pool)."""
+    await record(db, tenant_id, entry.action, user_id=entry.user_id, target=entry.target,
+                 guid=entry.guid, seq=entry.seq, device_id=entry.device_id,
+                 detail=entry.detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,3 +103,26 @@ async def record_for_email(db: Executor, email: str, action: str, detail: dict[s
     await db.execute(
         "INSERT INTO hub_audit (tenant_id, action, target, detail) SELECT tenant_id, $2, "
         "user_id, $3 FROM hub_users WHERE lower(email) = lower($1)", email, action, detail)
+
+
+class AuditLog:
+    """The audit log on the pool, for acts that are not in a transaction of their own."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def record(self, tenant_id: str, action: str, *, user_id: str | None,
+                     target: str | None = None, guid: str | None = None, seq: int | None = None,
+                     device_id: str | None = None, detail: dict[str, Any] | None = None
+                     ) -> None:
+        """Append one entry (`record`)."""
+        await record(self._db.pool, tenant_id, action, user_id=user_id, target=target,
+                     guid=guid, seq=seq, device_id=device_id, detail=detail)
+
+    async def entries(self, tenant_id: str, where: AuditFilter) -> list[dict[str, Any]]:
+        """One page of the tenant's entries (`entries`)."""
+        return await entries(self._db.pool, tenant_id, where)
+
+    async def record_for_email(self, email: str, action: str, detail: dict[str, Any]) -> None:
+        """An entry in the tenant of every account with ``email`` (`record_for_email`)."""
+        await record_for_email(self._db.pool, email, action, detail)

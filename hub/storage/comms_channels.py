@@ -37,6 +37,8 @@ def _channel(row: Any) -> Channel:
 
 
 class Channels:
+    """The channels of every tenant."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 

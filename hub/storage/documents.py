@@ -1,0 +1,24 @@
+"""Whole-tenant reads of the stored documents (the sync store reads them by guid)."""
+
+from __future__ import annotations
+
+from hub.database import Database
+
+
+class DocumentReads:
+    """Which documents a tenant holds, and their states."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def guids(self, tenant_id: str) -> set[str]:
+        """Every document guid the tenant holds."""
+        rows = await self._db.pool.fetch(
+            "SELECT guid FROM hub_documents WHERE tenant_id = $1", tenant_id)
+        return {r["guid"] for r in rows}
+
+    async def states(self, tenant_id: str) -> dict[str, bytes]:
+        """Every document of the tenant: its state, by guid."""
+        rows = await self._db.pool.fetch(
+            "SELECT guid, state FROM hub_documents WHERE tenant_id = $1", tenant_id)
+        return {r["guid"]: bytes(r["state"]) for r in rows}
