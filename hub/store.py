@@ -444,10 +444,11 @@ async def _receipts(
         "WHERE tenant_id = $1 AND (device_id, update_id) IN (SELECT * FROM k)",
         tenant_id, [k[0] for k in keys], [k[1] for k in keys],
     )
+    # a log row wins (committed is committed), though the tenant's lock keeps an id in one place
     return {(r["device_id"], r["update_id"]):
             r["seq"] if r["seq"] is not None else RefusalReceipt(r["guid"], r["reason"],
                                                                  r["message"])
-            for r in rows}
+            for r in sorted(rows, key=lambda r: r["seq"] is not None)}
 
 
 _STORE_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
