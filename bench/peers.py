@@ -475,12 +475,12 @@ async def hub_run(shape: Shape, database_url: str, folder: Path, timeout_s: floa
 
 
 async def stored_update_ids(database_url: str, tenant: str) -> set[str]:
-    """Update ids whose receipt and log row are both on disk."""
+    """Update ids on disk (a log row holds its update id: its receipt)."""
     conn = await asyncpg.connect(database_url)
     try:
         rows = await conn.fetch(
-            "SELECT r.update_id FROM hub_push_receipts r JOIN hub_updates u "
-            "ON u.tenant_id = r.tenant_id AND u.seq = r.seq WHERE r.tenant_id = $1", tenant)
+            "SELECT update_id FROM hub_updates WHERE tenant_id = $1 AND update_id IS NOT NULL",
+            tenant)
     finally:
         await conn.close()
     return {r["update_id"] for r in rows}

@@ -1,9 +1,14 @@
 """The hub's durable log on PostgreSQL: append-only updates, merged documents, projections.
 
-Cursor rule: every commit takes the tenant's sequence counter row (``UPDATE hub_tenants ... SET
-last_seq = last_seq + n``) before it writes, and holds that row lock until it commits. So within a
-tenant, sequence numbers become visible in exactly the order they were assigned, and a reader that
-reads ``last_seq`` first and then the rows up to it can never skip one that commits late.
+Cursor rule: every commit takes the tenant's sequence counter row (``SELECT ... FOR UPDATE`` or
+``UPDATE hub_tenants SET last_seq = ...``) before it writes, and holds that row lock until it
+commits. So within a tenant, sequence numbers become visible in exactly the order they were
+assigned, and a reader that reads ``last_seq`` first and then the rows up to it can never skip one
+that commits late. The same lock makes receipts exact: a commit reads them under it.
+
+The log row is the record of truth: it holds the device's update id (its receipt: a unique key on
+tenant, device and update id) and is the audit entry of the write (``audit_id`` from the audit
+log's sequence). Refused update ids keep their refusal in ``hub_refusals``.
 """
 
 from __future__ import annotations
@@ -184,13 +189,20 @@ class HubStore:
                               refusals: Sequence[tuple[str, RefusalReceipt]]
                               ) -> dict[str, Receipt]:
         """Record refusals of update ids for good; returns what each id holds now (an id a
-        concurrent session of the device got a receipt for first keeps that one)."""
+        concurrent session of the device got a receipt for first keeps that one).
+
+        Holds the tenant's sequence row in share mode, so no commit of the tenant runs
+        meanwhile: an id is either in the log or refused, never both."""
         if not refusals:
             return {}
-        async with self.db.pool.acquire() as conn:
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT 1 FROM hub_tenants WHERE tenant_id = $1 FOR SHARE", tenant_id)
             await conn.executemany(
-                "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, "
-                "reason, message) VALUES ($1, $2, $3, $4, NULL, $5, $6) ON CONFLICT DO NOTHING",
+                "INSERT INTO hub_refusals (tenant_id, device_id, update_id, guid, reason, "
+                "message) SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM "
+                "hub_updates WHERE tenant_id = $1 AND device_id = $2 AND update_id = $3) "
+                "ON CONFLICT DO NOTHING",
                 [(tenant_id, device_id, uid, r.guid, r.reason, r.message) for uid, r in refusals])
             found = await _receipts(conn, tenant_id, [(device_id, uid) for uid, _ in refusals])
         return {update_id: receipt for (_, update_id), receipt in found.items()}
@@ -220,6 +232,11 @@ class HubStore:
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
         results: list[Committed | NotCommitted | tuple[int, int] | None] = [None] * len(flat)
         async with self.db.pool.acquire() as conn, conn.transaction():
+            last = await conn.fetchval(
+                "SELECT last_seq FROM hub_tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id)
+            if last is None:
+                raise NotFound(f"tenant {tenant_id!r} does not exist")
+            # Read under the tenant's lock: no other commit can add a receipt meanwhile.
             keys = [(groups[g].device_id, ch.update_id) for g, ch in flat]
             held = await _receipts(conn, tenant_id, [k for k in keys if None not in k])
             todo: list[int] = []
@@ -238,19 +255,22 @@ class HubStore:
                         first_of[key] = i
             if todo:
                 entries = [(i, flat[i][1], groups[flat[i][0]]) for i in todo]
+                appender = _Appender(conn, tenant_id, last)
                 try:
-                    written = await _append_isolated(conn, tenant_id, entries)
+                    written = await appender.isolated(entries)
                 except _STORE_REFUSALS:
                     written = []
                     for g in range(len(groups)):
-                        written += await _append_batch(
-                            conn, tenant_id, [e for e in entries if flat[e[0]][0] == g])
+                        written += await appender.batch(
+                            [e for e in entries if flat[e[0]][0] == g])
                 for i, result in written:
                     results[i] = result
-                last = max((r.seq for _, r in written if isinstance(r, Committed)), default=0)
-                if last:
-                    await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL,
-                                       f"{tenant_id}:{last}")
+                top = max((r.seq for _, r in written if isinstance(r, Committed)), default=0)
+                if top:
+                    await conn.execute(
+                        "WITH counter AS (UPDATE hub_tenants SET last_seq = $2 WHERE "
+                        "tenant_id = $1) SELECT pg_notify($3, $4)",
+                        tenant_id, top, NOTIFY_CHANNEL, f"{tenant_id}:{top}")
         out: list[list[Committed | NotCommitted]] = [[] for _ in groups]
         for i, result in enumerate(results):
             if isinstance(result, tuple):  # same outcome as its first
@@ -369,16 +389,17 @@ class HubStore:
         return [LogItem(r["updated_seq"], r["guid"], bytes(r["state"]), True) for r in rows]
 
     async def compact(self, tenant_id: str, horizon: int) -> int:
-        """Drop raw updates up to ``horizon`` (their effect lives on in the documents' states);
-        readers behind the horizon get snapshots. Returns the number of updates dropped."""
+        """Drop the data of raw updates up to ``horizon`` (their effect lives on in the
+        documents' states); readers behind the horizon get snapshots. The rows stay: they are
+        the devices' receipts and the audit log. Returns the number of updates dropped."""
         async with self.db.pool.acquire() as conn, conn.transaction():
             last = await conn.fetchval(
                 "SELECT last_seq FROM hub_tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
             )
             horizon = min(horizon, last or 0)
             status = await conn.execute(
-                "DELETE FROM hub_updates WHERE tenant_id = $1 AND seq <= $2", tenant_id, horizon
-            )
+                "UPDATE hub_updates SET data = ''::bytea WHERE tenant_id = $1 AND seq <= $2 "
+                "AND data <> ''::bytea", tenant_id, horizon)
             await conn.execute(
                 "UPDATE hub_tenants SET horizon = GREATEST(horizon, $2) WHERE tenant_id = $1",
                 tenant_id, horizon,
@@ -411,19 +432,23 @@ def log_item(
 async def _receipts(
     conn: asyncpg.Connection, tenant_id: str, keys: Sequence[tuple[str | None, str | None]]
 ) -> dict[tuple[str | None, str | None], Receipt]:
-    """(device id, update id) → what it got, for the keys already answered for good."""
+    """(device id, update id) → what it got, for the keys already answered for good: the
+    sequence of its log row, or its refusal."""
     if not keys:
         return {}
     rows = await conn.fetch(
-        "SELECT device_id, update_id, guid, seq, reason, message FROM hub_push_receipts "
-        "WHERE tenant_id = $1 AND "
-        "(device_id, update_id) IN (SELECT * FROM unnest($2::text[], $3::text[]))",
+        "WITH k AS (SELECT * FROM unnest($2::text[], $3::text[]) AS k(device_id, update_id)) "
+        "SELECT device_id, update_id, seq, NULL AS guid, NULL AS reason, NULL AS message "
+        "FROM hub_updates WHERE tenant_id = $1 AND (device_id, update_id) IN (SELECT * FROM k) "
+        "UNION ALL SELECT device_id, update_id, NULL, guid, reason, message FROM hub_refusals "
+        "WHERE tenant_id = $1 AND (device_id, update_id) IN (SELECT * FROM k)",
         tenant_id, [k[0] for k in keys], [k[1] for k in keys],
     )
+    # a log row wins (committed is committed), though the tenant's lock keeps an id in one place
     return {(r["device_id"], r["update_id"]):
             r["seq"] if r["seq"] is not None else RefusalReceipt(r["guid"], r["reason"],
                                                                  r["message"])
-            for r in rows}
+            for r in sorted(rows, key=lambda r: r["seq"] is not None)}
 
 
 _STORE_REFUSALS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError,
@@ -435,58 +460,62 @@ _Entry = tuple[int, Change, PushGroup]
 """A change to append: its index in the commit's results, the change, its push batch."""
 
 
-async def _append_isolated(conn: asyncpg.Connection, tenant_id: str, entries: Sequence[_Entry]
-                           ) -> list[tuple[int, Committed | NotCommitted]]:
-    """Append ``entries`` under a savepoint (a refused value rolls back only them): take
-    their sequence numbers, then write them; (index, result) per entry."""
-    async with conn.transaction():
-        last = await conn.fetchval(
-            "UPDATE hub_tenants SET last_seq = last_seq + $2 WHERE tenant_id = $1 "
-            "RETURNING last_seq", tenant_id, len(entries),
-        )
-        if last is None:
-            raise NotFound(f"tenant {tenant_id!r} does not exist")
-        first = last - len(entries) + 1
-        written = await write_changes(conn, tenant_id, [
-            _Pending(ch, first + n, group.user_id, group.device_id, group.principal)
-            for n, (_, ch, group) in enumerate(entries)])
-    return [(i, result) for (i, _, _), result in zip(entries, written, strict=True)]
+class _Appender:
+    """Appends changes inside a transaction that holds the tenant's sequence row, handing out
+    the sequence numbers after ``last``; a savepoint that PostgreSQL refuses hands its numbers
+    out again."""
 
+    def __init__(self, conn: asyncpg.Connection, tenant_id: str, last: int) -> None:
+        self.conn, self.tenant_id, self.last = conn, tenant_id, last
 
-async def _append_batch(conn: asyncpg.Connection, tenant_id: str, entries: Sequence[_Entry]
-                        ) -> list[tuple[int, Committed | NotCommitted]]:
-    """One push batch under its own savepoint; if PostgreSQL refuses it, each change under its
-    own, and a change it refuses alone is refused as `Unstorable` (recorded for good)."""
-    if not entries:
-        return []
-    try:
-        return await _append_isolated(conn, tenant_id, entries)
-    except _STORE_REFUSALS:
-        pass
-    out: list[tuple[int, Committed | NotCommitted]] = []
-    for entry in entries:
+    async def isolated(self, entries: Sequence[_Entry]
+                       ) -> list[tuple[int, Committed | NotCommitted]]:
+        """Append ``entries`` under a savepoint (a refused value rolls back only them);
+        (index, result) per entry."""
+        first = self.last + 1
+        async with self.conn.transaction():
+            written = await write_changes(self.conn, self.tenant_id, [
+                _Pending(ch, first + n, group.user_id, group.device_id, group.principal)
+                for n, (_, ch, group) in enumerate(entries)])
+        self.last += len(entries)
+        return [(i, result) for (i, _, _), result in zip(entries, written, strict=True)]
+
+    async def batch(self, entries: Sequence[_Entry]
+                    ) -> list[tuple[int, Committed | NotCommitted]]:
+        """One push batch under its own savepoint; if PostgreSQL refuses it, each change under
+        its own, and a change it refuses alone is refused as `Unstorable` (recorded for good)."""
+        if not entries:
+            return []
         try:
-            out += await _append_isolated(conn, tenant_id, [entry])
-        except _STORE_REFUSALS as exc:
-            i, change, group = entry
-            refusal = Unstorable(
-                f"{change.guid}: the hub cannot store this change ({type(exc).__name__}: "
-                f"{str(exc)[:200]}); remove the offending value and save again")
-            out.append((i, refusal))
-            if change.update_id is not None and group.device_id is not None:
+            return await self.isolated(entries)
+        except _STORE_REFUSALS:
+            pass
+        out: list[tuple[int, Committed | NotCommitted]] = []
+        for entry in entries:
+            try:
+                out += await self.isolated([entry])
+            except _STORE_REFUSALS as exc:
+                i, change, group = entry
+                refusal = Unstorable(
+                    f"{change.guid}: the hub cannot store this change ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); remove the offending value and save again")
+                out.append((i, refusal))
                 with contextlib.suppress(*_STORE_REFUSALS):  # an id it cannot store either
-                    async with conn.transaction():
-                        await _record_refused(conn, tenant_id, group, change, refusal)
-    return out
+                    async with self.conn.transaction():
+                        await _record_refused(self.conn, self.tenant_id, group, change,
+                                              refusal)
+        return out
 
 
 async def _record_refused(conn: asyncpg.Connection, tenant_id: str, group: PushGroup,
                           change: Change, refusal: NotCommitted) -> None:
-    await conn.execute(
-        "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, reason, "
-        "message) VALUES ($1, $2, $3, $4, NULL, $5, $6) ON CONFLICT DO NOTHING",
-        tenant_id, group.device_id, change.update_id, change.guid, refusal.code,
-        refusal.message[:MAX_MESSAGE_CHARS])
+    """The audit entry of a refusal, and its receipt when the change has an update id."""
+    if change.update_id is not None and group.device_id is not None:
+        await conn.execute(
+            "INSERT INTO hub_refusals (tenant_id, device_id, update_id, guid, reason, message) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            tenant_id, group.device_id, change.update_id, change.guid, refusal.code,
+            refusal.message[:MAX_MESSAGE_CHARS])
     await conn.execute(
         "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "
         "VALUES ($1, $2, $3, 'refused', $4, NULL, $5)", tenant_id, group.user_id,
@@ -563,16 +592,20 @@ async def write_changes(
     conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending]
 ) -> list[Committed | NotCommitted]:
     """Inside a transaction that holds the tenant's sequence: apply each change to its
-    document, then write log, documents, projections, receipts and audit with one batched
-    statement per table."""
+    document, then append the log (one row per update: the record of truth, the device's
+    receipt and the audit entry), and write each changed document and projection row once.
+
+    The documents are read without a row lock: every writer of the log and the documents
+    holds the tenant's sequence row first, so no other transaction changes them meanwhile."""
     rows = await conn.fetch(
-        "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[]) "
-        "ORDER BY guid FOR UPDATE", tenant_id, sorted({p.change.guid for p in pending}),
+        "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[])",
+        tenant_id, list({p.change.guid for p in pending}),
     )
     by_guid = {r["guid"]: r for r in rows}
     drafts: dict[str, _Draft] = {}
     results: list[Committed | NotCommitted] = []
-    updates, receipts, audits = [], [], []
+    log: list[tuple[str, int, str, bytes, str | None, str | None, str | None]] = []
+    refusals, audits = [], []
     for p in pending:
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
@@ -583,21 +616,16 @@ async def write_changes(
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
                            {"reason": outcome.code, "message": outcome.message}))
             if receipted:  # refused for good: a retry of this id gets the same refusal
-                receipts.append((tenant_id, p.device_id, p.change.update_id, guid, None,
+                refusals.append((tenant_id, p.device_id, p.change.update_id, guid,
                                  outcome.code, outcome.message[:MAX_MESSAGE_CHARS]))
             results.append(outcome)
             continue
-        updates.append((tenant_id, p.seq, guid, p.change.update, p.device_id, p.user_id))
-        if receipted:
-            receipts.append((tenant_id, p.device_id, p.change.update_id, guid, p.seq, None,
-                             None))
-        audits.append((tenant_id, p.user_id, p.device_id, "write", guid, p.seq, None))
+        log.append((tenant_id, p.seq, guid, p.change.update, p.device_id, p.user_id,
+                    p.change.update_id if receipted else None))
         results.append(Committed(guid, p.seq, outcome, previous=previous))
     written = [d for d in drafts.values() if d.record is not None]
-    if updates:
-        await conn.executemany(
-            "INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id, user_id) "
-            "VALUES ($1, $2, $3, $4, $5, $6)", updates)
+    if log:
+        await append_log(conn, log)
     if written:
         await conn.executemany(
             "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id,"
@@ -624,15 +652,33 @@ async def write_changes(
         await conn.executemany(
             "INSERT INTO hub_scope_history (tenant_id, guid, seq, collection, owner_id, team_id,"
             " readers) VALUES ($1, $2, $3, $4, $5, $6, $7)", history)
-    if receipts:
+    if refusals:
         await conn.executemany(
-            "INSERT INTO hub_push_receipts (tenant_id, device_id, update_id, guid, seq, reason, "
-            "message) VALUES ($1, $2, $3, $4, $5, $6, $7)", receipts)
+            "INSERT INTO hub_refusals (tenant_id, device_id, update_id, guid, reason, message) "
+            "VALUES ($1, $2, $3, $4, $5, $6)", refusals)
     if audits:
         await conn.executemany(
             "INSERT INTO hub_audit (tenant_id, user_id, device_id, action, guid, seq, detail) "
             "VALUES ($1, $2, $3, $4, $5, $6, $7)", audits)
     return results
+
+
+LOG_COLUMNS = ("tenant_id", "seq", "guid", "data", "device_id", "user_id", "update_id")
+COPY_FROM_ROWS = 10
+"""From this many log rows on, the append is one COPY instead of a batched INSERT (measured:
+see docs/decisions.md, "Hub at scale")."""
+
+
+async def append_log(conn: asyncpg.Connection,
+                     rows: Sequence[tuple[str, int, str, bytes, str | None, str | None,
+                                          str | None]]) -> None:
+    """Append log rows (``LOG_COLUMNS``, in sequence order; each takes the next audit id)."""
+    if len(rows) >= COPY_FROM_ROWS:
+        await conn.copy_records_to_table("hub_updates", records=rows, columns=LOG_COLUMNS)
+    else:
+        await conn.executemany(
+            "INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id, user_id, update_id)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
 
 
 def projection_upsert_sql(table: str, types: Mapping[str, str]) -> str:
@@ -756,8 +802,9 @@ async def create_many(
 ) -> int:
     """Create many new records in one transaction with batched statements (seeding, imports).
 
-    The same rows as `LocalWriter.write_many` (log, document, projection, audit), without a
-    per-record round trip. All or nothing; an existing guid is a `Conflict`.
+    The same rows as `LocalWriter.write_many` (log, document, projection) and a ``create``
+    audit entry per record, without a per-record round trip. All or nothing; an existing guid
+    is a `Conflict`.
     """
     from core.errors import Conflict
 
@@ -786,9 +833,9 @@ async def create_many(
             "'hub') ON CONFLICT DO NOTHING", tenant, writer.client_id)
         first = last - len(docs) + 1
         seqs = range(first, last + 1)
-        await conn.executemany(
-            "INSERT INTO hub_updates (tenant_id, seq, guid, data, user_id) "
-            "VALUES ($1, $2, $3, $4, $5)",
+        await conn.executemany(  # audited below as 'create' entries, not by the log rows
+            "INSERT INTO hub_updates (tenant_id, seq, guid, data, user_id, audit_id) "
+            "VALUES ($1, $2, $3, $4, $5, NULL)",
             [(tenant, seq, d[2].guid, d[3], principal.user_id) for seq, d in zip(seqs, docs,
                                                                                   strict=True)])
         await conn.executemany(

@@ -154,7 +154,7 @@ async def test_kill_9_in_the_middle_of_a_push_loses_and_duplicates_nothing(
             await until(lambda: _pending_zero(edge), timeout=60)
         assert await pool.fetchval("SELECT count(*) FROM hub_updates") == 300
         assert await pool.fetchval("SELECT count(*) FROM crm_people") == 300
-        assert await pool.fetchval("SELECT count(DISTINCT update_id) FROM hub_push_receipts"
+        assert await pool.fetchval("SELECT count(DISTINCT update_id) FROM hub_updates"
                                    ) == 300
 
 

@@ -11,9 +11,10 @@ import pytest
 from core.errors import PermissionDenied, RecordInvalid
 from core.identity import Principal, Role
 from hub import store as store_module
+from hub.database import Database
 from hub.gate import Admitted, Gate
 from hub.service import Hub
-from hub.store import Change, Committed, RefusalReceipt, Unstorable
+from hub.store import Change, Committed, HubStore, RefusalReceipt, Unstorable
 from schema import collection
 from sync.record import RecordDoc
 from tests.hubkit import running_hub
@@ -203,3 +204,34 @@ async def test_a_batch_postgresql_refuses_fails_alone_not_the_batches_beside_it(
         (again,) = await hub.committer.commit("t1", [poison], user_id="t1-admin",
                                               device_id="dev-p")
         assert isinstance(again, RecordInvalid) and again.code == "unstorable"
+
+
+async def test_two_hubs_given_one_update_id_at_once_commit_it_once() -> None:
+    """Two hubs on one database commit the same device's update id at the same moment (a
+    device that reconnected to the other hub and sent again): one log row, and both answer its
+    sequence; a refusal recorded for an id at the moment it commits never stands beside it."""
+    async with running_hub() as server, Database(server.hub.database_url) as other_db:
+        stores = (server.hub.store, HubStore(other_db))
+        for n in range(8):
+            _, change = _create(60 + n, f"p-twice-{n}")
+            one, two = await asyncio.gather(*(
+                store.commit("t1", [change], user_id="t1-admin", device_id="dev-r")
+                for store in (stores if n % 2 else stores[::-1])))
+            assert isinstance(one[0], Committed) and isinstance(two[0], Committed), (one, two)
+            assert one[0].seq == two[0].seq and one[0].duplicate != two[0].duplicate
+        assert await server.hub.db.pool.fetchval(
+            "SELECT count(*) FROM hub_updates WHERE device_id = 'dev-r'") == 8
+
+        refusal = RefusalReceipt("people/p-race", "forbidden", "not yours")
+        for n in range(8):
+            _, change = _create(80 + n, f"p-race-{n}")
+            uid = change.update_id or ""
+            committed, held = await asyncio.gather(
+                stores[n % 2].commit("t1", [change], user_id="t1-admin", device_id="dev-s"),
+                stores[1 - n % 2].record_refusals("t1", "dev-s", [(uid, refusal)]))
+            outcome = committed[0]
+            if isinstance(outcome, Committed):
+                assert held == {uid: outcome.seq}
+            else:
+                assert held == {uid: refusal} and getattr(outcome, "code", "") == "forbidden"
+            assert await stores[0].receipts("t1", "dev-s", [uid]) == held

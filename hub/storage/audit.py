@@ -1,9 +1,10 @@
 """The audit log: who did what to what, written next to the act, read by filters, newest first.
 
-Every commit already leaves a ``write`` (or ``create``, ``refused``) row naming the record and its
-sequence. The acts that are not record writes (sign-ins, account management, device pairing) and
-the REST acts whose meaning a bare ``write`` hides (a stage move, a reassignment, which fields an
-edit changed) add a row of their own with ``action`` named ``<noun>.<verb>``.
+Every commit already leaves its entries: a sync write's log row is its ``write`` entry (naming the
+record and its sequence), and ``create`` (seeding, imports) and ``refused`` are rows here. The acts
+that are not record writes (sign-ins, account management, device pairing) and the REST acts whose
+meaning a bare ``write`` hides (a stage move, a reassignment, which fields an edit changed) add a
+row of their own with ``action`` named ``<noun>.<verb>``.
 """
 
 from __future__ import annotations
@@ -77,11 +78,16 @@ class AuditFilter:
 async def entries(pool: asyncpg.Pool, tenant_id: str, where: AuditFilter
                   ) -> list[dict[str, Any]]:
     """One page of the tenant's entries matching ``where``, newest first (one query; the
-    conditions are fixed SQL with parameters, a missing one is TRUE)."""
+    conditions are fixed SQL with parameters, a missing one is TRUE).
+
+    The entries are the ``hub_audit`` rows and the log rows of sync writes (action ``write``,
+    naming the record in ``guid``). A tenant's log rows take their audit ids in sequence order
+    (every log append holds the tenant's sequence row), so the log's key pages them."""
     action = where.action
     prefix = action is not None and action.endswith(".")
     rows = await pool.fetch(
-        "SELECT audit_id, at, user_id, device_id, action, target, guid, seq, detail "
+        "SELECT * FROM ("
+        "(SELECT audit_id, at, user_id, device_id, action, target, guid, seq, detail "
         "FROM hub_audit WHERE tenant_id = $1 "
         "AND ($2::text IS NULL OR user_id = $2) "
         "AND ($3::text IS NULL OR (CASE WHEN $4 THEN starts_with(action, $3) "
@@ -90,7 +96,18 @@ async def entries(pool: asyncpg.Pool, tenant_id: str, where: AuditFilter
         "AND ($6::text IS NULL OR device_id = $6) "
         "AND ($7::timestamptz IS NULL OR at >= $7) AND ($8::timestamptz IS NULL OR at < $8) "
         "AND ($9::bigint IS NULL OR audit_id < $9) "
-        "ORDER BY audit_id DESC LIMIT $10",
+        "ORDER BY audit_id DESC LIMIT $10) UNION ALL "
+        "(SELECT audit_id, created_at, user_id, device_id, 'write', NULL, guid, seq, NULL "
+        "FROM hub_updates WHERE tenant_id = $1 AND audit_id IS NOT NULL "
+        "AND ($2::text IS NULL OR user_id = $2) "
+        "AND ($3::text IS NULL OR (CASE WHEN $4 THEN starts_with('write', $3) "
+        "ELSE $3 = 'write' END)) "
+        "AND ($5::text IS NULL OR guid = $5) "
+        "AND ($6::text IS NULL OR device_id = $6) "
+        "AND ($7::timestamptz IS NULL OR created_at >= $7) "
+        "AND ($8::timestamptz IS NULL OR created_at < $8) "
+        "AND ($9::bigint IS NULL OR audit_id < $9) "
+        "ORDER BY seq DESC LIMIT $10)) AS e ORDER BY audit_id DESC LIMIT $10",
         tenant_id, where.user_id, action, prefix, where.target, where.device_id, where.since,
         where.until, where.before, where.limit)
     return [dict(r) for r in rows]

@@ -27,8 +27,8 @@ class DeviceStore:
         rows: list[asyncpg.Record] = await self._db.pool.fetch(
             "SELECT d.*, u.full_name AS user_name, u.active AS user_active, u.role AS user_role, "
             "u.team_id AS user_team, d.last_seen > now() - make_interval(secs => $2) AS recent, "
-            "(SELECT count(*) FROM hub_push_receipts r WHERE r.tenant_id = "
-            "d.tenant_id AND r.device_id = d.device_id AND r.seq IS NULL) AS refused "
+            "(SELECT count(*) FROM hub_refusals r WHERE r.tenant_id = "
+            "d.tenant_id AND r.device_id = d.device_id) AS refused "
             "FROM hub_devices d JOIN hub_users u USING (tenant_id, user_id) "
             "WHERE d.tenant_id = $1 ORDER BY d.paired_at, d.device_id", tenant_id,
             online_within_s)
