@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from hub import audit
+from hub.storage import audit
 from hub.database import Database
 from hub.migrations import _migrations, apply_migrations
 from hub.store import Change, Committed, HubStore, RefusalReceipt
