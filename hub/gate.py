@@ -450,13 +450,14 @@ class Gate:
         check_write(principal, held.coll, held.row, row)
         held.dirty = True  # until every part below agrees again
         try:  # causality checked against this very document, and safe: the sandbox lived
-            held.doc.apply_verified(update)
+            held.doc.apply_verified(update, prep.inspection.decoded.clients)
         except StorageError as exc:  # the hub's own trouble: judged again after a reload
             raise DocumentDamaged(f"the hub could not apply {held.key[1]} after judging it "
                                   f"({exc.message}); push again") from exc
         held.index.extend(prep.inspection)
-        held.state, held.row = held.doc.encode_state(), row
-        held.clocks = decode_state_vector(held.doc.state_vector(), TRUSTED_LIMITS)
+        held.state, held.row = held.doc.encode_state(), row  # the commit writes it
+        for client, (_, end) in prep.inspection.decoded.clients.items():
+            held.clocks[client] = end  # it continued exactly these clocks
         held.sandbox, held.next_name = (prep.after, []), next(_NAMES)
         held.dirty, held.damaged = False, None
         return after
@@ -532,7 +533,7 @@ class _Held:
                         continue  # a change admitted here that has committed since
                     raise
                 self.dirty = applied = True
-                self.doc.apply_verified(data)
+                self.doc.apply_verified(data, inspection.decoded.clients)
                 self.index.extend(inspection)
                 for client, (_, end) in inspection.decoded.clients.items():
                     self.clocks[client] = end

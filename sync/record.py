@@ -143,16 +143,22 @@ class RecordDoc:
 
     @contextmanager
     def _change(self) -> Iterator[tuple[Any, list[bytes]]]:
-        """One local transaction; yields (its native transaction, [the update, once done])."""
-        before = _EMPTY_STATE if self._pristine else self._doc.get_state()
-        out: list[bytes] = []
+        """One local transaction; yields (its native transaction, [the update, once done]).
+
+        The update is the transaction's own (pycrdt's transaction event): its new items and
+        only the deletions it made, not the document's whole delete set, so its size and the
+        cost of checking it do not grow with the record's history."""
+        made: list[bytes] = []
+        subscription = self._doc.observe(lambda event: made.append(bytes(event.update)))
         self._pristine = False
         try:
             with self._doc.transaction() as txn:
-                yield txn._txn, out
+                yield txn._txn, made
         finally:
+            self._doc.unobserve(subscription)
             self._content = None
-        out.append(bytes(self._doc.get_update(before)))
+        if not made:  # nothing changed: no event
+            made.append(EMPTY_UPDATE)
 
     def write(self, values: Mapping[str, Any]) -> bytes:
         """Apply one local change and return its update.
@@ -283,17 +289,17 @@ class RecordDoc:
         self._held.append((update, decoded))
         self._drain()
 
-    def apply_verified(self, update: bytes) -> None:
+    def apply_verified(self, update: bytes, clients: Mapping[int, tuple[int, int]]) -> None:
         """Apply an update the strict checks (`sync.ycheck.inspect`) passed against exactly
         this document's clocks and origins (the hub's gate): natively, without the restore
-        point `apply` keeps, which is a copy of the whole state. Raises `StorageError` when
-        pycrdt still held part of it back; the document must not be used after that."""
-        needed = decode_state_vector(bytes(_call_crdt(Y.get_state, update)), TRUSTED_LIMITS)
+        point `apply` keeps, which is a copy of the whole state. ``clients``: its clock range
+        per client, as the checks decoded them. Raises `StorageError` when pycrdt still held
+        part of it back; the document must not be used after that."""
         self._content = None
         self._pristine = False
         _call_crdt(self._doc.apply_update, update)
         have = decode_state_vector(bytes(self._doc.get_state()), TRUSTED_LIMITS)
-        if any(have.get(client, 0) < end for client, end in needed.items()):
+        if any(have.get(client, 0) < end for client, (_, end) in clients.items()):
             raise StorageError("a verified update was not integrated whole")
 
     def _apply_in_order(self, update: bytes) -> bool:

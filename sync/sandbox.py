@@ -749,7 +749,7 @@ def _worker_main(sock: socket.socket, allow_test_faults: bool, max_update_bytes:
                         return ("miss",)
                     _, doc, size = held
                     for update in trusted:  # from the hub's log: judged, in order
-                        doc.apply(update, in_order=True)
+                        doc.apply(update)  # decoded: no restore point (a copy of the state)
                         size += len(update)
             if state is not None:
                 doc = RecordDoc(collection(coll_name), record_id, state=state or None)

@@ -139,6 +139,27 @@ async def test_a_kept_record_stays_in_its_worker_and_a_lost_one_is_sent_again() 
         assert pool.stats.kept_missed == 2
 
 
+async def test_a_kept_record_applies_log_updates_and_reports_a_gap_as_pending() -> None:
+    """A kept job applies the trusted updates from the hub's log and then the job's own, both
+    natively; an update pycrdt does not integrate whole (a predecessor missing) is reported
+    pending, and the document it was applied to is not kept."""
+    first, second = UPDATES
+    async with SandboxPool(1) as pool:
+        (made,) = await pool.apply_many(
+            [Job("people", "p1", STATE, (), kept=Kept("t1/people/p1", None, (), 1))])
+        assert isinstance(made, SandboxResult) and not made.pending
+        (caught_up,) = await pool.apply_many(  # ``first`` came through the log meanwhile
+            [Job("people", "p1", b"", (second,), kept=Kept("t1/people/p1", 1, (first,), 2))])
+        assert isinstance(caught_up, SandboxResult) and not caught_up.pending
+        assert caught_up.content == _in_process(STATE, UPDATES)[1]
+        (gap,) = await pool.apply_many(  # ``second`` without ``first``: held back
+            [Job("people", "p1", STATE, (second,), kept=Kept("t1/people/p2", None, (), 3))])
+        assert isinstance(gap, SandboxResult) and gap.pending
+        (gone,) = await pool.apply_many(
+            [Job("people", "p1", STATE, (), kept=Kept("t1/people/p2", 3, (), 4))])
+        assert isinstance(gone, SandboxResult) and pool.stats.kept_missed == 1
+
+
 async def test_update_waiting_for_predecessors_is_reported_pending() -> None:
     async with SandboxPool(1) as pool:
         result = await pool.apply("people", "p1", STATE, UPDATES[1:])  # skips UPDATES[0]
