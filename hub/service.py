@@ -21,6 +21,7 @@ from hub.gate import Gate
 from hub.gpu_requests import GpuRequestWatcher
 from hub.metrics import HubMetrics
 from hub.presence import Presence
+from hub.pull_merge import UpdateMerger
 from hub.settings import HubSettings
 from hub.signing import signing_secret
 from hub.store import HubStore, LocalWriter
@@ -47,6 +48,8 @@ class Hub:
             self.db = await self._stack.enter_async_context(Database(url))
             self.store = HubStore(self.db)
             self.feed = LogFeed(self.store)
+            self.merger = (UpdateMerger(self.limits.max_update_bytes // 2)
+                           if self.settings.merge_pull else None)
             self.accounts = Accounts(self.db)
             self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
             self.sandbox = await self._stack.enter_async_context(
