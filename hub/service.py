@@ -14,6 +14,7 @@ from hub.committer import GroupCommitter
 from hub.comms_ingest import CommsIngest
 from hub.comms_sender import CommsSender
 from hub.connections import Connections
+from hub.cursor_log import CursorLog
 from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
 from hub.feed import LogFeed
@@ -65,6 +66,7 @@ class Hub:
                 Fanout(self.db, self.connections)
             )
             await self._stack.enter_async_context(Presence(self.db, self.connections))
+            self.cursor_log = await self._stack.enter_async_context(CursorLog(self.db))
             self.awareness = await self._stack.enter_async_context(PresenceRelay(self.db))
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.db, self.settings.token_seal_file)

@@ -38,7 +38,7 @@ HANDSHAKE_TIMEOUT_S = 10.0
 FIRST_PAGE = 200
 """Snapshots in a bootstrap's first page; later pages are `pull_batch` long."""
 SEEN_INTERVAL_S = 1.0
-"""How often a busy session records the device's cursor and last-seen time (admin surface)."""
+"""How often a session that has nothing for its device tells it its cursor moved on."""
 
 
 class SyncSession:
@@ -253,7 +253,8 @@ class SyncSession:
             if removals:
                 await self._send_items(_as_is(removals), cursor, more=True, resume=cursor)
         told = False  # a device already up to date still hears so once (it is caught up)
-        seen_at = told_at = 0.0
+        told_at = 0.0
+        recorded = False
         self._known_last = None  # the first round asks; notices keep it current after that
         while True:
             self._wake.clear()
@@ -274,9 +275,11 @@ class SyncSession:
                                            new_cursor, more=more)
                     told, told_at, self._owed_final = True, time.monotonic(), more
                 cursor = self._cursor = new_cursor
-                if time.monotonic() - seen_at >= SEEN_INTERVAL_S:
-                    seen_at = time.monotonic()
+                if not recorded:  # at once for the admin list, then within a second
+                    recorded = True
                     await self.hub.accounts.seen(device, cursor)
+                else:
+                    self.hub.cursor_log.note(self.tenant_id, self.device_id, cursor)
                 if new_cursor < last:
                     continue
             await self._wake.wait()

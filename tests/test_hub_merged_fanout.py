@@ -215,3 +215,22 @@ async def test_a_reader_whose_socket_is_busy_gets_what_piled_up_as_one_item() ->
         assert b.docs["people/p1"].content() == doc.content()
         await a.close()
         await b.close()
+
+
+async def test_cursors_of_live_sessions_are_recorded_together() -> None:
+    async with running_hub() as server:
+        a, b = await _pair_two(server)
+        doc = a.doc("people/p1")
+        for n in range(1, 4):
+            await a.push([p.PushItem(f"a-{n}", "people/p1", doc.write({"city": f"C{n}"}))])
+            await a.wait_for(lambda n=n: f"a-{n}" in a.acks)
+        await b.wait_for(lambda: b.cursor >= a.acks["a-3"])
+        await server.hub.cursor_log.flush()
+        rows = await server.hub.db.pool.fetch(
+            "SELECT device_id, cursor, last_seen FROM hub_devices WHERE device_id = ANY($1)",
+            [a.device_id, b.device_id])
+        got = {r["device_id"]: r["cursor"] for r in rows}
+        assert got[b.device_id] == b.cursor
+        assert all(r["last_seen"] is not None for r in rows)
+        await a.close()
+        await b.close()
