@@ -58,6 +58,7 @@ class UpdateMerger:
         position of its last; a run over ``max_bytes`` is cut into several."""
         out: list[Outgoing] = []
         runs: dict[str, list[LogItem]] = {}
+        sizes: dict[str, int] = {}
         for item in items:
             run = runs.get(item.guid)
             if item.snapshot or item.removed:  # never merged across (the read skips them)
@@ -65,12 +66,13 @@ class UpdateMerger:
                     out += self._merged(runs.pop(item.guid))
                 out.append(Outgoing(item, item.seq))
                 continue
-            if run is not None and sum(len(i.data) for i in run) + len(item.data) > self._max_bytes:
+            if run is not None and sizes[item.guid] + len(item.data) > self._max_bytes:
                 out += self._merged(runs.pop(item.guid))
                 run = None
             if run is None:
-                run = runs[item.guid] = []
+                run, sizes[item.guid] = runs.setdefault(item.guid, []), 0
             run.append(item)
+            sizes[item.guid] += len(item.data)
         for run in runs.values():
             out += self._merged(run)
         out.sort(key=lambda o: o.item.seq)  # each where its last update was read
