@@ -14,6 +14,7 @@ from hub.committer import GroupCommitter
 from hub.comms_ingest import CommsIngest
 from hub.comms_sender import CommsSender
 from hub.connections import Connections
+from hub.cursor_log import CursorLog
 from hub.database import Database, start_embedded_postgres
 from hub.fanout import Fanout
 from hub.feed import LogFeed
@@ -21,6 +22,7 @@ from hub.gate import Gate
 from hub.gpu_requests import GpuRequestWatcher
 from hub.metrics import HubMetrics
 from hub.presence import Presence
+from hub.pull_merge import UpdateMerger
 from hub.settings import HubSettings
 from hub.signing import signing_secret
 from hub.storage import Storage
@@ -49,6 +51,8 @@ class Hub:
             self.store = HubStore(self.db)
             self.storage = Storage(self.db, self.store)
             self.feed = LogFeed(self.store)
+            self.merger = (UpdateMerger(self.limits.max_update_bytes // 2)
+                           if self.settings.merge_pull else None)
             self.accounts = Accounts(self.db)
             self.writer = LocalWriter(self.store, secrets.randbits(52) | 1 << 52)
             self.sandbox = await self._stack.enter_async_context(
@@ -64,6 +68,8 @@ class Hub:
                 Fanout(self.db, self.connections)
             )
             await self._stack.enter_async_context(Presence(self.storage.devices, self.connections))
+            self.cursor_log = await self._stack.enter_async_context(
+                CursorLog(self.storage.registry))
             self.awareness = await self._stack.enter_async_context(PresenceRelay(self.db))
             self.secret_key = self.settings.secret_key or await signing_secret(
                 self.storage.settings, self.settings.token_seal_file)

@@ -43,6 +43,9 @@ class HubSettings(BaseSettings):
     throttle_after: int = Field(2, gt=0)
     """Refused unsafe updates after which a device may push at most once per interval."""
     throttle_interval_s: float = Field(2.0, ge=0)
+    merge_pull: bool = True
+    """A live session sends the updates of one document it reads together as one merged
+    update (one item); off: one item per logged update."""
     push_window: int = Field(4, ge=1, le=64)
     """Push batches of one device the hub holds unanswered (one judged, the rest waiting); it
     reads no further batch of that device until one is answered (backpressure)."""

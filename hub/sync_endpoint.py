@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -26,6 +26,7 @@ from core.identity import Principal
 from hub import sentinel
 from hub.accounts import Device
 from hub.gate import Admitted, AlreadyHeld, Deferred, DocumentDamaged, Refused
+from hub.pull_merge import Outgoing, resume_before
 from hub.store import Change, Committed, LogItem, RefusalReceipt
 from sync import protocol as p
 
@@ -37,7 +38,7 @@ HANDSHAKE_TIMEOUT_S = 10.0
 FIRST_PAGE = 200
 """Snapshots in a bootstrap's first page; later pages are `pull_batch` long."""
 SEEN_INTERVAL_S = 1.0
-"""How often a busy session records the device's cursor and last-seen time (admin surface)."""
+"""How often a session that has nothing for its device tells it its cursor moved on."""
 
 
 class SyncSession:
@@ -234,16 +235,15 @@ class SyncSession:
                 store.read_out_of_scope(self.principal) if self._rescope
                 else store.read_removals(self.principal, cursor))
             if removals:  # before the snapshots: a later change of scope comes as an update
-                await self._send_items(removals, cursor, more=True,
-                                       partial_cursor=lambda _: cursor)
+                await self._send_items(_as_is(removals), cursor, more=True, resume=cursor)
             after = ""
             page = min(batch, FIRST_PAGE)  # a small first page: the device starts at once
             while True:
                 items = await store.read_snapshots(self.principal, after, page)
                 done = len(items) < page
                 page = batch
-                await self._send_items(items, last if done else cursor, more=not done,
-                                       partial_cursor=lambda _: cursor)
+                await self._send_items(_as_is(items), last if done else cursor,
+                                       more=not done, resume=cursor)
                 if done:
                     break
                 after = items[-1].guid
@@ -251,10 +251,10 @@ class SyncSession:
         else:  # back after reassignments it missed: drop what left its scope since its cursor
             removals = await store.read_removals(self.principal, cursor)
             if removals:
-                await self._send_items(removals, cursor, more=True,
-                                       partial_cursor=lambda _: cursor)
+                await self._send_items(_as_is(removals), cursor, more=True, resume=cursor)
         told = False  # a device already up to date still hears so once (it is caught up)
-        seen_at = told_at = 0.0
+        told_at = 0.0
+        recorded = False
         self._known_last = None  # the first round asks; notices keep it current after that
         while True:
             self._wake.clear()
@@ -270,28 +270,35 @@ class SyncSession:
                 # durable write, for every device online.
                 if (items or more or not told or self._owed_final
                         or time.monotonic() - told_at >= SEEN_INTERVAL_S):
-                    await self._send_items(items, new_cursor, more=more,
-                                           partial_cursor=lambda chunk: chunk[-1].seq)
+                    merger = self.hub.merger
+                    await self._send_items(merger.merge(items) if merger else _as_is(items),
+                                           new_cursor, more=more)
                     told, told_at, self._owed_final = True, time.monotonic(), more
                 cursor = self._cursor = new_cursor
-                if time.monotonic() - seen_at >= SEEN_INTERVAL_S:
-                    seen_at = time.monotonic()
+                if not recorded:  # at once for the admin list, then within a second
+                    recorded = True
                     await self.hub.accounts.seen(device, cursor)
+                else:
+                    self.hub.cursor_log.note(self.tenant_id, self.device_id, cursor)
                 if new_cursor < last:
                     continue
             await self._wake.wait()
 
-    async def _send_items(self, items: list[LogItem], cursor: int, *, more: bool,
-                          partial_cursor: Callable[[list[LogItem]], int]) -> None:
+    async def _send_items(self, items: list[Outgoing], cursor: int, *, more: bool,
+                          resume: int | None = None) -> None:
         """Send a page of items as one or more pull batches, each within the frame limit the
         device enforces; every batch but the last says ``more`` and carries the cursor a device
-        may resume from after it."""
+        may resume from after it: ``resume`` (a bootstrap page), else just below the earliest
+        sequence an item still to come stands for (a merged item stands for several)."""
         chunks = list(_chunks(items, self.hub.limits.max_frame_bytes // 2,
                               self.hub.limits.max_batch_items))
+        sent = 0
         for n, chunk in enumerate(chunks, 1):
             final = n == len(chunks)
-            await self._send(p.PullBatch(tuple(_wire(i) for i in chunk),
-                                         cursor if final else partial_cursor(chunk),
+            sent += len(chunk)
+            partial = resume if resume is not None else resume_before(items[sent:], cursor)
+            await self._send(p.PullBatch(tuple(_wire(o.item) for o in chunk),
+                                         cursor if final else partial,
                                          more=more if final else True))
 
     # --- device → hub -------------------------------------------------------------------------
@@ -308,9 +315,23 @@ class SyncSession:
 
     async def _push_loop(self, device: Device) -> None:
         """Judge and commit the device's push batches one after another, in order (a batch
-        builds on the clocks of the one before)."""
+        builds on the clocks of the one before). Batches that queued while the previous one
+        was judged are judged together, as one (one pass through the gate, one commit): a
+        device never waits behind its own backlog one batch at a time."""
+        carried: tuple[float, p.PushBatch] | None = None
         while True:
-            await self._handle_push(device, *await self._pushes.get())
+            arrived, batch = carried or await self._pushes.get()
+            carried = None
+            items = list(batch.items)
+            ids = {i.update_id for i in items}
+            while not self._pushes.empty() and len(items) < self.hub.limits.max_batch_items:
+                queued = self._pushes.get_nowait()
+                if not ids.isdisjoint(i.update_id for i in queued[1].items):
+                    carried = queued  # an id pushed again: its batch gets its own answer
+                    break
+                items += queued[1].items
+                ids.update(i.update_id for i in queued[1].items)
+            await self._handle_push(device, arrived, p.PushBatch(tuple(items)))
 
     async def _handle_push(self, device: Device, arrived: float, batch: p.PushBatch) -> None:
         assert self.principal is not None
@@ -445,19 +466,24 @@ def _log_failure(exc: Exception, stage: str, device_id: str) -> None:
         log.exception("sync %s of device %s failed", stage, device_id or "?")
 
 
-def _chunks(items: list[LogItem], max_bytes: int, max_items: int) -> Iterator[list[LogItem]]:
+def _chunks(items: list[Outgoing], max_bytes: int, max_items: int) -> Iterator[list[Outgoing]]:
     """Consecutive runs of ``items`` of at most ``max_items`` and about ``max_bytes`` each
     (an item larger than the budget goes alone); always at least one run, maybe empty."""
-    run: list[LogItem] = []
+    run: list[Outgoing] = []
     size = 0
     for item in items:
-        cost = len(item.data) + len(item.guid) + 16
+        cost = len(item.item.data) + len(item.item.guid) + 16
         if run and (size + cost > max_bytes or len(run) >= max_items):
             yield run
             run, size = [], 0
         run.append(item)
         size += cost
     yield run
+
+
+def _as_is(items: list[LogItem]) -> list[Outgoing]:
+    """Items sent one for one (each stands for its own sequence only)."""
+    return [Outgoing(i, i.seq) for i in items]
 
 
 def _wire(item: LogItem) -> p.PullItem:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -303,20 +303,24 @@ class RecordDoc:
             raise StorageError("a verified update was not integrated whole")
 
     def _apply_in_order(self, update: bytes) -> bool:
-        """The fast path for an update of one client (a device's or the hub's change): its
-        first clock must continue the document's (read from the header; pycrdt would show a
-        gap at once), then it is applied natively and a native check confirms every struct
-        was integrated (the document's state vector covers the update's), since pycrdt holds
-        structs with missing origins silently. Otherwise the document is restored and False
-        is returned (or the error raised), and the caller takes the decoding path."""
-        start = _single_client_start(update)
+        """The fast path for an update of one client (a device's or the hub's change) or a
+        merge of several (the hub sends one per document it has several updates of): a
+        one-client update's first clock must continue the document's (read from the header;
+        pycrdt would show a gap at once), then it is applied natively and a native check
+        confirms every struct was integrated (the document's state vector covers the
+        update's), since pycrdt holds structs with missing origins silently. Otherwise the
+        document is restored and False is returned (or the error raised), and the caller
+        takes the decoding path."""
+        start = _first_client_start(update)
         if start is None:
             return False
-        client, first_clock = start
         pristine = self._pristine
-        held = {} if pristine else decode_state_vector(self._doc.get_state(), TRUSTED_LIMITS)
-        if first_clock > held.get(client, 0):
-            return False  # a gap in that client's clocks: pycrdt would show it at once
+        if start != _SEVERAL_CLIENTS:
+            client, first_clock = start
+            held = ({} if pristine
+                    else decode_state_vector(self._doc.get_state(), TRUSTED_LIMITS))
+            if first_clock > held.get(client, 0):
+                return False  # a gap in that client's clocks: pycrdt would show it at once
         before = None if pristine else bytes(self._doc.get_update())
         needed_sv = bytes(_call_crdt(Y.get_state, update))
         self._content = None
@@ -440,16 +444,28 @@ _ROOT_KINDS = {CrdtKind.REGISTER: RootKind.MAP, CrdtKind.TEXT: RootKind.TEXT,
                CrdtKind.SET: RootKind.MAP, CrdtKind.ORDERED: RootKind.MAP}
 
 
-def _single_client_start(update: bytes) -> tuple[int, int] | None:
-    """(client, first clock) from the header of an update with one client block, else None."""
+_SEVERAL_CLIENTS = (-1, -1)
+"""`_first_client_start` of an update with more than one client block."""
+
+
+def _first_client_start(update: bytes) -> tuple[int, int] | None:
+    """(client, first clock) from the header of an update with one client block,
+    `_SEVERAL_CLIENTS` for more than one, None for none or an unreadable header."""
     reader = Lib0Reader(update)
     try:
-        if reader.read_var_uint() != 1:
-            return None
+        clients = reader.read_var_uint()
+        if clients != 1:
+            return _SEVERAL_CLIENTS if clients > 1 else None
         reader.read_var_uint()  # struct count
         return reader.read_var_uint(), reader.read_var_uint()
     except MalformedFrame:
         return None
+
+
+def merge_updates(updates: Sequence[bytes]) -> bytes:
+    """One update holding everything of ``updates`` (Yjs ``mergeUpdates``): applying it is
+    applying them all. Library panics become `StorageError`."""
+    return bytes(_call_crdt(Y.merge_updates, *updates))
 
 
 TRUSTED_LIMITS = SyncLimits(

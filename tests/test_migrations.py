@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from hub.storage import audit
 from hub.database import Database
 from hub.migrations import _migrations, apply_migrations
+from hub.storage import audit
 from hub.store import Change, Committed, HubStore, RefusalReceipt
 from schema import COLLECTIONS, collection
 from schema.ddl import column_types

@@ -3,7 +3,7 @@ registry (pairing codes, paired devices, their CRDT client ids)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -122,6 +122,15 @@ class DeviceRegistry:
         await self._db.pool.execute(
             "UPDATE hub_devices SET last_seen = now(), cursor = GREATEST(cursor, $3) "
             "WHERE tenant_id = $1 AND device_id = $2", tenant_id, device_id, cursor)
+
+    async def seen_many(self, cursors: Mapping[tuple[str, str], int]) -> None:
+        """Devices (by tenant and device id) reported now, each at its cursor (one statement)."""
+        await self._db.pool.execute(
+            "UPDATE hub_devices d SET last_seen = now(), cursor = GREATEST(d.cursor, "
+            "v.cursor) FROM unnest($1::text[], $2::text[], $3::bigint[]) "
+            "AS v(tenant_id, device_id, cursor) "
+            "WHERE d.tenant_id = v.tenant_id AND d.device_id = v.device_id",
+            [t for t, _ in cursors], [d for _, d in cursors], list(cursors.values()))
 
     async def offence(self, tenant_id: str, device_id: str, count: int, max_offences: int,
                       blocked_reason: str) -> str | None:

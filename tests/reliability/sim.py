@@ -9,8 +9,10 @@ real `SyncClient` message handling and push window. The hub is a model of its sy
 update id's verdict is final, a committed update is acknowledged with its sequence, an update
 whose clocks do not continue the hub's document is refused as a gap, an update making a person's
 city "Nowhere" is refused (a permission refusal), and the fault plan makes it refuse some updates
-for its own trouble (a sandbox timeout, to be retried). Every write appends a unique token to the
-person's notes, so "present exactly once" is checkable in the merged text.
+for its own trouble (a sandbox timeout, to be retried). Half of the pull batches carry each
+document's updates as one merged update, as the hub's live sessions send them. Every write
+appends a unique token to the person's notes, so "present exactly once" is checkable in the
+merged text.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from edge_agent.device import Pairing
 from edge_agent.push_window import PushWindow
 from edge_agent.replica import Replica
 from edge_agent.sync_client import SyncClient
+from hub.pull_merge import UpdateMerger
+from hub.store import LogItem
 from schema import collection
 from sync import protocol as p
 from sync.record import RecordDoc
@@ -119,6 +123,7 @@ class Simulation:
         self.steps = steps
         self.plan = plan or FaultPlan()
         self.hub = SimHub()
+        self.merger = UpdateMerger(1 << 20)
         self.edges: list[SimEdge] = []
         self.outcome = Outcome(seed, [])
         self.step = 0
@@ -225,8 +230,7 @@ class Simulation:
         edge.online = True
         edge.window = PushWindow(max_batches=3)
         cursor = await edge.replica.cursor()
-        edge.to_edge.append(p.PullBatch(tuple(self.hub.log[cursor:]), len(self.hub.log),
-                                        more=False))
+        edge.to_edge.append(p.PullBatch(self._pulled(cursor), len(self.hub.log), more=False))
         edge.sent_log = len(self.hub.log)
         self.note(f"edge {edge.number} connects at cursor {cursor}")
 
@@ -263,10 +267,20 @@ class Simulation:
             edge.to_edge.append(p.Ack(tuple(acks)))
         for other in self.edges:  # fan-out of new commits to every session
             if other.online and other.sent_log < len(self.hub.log):
-                other.to_edge.append(p.PullBatch(tuple(self.hub.log[other.sent_log:]),
+                other.to_edge.append(p.PullBatch(self._pulled(other.sent_log),
                                                  len(self.hub.log), more=False))
                 other.sent_log = len(self.hub.log)
         self.note(f"hub takes a batch of {len(batch.items)} from edge {edge.number}")
+
+    def _pulled(self, cursor: int) -> tuple[p.PullItem, ...]:
+        """The log after ``cursor`` as pull items: one per update, or (half the time) one
+        merged update per document, as the hub's live sessions send them."""
+        items = self.hub.log[cursor:]
+        if self.rng.random() < 0.5:
+            return tuple(items)
+        merged = self.merger.merge([LogItem(i.seq, i.guid, i.data, False) for i in items])
+        return tuple(p.PullItem(o.item.seq, o.item.guid, p.ItemKind.UPDATE, o.item.data)
+                     for o in merged)
 
     async def _deliver_down(self, edge: SimEdge) -> None:
         assert edge.window is not None
