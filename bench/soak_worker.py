@@ -23,9 +23,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge_agent.device import pair
+from edge_agent.crypto import Sealer
+from edge_agent.device import pair, unlock
 from edge_agent.service import EdgeAgent
 from edge_agent.settings import EdgeSettings
+from schema import collection
+from sync.record import RecordDoc
 
 PASSPHRASE = "soak device passphrase"
 NEW_LEAD_SHARE = 0.3
@@ -67,6 +70,19 @@ class Device:
         lead, token = rng.choice(held), f"[d{self.number}.{self.writes}]"
         await agent.write("leads", lead, lambda content: {"notes": content["notes"] + token})
         self.tokens.append((lead, token))
+
+
+def confirmed_leads(data_dir: Path, db: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+    """Each lead's confirmed content: what the device holds as acknowledged by the hub (its
+    own updates folded in on ACK, the hub's as pulled)."""
+    sealer = Sealer(unlock(data_dir, PASSPHRASE).replica_secret)
+    leads = collection("leads")
+    out = {}
+    for guid, blob in db.execute("SELECT guid, confirmed FROM edge_documents WHERE collection ="
+                                 " 'leads' AND confirmed IS NOT NULL"):
+        record_id = guid.partition("/")[2]
+        out[record_id] = RecordDoc(leads, record_id, state=sealer.open(blob, guid)).content()
+    return out
 
 
 class Worker:
@@ -185,8 +201,8 @@ class Worker:
         self.send("digests", out)
 
     async def finish(self) -> None:
-        """Stop every device; per device what it wrote, its refusals and the integrity check
-        of its replica."""
+        """Stop every device; per device what it wrote, which of it the hub acknowledged,
+        its refusals and the integrity check of its replica."""
         await self.offline()
         out = {}
         for number, device in self.devices.items():
@@ -195,9 +211,14 @@ class Worker:
                 integrity = [r[0] for r in db.execute("PRAGMA integrity_check")]
                 refusals = db.execute("SELECT count(*) FROM edge_refusals").fetchone()[0]
                 unsent = db.execute("SELECT count(*) FROM edge_outbox").fetchone()[0]
-            out[number] = {"user_id": device.user_id, "created": device.created,
-                           "tokens": device.tokens, "integrity": integrity,
-                           "refusals": refusals, "unsent": unsent}
+                confirmed = confirmed_leads(device.settings.data_dir, db)
+            out[number] = {
+                "user_id": device.user_id, "created": device.created, "tokens": device.tokens,
+                "acked_created": [lead for lead in device.created
+                                  if confirmed.get(lead, {}).get("person_id")],
+                "acked_tokens": [(lead, token) for lead, token in device.tokens
+                                 if token in (confirmed.get(lead, {}).get("notes") or "")],
+                "integrity": integrity, "refusals": refusals, "unsent": unsent}
         self.send("finished", out)
 
     async def run(self, commands: Connection) -> None:
@@ -224,6 +245,7 @@ class Worker:
                 elif name == "finish":
                     await self.finish()
                 elif name == "quit":
+                    await self.offline()
                     return
             except Exception:
                 self.send("error", traceback.format_exc())

@@ -9,14 +9,15 @@ from bench.soak_worker import digest
 
 
 def device(**over: Any) -> dict[str, Any]:
-    return {"user_id": "u1", "created": ["a"], "tokens": [("a", "[d1.1]"), ("a", "[d1.2]")],
-            "integrity": ["ok"], "refusals": 0, "unsent": 0, **over}
+    tokens = [("a", "[d1.1]"), ("a", "[d1.2]")]
+    return {"user_id": "u1", "created": ["a"], "tokens": tokens, "acked_created": ["a"],
+            "acked_tokens": tokens, "integrity": ["ok"], "refusals": 0, "unsent": 0, **over}
 
 
 def test_a_hub_holding_every_write_once_passes() -> None:
     hub = {"u1": [("a", "u1", "p", "[d1.1][d1.2]")]}
     out = check({1: device()}, hub)
-    assert out["writes_checked"] == 3
+    assert (out["writes_checked"], out["acknowledged"]) == (3, 3)
     assert losses({**out, "devices_not_converged": 0}) == 0
 
 
@@ -39,3 +40,11 @@ def test_digest_ignores_row_order_and_sees_any_difference() -> None:
     rows = [("a", "u1", "p", "x"), ("b", "u1", "q", "")]
     assert digest(rows) == digest(rows[::-1])
     assert digest(rows) != digest([("a", "u1", "p", "x ")])
+
+
+def test_an_acknowledged_write_missing_on_the_hub_is_a_lost_acknowledged_write() -> None:
+    hub = {"u1": [("a", "u1", "p", "[d1.1]")]}
+    out = check({1: device()}, hub)
+    assert (out["lost_acknowledged"], out["lost_tokens"]) == (1, 1)
+    unacked = check({1: device(acked_tokens=[("a", "[d1.1]")], unsent=1)}, hub)
+    assert (unacked["lost_acknowledged"], unacked["lost_tokens"]) == (0, 1)
