@@ -219,6 +219,8 @@ class Gate:
         """Each document as this batch left it so far (owned here until the batch ends)."""
         deferred: dict[str, Deferred] = {}
         """Documents with an update not judged: their later updates wait for it too."""
+        admitted: list[Change] = []
+        judged = False
         try:
             while any(queues.values()):
                 wave = [q.popleft() for q in queues.values() if q]
@@ -264,12 +266,16 @@ class Gate:
                     change = Change(guid, update, update_id, base=prep.base,
                                     after=(held.state, after))
                     self._unsettled[id(change)] = (change, held)
+                    admitted.append(change)
                     verdicts[i] = Admitted(change)
                 for i in wave:
                     verdict = verdicts[i]
                     if isinstance(verdict, Deferred):
                         deferred[items[i][0]] = verdict
+            judged = True
         finally:
+            if not judged:  # cancelled or failed: what it admitted reaches no commit
+                self.settle(admitted, None)
             for held in overlay.values():  # what a later batch will find stored
                 if not held.dirty and not held.stale:
                     self._keep(held)

@@ -18,9 +18,6 @@ pytestmark = pytest.mark.anyio
 LEADS = collection("leads")
 
 
-@pytest.mark.xfail(strict=True, reason="hub/gate.py admit_batch keeps a document holding "
-                   "changes admitted in a cancelled batch: a re-push is ACKed as already held "
-                   "though it was never committed")
 async def test_a_batch_cancelled_between_waves_is_judged_again_on_what_is_stored() -> None:
     """A device pushes a lead's creation and an edit in one batch; the session ends while the
     gate waits for the sandbox on the edit (the second wave). Pushed again, the creation must
