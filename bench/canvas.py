@@ -64,11 +64,18 @@ OPENERS = "([{!#$%&*+"
 the whole new narrative and the engine inserts only what differs from the old one, so a marker
 whose start matched the text's start would be inserted as a rotated piece after it."""
 WINDOW = 100
+"""Edits per CPU window (the first and the last ``WINDOW`` edits to reach the hub)."""
+STRETCHES = (
+    ("edit → visible on every other client (Yjs and edges)", "edit_to_visible_ms"),
+    ("edit → visible on every other Yjs client", "edit_to_visible_on_yjs_ms"),
+    ("edit → committed on the hub (its transaction's start)", "edit_to_commit_ms"),
+    ("committed → visible on every other Yjs client", "commit_to_visible_on_yjs_ms"),
+)
+"""The latencies reported: the whole way, and split at the hub's commit."""
 PASSPHRASE = "bench device passphrase"
 """Seals each bench device's keys (a throwaway folder)."""
 QUICK = (4, 2, 40)
 """Yjs clients, edges and edits each of ``--quick``."""
-"""Edits per CPU window (the first and the last ``WINDOW`` edits to reach the hub)."""
 
 
 def _hub_process(folder: Path, database_url: str | None, yjs: int, edges: int,
@@ -121,11 +128,23 @@ async def _serve_hub(folder: Path, database_url: str | None, yjs: int, edges: in
                  for u in users[yjs:]]
         conn.send({"url": server.url, "page": page_id, "tokens": tokens, "codes": codes,
                    "pid": os.getpid()})
-        while await asyncio.to_thread(conn.recv) == "narrative":  # else: stop
-            doc = await hub.store.document(tenant, make_guid(CANVAS, page_id))
-            assert doc is not None
-            conn.send(RecordDoc(collection(CANVAS), page_id, state=doc.state)
-                      .content()["narrative"])
+        while await asyncio.to_thread(conn.recv) == "page":  # else: stop
+            conn.send(await _hub_page(hub, tenant, page_id))
+
+
+async def _hub_page(hub: Hub, tenant: str, page_id: str) -> tuple[str, dict[str, float]]:
+    """The page's narrative as the hub holds it, and when each marker was committed (ms):
+    the start of the transaction that logged the update inserting it."""
+    guid = make_guid(CANVAS, page_id)
+    doc = await hub.store.document(tenant, guid)
+    assert doc is not None
+    rows = await hub.db.pool.fetch(
+        "SELECT data, created_at FROM hub_updates WHERE tenant_id = $1 AND guid = $2",
+        tenant, guid)
+    committed = {f"{m[1]}.{m[2]}": r["created_at"].timestamp() * 1000 for r in rows
+                 for m in MARKER.finditer(bytes(r["data"]).decode("latin-1"))}
+    return (RecordDoc(collection(CANVAS), page_id, state=doc.state).content()["narrative"],
+            committed)
 
 
 class CpuSampler:
@@ -326,8 +345,8 @@ async def run(yjs: int, edges: int, edits: int, interval: float, database_url: s
                 t.cancel()
             refusals = [r for a in agents for r in await a.replica.refusals()]
             edge_texts = [a.replica.document(guid).content()["narrative"] for a in agents]
-            conn.send("narrative")
-            hub_text: str = await asyncio.to_thread(conn.recv)
+            conn.send("page")
+            hub_text, committed = await asyncio.to_thread(conn.recv)
         finally:
             for t in background:
                 t.cancel()
@@ -336,13 +355,19 @@ async def run(yjs: int, edges: int, edits: int, interval: float, database_url: s
             await node.close()
             conn.send("stop")
     return _figures(yjs, edges, edits, interval, start, result, edge_sent, edge_seen, sampler,
-                    refusals, [*result["texts"], *edge_texts], hub_text, expected)
+                    refusals, [*result["texts"], *edge_texts], hub_text, committed, expected)
+
+
+def _spread(samples: list[float]) -> dict[str, float]:
+    return {"p50": percentile(samples, 0.5), "p99": percentile(samples, 0.99),
+            "max": max(samples)}
 
 
 def _figures(yjs: int, edges: int, edits: int, interval: float, start: float,
              result: dict[str, Any], edge_sent: dict[str, float],
              edge_seen: list[dict[str, float]], sampler: CpuSampler,
              refusals: list[dict[str, Any]], texts: list[str], hub_text: str,
+             committed: dict[str, float],
              expected: list[str]) -> dict[str, Any]:
     """The figures of one run: latencies of the edits every other client saw, the sightings
     that never came, the CPU windows and whether every copy of the page is the same."""
@@ -366,6 +391,9 @@ def _figures(yjs: int, edges: int, edits: int, interval: float, start: float,
     first_seen = sorted(t for t in map(earliest, sent) if t != math.inf)
     latencies = [visible[k] - sent[k] for k in visible]
     on_yjs = [at - sent[k] for k, at in result["visible"].items() if at is not None]
+    to_commit = [committed[k] - sent[k] for k in sent if k in committed]
+    commit_to_yjs = [at - committed[k] for k, at in result["visible"].items()
+                     if at is not None and k in committed]
     end = first_seen[-1]
     window = min(WINDOW, len(first_seen) // 2)
     windows = {"first": (start, first_seen[window - 1]), "last": (first_seen[-window - 1], end)}
@@ -381,10 +409,10 @@ def _figures(yjs: int, edges: int, edits: int, interval: float, start: float,
         "narrative_chars": len(hub_text),
         "yjs_disconnects": result["closes"], "edge_refusals": refusals,
         "edits_per_s": len(first_seen) / ((end - start) / 1000),
-        "edit_to_visible_ms": {"p50": percentile(latencies, 0.5),
-                               "p99": percentile(latencies, 0.99), "max": max(latencies)},
-        "edit_to_visible_on_yjs_ms": {"p50": percentile(on_yjs, 0.5),
-                                      "p99": percentile(on_yjs, 0.99), "max": max(on_yjs)},
+        "edit_to_visible_ms": _spread(latencies),
+        "edit_to_visible_on_yjs_ms": _spread(on_yjs),
+        "edit_to_commit_ms": _spread(to_commit),
+        "commit_to_visible_on_yjs_ms": _spread(commit_to_yjs),
         "hub_cpu_ms_per_edit": cpu_per_edit,
         "cpu_growth": cpu_per_edit["last"] / cpu_per_edit["first"],
     }
@@ -471,7 +499,6 @@ def main() -> None:
     figures |= {"quick": args.quick, "git": _git_head(), "faults": faults,
                 "load_average": {"before": load_before, "after": os.getloadavg()[0]}}
     lat, cpu = figures["edit_to_visible_ms"], figures["hub_cpu_ms_per_edit"]
-    yjs = figures["edit_to_visible_on_yjs_ms"]
     md = (
         f"# Canvas{' (quick mode)' if args.quick else ''}: {figures['yjs_clients']} stock "
         f"Yjs clients + {figures['edges']} edges on "
@@ -485,8 +512,10 @@ def main() -> None:
         f"{lat['p99']:.0f} / {lat['max']:.0f} ms | {cpu['first']:.2f} / {cpu['last']:.2f} ms "
         f"| {figures['cpu_growth']:.2f}× | {figures['missing_sightings']} | "
         f"{len(figures['lost_edits'])} |\n\n"
-        f"Edit → visible on every other Yjs client (the edges left out): p50 {yjs['p50']:.0f}"
-        f" / p99 {yjs['p99']:.0f} / max {yjs['max']:.0f} ms.\n\n"
+        "| stretch | p50 / p99 / max |\n| --- | --- |\n"
+        + "".join(f"| {label} | {figures[key]['p50']:.0f} / {figures[key]['p99']:.0f} / "
+                  f"{figures[key]['max']:.0f} ms |\n" for label, key in STRETCHES)
+        + "\n"
         + (f"The {figures['copies_compared']} copies of the page (every Yjs client, every edge, "
            f"the hub) hold the same narrative ({figures['narrative_chars']:,} characters) with "
            "every edit once.\n\n" if not faults else
