@@ -143,6 +143,8 @@ class YjsSession:
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._known_last: int | None = None
+        self._bound: set[int] = set()
+        """Yjs client ids bound to this user's pseudo-device (bindings never change)."""
         self._mine: set[int] = set()
         """Sequences this client's own updates got (not sent back to it)."""
         self._announced: dict[int, int] = {}
@@ -323,8 +325,11 @@ class YjsSession:
             raise PermissionDenied("you may only view this canvas page; ask its owner for edit "
                                    "access", code="view_only")
         decoded = decode_update(update, self.hub.limits, resolve=False)
-        bound = await Canvases(self.hub).bind_yjs_clients(self.tenant_id, self.device_id,
-                                                          list(decoded.clients))
+        unknown = set(decoded.clients) - self._bound
+        if unknown:  # a binding is for good: ask once per client id and session
+            self._bound |= await Canvases(self.hub).bind_yjs_clients(
+                self.tenant_id, self.device_id, sorted(unknown))
+        bound = self._bound & set(decoded.clients)
         (verdict,) = await self.hub.gate.admit_batch(principal, bound,
                                                      [(self.guid, update, None)])
         if isinstance(verdict, Refused):
