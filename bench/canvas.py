@@ -265,7 +265,7 @@ def _markers(text: str) -> Counter[str]:
 
 
 async def run(yjs: int, edges: int, edits: int, interval: float, database_url: str | None,
-              stall_s: float, profile: Path | None) -> dict[str, Any]:
+              stall_s: float, timeout_s: float, profile: Path | None) -> dict[str, Any]:
     console = Console()
     with tempfile.TemporaryDirectory() as tmp, \
             hub_in_process(_hub_process, Path(tmp) / "hubdata", database_url, yjs, edges,
@@ -323,21 +323,28 @@ async def run(yjs: int, edges: int, edits: int, interval: float, database_url: s
                 made_bar = progress.add_task("edits made (Yjs clients and edges)", total=total)
                 seen_bar = progress.add_task("sightings (every client, every edit)",
                                              total=sightings_goal)
-                last_change, last_seen = time.monotonic(), -1
+                deadline = time.monotonic() + timeout_s
+                last_change, last_progress = time.monotonic(), (-1, -1)
                 while True:
+                    made = node.made + edge_made[0]
                     seen = node.seen + sum(len(s) for s in edge_seen)
-                    progress.update(made_bar, completed=node.made + edge_made[0])
+                    progress.update(made_bar, completed=made)
                     progress.update(seen_bar, completed=seen)
-                    if seen != last_seen:
-                        last_change, last_seen = time.monotonic(), seen
-                    done = authors.done() and node.made == yjs * edits
-                    if done and (seen >= sightings_goal
-                                 or time.monotonic() - last_change > stall_s):
+                    if (made, seen) != last_progress:
+                        last_change, last_progress = time.monotonic(), (made, seen)
+                    if made == total and seen >= sightings_goal:
+                        break
+                    if (time.monotonic() - last_change > stall_s
+                            or time.monotonic() > deadline):
+                        console.print(f"[bold red]giving up: {total - made} edits not made, "
+                                      f"{sightings_goal - seen} sightings missing")
                         break
                     if node.result.done():
                         node.result.result()  # raises: the clients ended early
                     await asyncio.sleep(0.25)
-            await authors
+            authors.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await authors
             await asyncio.sleep(0.5)  # the last sightings' stragglers
             await node.tell("report")
             result = await asyncio.wait_for(node.result, 120)
@@ -373,11 +380,12 @@ def _figures(yjs: int, edges: int, edits: int, interval: float, start: float,
     that never came, the CPU windows and whether every copy of the page is the same."""
     sent = {**result["sent"], **edge_sent}
     visible: dict[str, float] = {}
-    missing = result["missing"]
-    for key, at in result["visible"].items():
+    missing = 0
+    for key in sent:
         author = key.split(".")[0]
         edge_times = [s.get(key) for j, s in enumerate(edge_seen) if author != f"e{j}"]
-        missing += sum(t is None for t in edge_times)
+        missing += sum(t is None for t in edge_times) + result["unseen"].get(key, 0)
+        at = result["visible"].get(key)
         if at is not None and None not in edge_times:
             visible[key] = max([at, *(t for t in edge_times if t is not None)])
 
@@ -390,20 +398,21 @@ def _figures(yjs: int, edges: int, edits: int, interval: float, start: float,
 
     first_seen = sorted(t for t in map(earliest, sent) if t != math.inf)
     latencies = [visible[k] - sent[k] for k in visible]
-    on_yjs = [at - sent[k] for k, at in result["visible"].items() if at is not None]
+    on_yjs = [at - sent[k] for k, at in result["visible"].items() if at is not None and k in sent]
     to_commit = [committed[k] - sent[k] for k in sent if k in committed]
     commit_to_yjs = [at - committed[k] for k, at in result["visible"].items()
-                     if at is not None and k in committed]
+                     if at is not None and k in committed and k in sent]
     end = first_seen[-1]
     window = min(WINDOW, len(first_seen) // 2)
     windows = {"first": (start, first_seen[window - 1]), "last": (first_seen[-window - 1], end)}
     cpu_per_edit = {name: (sampler.at(b) - sampler.at(a)) / window * 1000
                     for name, (a, b) in windows.items()}
-    wanted = Counter({f"{p}.{k}": 1 for p in expected for k in range(edits)})
+    wanted = Counter(dict.fromkeys(sent, 1))
     held = _markers(hub_text)
     return {
         "yjs_clients": yjs, "edges": edges, "edits_each": edits, "interval_s": interval,
-        "edits": len(sent), "missing_sightings": missing, "cpu_window": window,
+        "edits": len(sent), "edits_not_made": len(expected) * edits - len(sent),
+        "missing_sightings": missing, "cpu_window": window,
         "lost_edits": sorted(wanted - held), "duplicated_edits": sorted(held - wanted),
         "converged": all(t == hub_text for t in texts), "copies_compared": len(texts) + 1,
         "narrative_chars": len(hub_text),
@@ -448,10 +457,12 @@ async def _drop_database(server_url: str, url: str) -> None:
 def _faults(figures: dict[str, Any]) -> list[str]:
     """What went wrong in a run (empty: every edit reached every copy of the page once)."""
     faults = []
+    if figures["edits_not_made"]:
+        faults.append(f"{figures['edits_not_made']} edits never made (the run gave up)")
     if figures["missing_sightings"]:
         faults.append(f"{figures['missing_sightings']} sightings never came")
     if figures["lost_edits"]:
-        faults.append(f"{len(figures['lost_edits'])} edits LOST from the hub's page: "
+        faults.append(f"{len(figures['lost_edits'])} edits made but NOT on the hub's page: "
                       f"{', '.join(figures['lost_edits'][:10])}")
     if figures["duplicated_edits"]:
         faults.append(f"{len(figures['duplicated_edits'])} edits duplicated on the hub's page")
@@ -475,7 +486,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.25,
                         help="seconds between one client's edits, on average")
     parser.add_argument("--stall", type=float, default=60.0,
-                        help="give up waiting for sightings after this many seconds without one")
+                        help="give up after this many seconds without a new edit or sighting")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="give up after this many seconds of editing and waiting")
     parser.add_argument("--profile", type=Path, metavar="DIR",
                         help="write cProfile stats of the hub (hub.prof) and of this process "
                         "with its edges (bench.prof) into DIR")
@@ -491,7 +504,7 @@ def main() -> None:
             args.profile.mkdir(parents=True, exist_ok=True)
         with _profiled(args.profile and args.profile / "bench.prof"):
             figures = asyncio.run(run(args.yjs, args.edges, args.edits, args.interval, url,
-                                      args.stall, args.profile))
+                                      args.stall, args.timeout, args.profile))
     finally:
         if server_url and url:
             asyncio.run(_drop_database(server_url, url))

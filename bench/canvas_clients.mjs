@@ -4,10 +4,10 @@
 // stdin each client inserts `<y{i}.{k}>` at the start of the narrative every interval (with
 // jitter), and every client notes when it first sees each marker. Every 250 ms one progress line
 // is printed: {"sent": edits made, "seen": sightings so far, summed over the clients}. On a
-// "report" line on stdin one JSON line is printed:
+// "report" line on stdin the clients stop editing and one JSON line is printed:
 // {sent: {marker: ms}, visible / first: {marker: latest (null: not every other client saw it) /
-// earliest arrival among the other clients, ms}, missing: sightings that never came, closes: connection closes, texts: every
-// client's narrative}
+// earliest arrival among the other clients, ms}, unseen: {marker: clients that never saw it},
+// closes: connection closes, texts: every client's narrative}
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
@@ -69,9 +69,10 @@ const progress = setInterval(() => {
   console.log(JSON.stringify({ progress: { sent: made, seen } }))
 }, 250)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-await Promise.all(clients.map(async (c) => {
+let stopped = false
+const editing = Promise.all(clients.map(async (c) => {
   await sleep(Math.random() * config.interval_ms)
-  for (let k = 0; k < config.edits; k++) {
+  for (let k = 0; k < config.edits && !stopped; k++) {
     const key = `y${c.i}.${k}`
     sent[key] = now()
     c.seen.set(key, sent[key])
@@ -80,32 +81,34 @@ await Promise.all(clients.map(async (c) => {
     await sleep(config.interval_ms * (0.5 + Math.random()))
   }
 }))
-await command() // report
+await command() // report (perhaps before every edit was made: the bench gave up)
+stopped = true
+await editing
 clearInterval(progress)
 const visible = {}
 const first = {}
-let missing = 0
+const unseen = {}
 for (const prefix of config.expected) {
   for (let k = 0; k < config.edits; k++) {
     const key = `${prefix}.${k}`
     let latest = 0
     let earliest = Infinity
-    let unseen = 0
+    let missing = 0
     for (const c of clients) {
       if (prefix === `y${c.i}`) continue // the author
       const at = c.seen.get(key)
-      if (at === undefined) unseen++
+      if (at === undefined) missing++
       else {
         latest = Math.max(latest, at)
         earliest = Math.min(earliest, at)
       }
     }
-    missing += unseen
-    visible[key] = unseen ? null : latest
+    if (missing) unseen[key] = missing
+    visible[key] = missing ? null : latest
     first[key] = earliest === Infinity ? null : earliest
   }
 }
 const texts = clients.map((c) => c.doc.getText('narrative').toString())
-console.log(JSON.stringify({ sent, visible, first, missing, closes, texts }))
+console.log(JSON.stringify({ sent, visible, first, unseen, closes, texts }))
 for (const c of clients) c.provider.destroy()
 process.exit(0)
