@@ -346,12 +346,14 @@ async def run(yjs: int, edges: int, edits: int, interval: float, database_url: s
             with contextlib.suppress(asyncio.CancelledError):
                 await authors
             await asyncio.sleep(0.5)  # the last sightings' stragglers
-            await node.tell("report")
-            result = await asyncio.wait_for(node.result, 120)
             for t in background:
                 t.cancel()
             refusals = [r for a in agents for r in await a.replica.refusals()]
             edge_texts = [a.replica.document(guid).content()["narrative"] for a in agents]
+            while agents:  # first: a lagging edge's pull batches hold this event loop
+                await agents.pop().__aexit__(None, None, None)
+            await node.tell("report")
+            result = await asyncio.wait_for(node.result, 300)
             conn.send("page")
             hub_text, committed = await asyncio.to_thread(conn.recv)
         finally:
