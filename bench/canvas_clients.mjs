@@ -2,10 +2,12 @@
 // config: {server, page, tokens: [..], edits, interval_ms, expected: [marker prefixes]}
 // Every client joins the page; "ready" is printed once all are synced; after a "go" line on
 // stdin each client inserts `<y{i}.{k}>` at the start of the narrative every interval (with
-// jitter), and every client notes when it first sees each marker. When every client has seen
-// every expected marker (or after the timeout) one JSON line is printed:
-// {sent: {marker: ms}, visible / first: {marker: latest / earliest arrival among the other
-// clients, ms}, missing: sightings that never came}
+// jitter), and every client notes when it first sees each marker. Every 250 ms one progress line
+// is printed: {"sent": edits made, "seen": sightings so far, summed over the clients}. On a
+// "report" line on stdin the clients stop editing and one JSON line is printed:
+// {sent: {marker: ms}, visible / first: {marker: latest (null: not every other client saw it) /
+// earliest arrival among the other clients, ms}, unseen: {marker: clients that never saw it},
+// closes: connection closes, texts: every client's narrative}
 import { readFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import * as Y from 'yjs'
@@ -15,7 +17,6 @@ import WebSocket from 'ws'
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'))
 const now = () => performance.timeOrigin + performance.now()
 const MARKER = /[<([{!#$%&*+]([ye]\d+)\.(\d+)>/g
-const expectedTotal = config.expected.length * config.edits
 
 const closes = []
 const clients = config.tokens.map((token, i) => {
@@ -41,36 +42,58 @@ const clients = config.tokens.map((token, i) => {
   return { i, doc, provider, seen }
 })
 
+const lines = createInterface({ input: process.stdin })
+const commands = []
+const waiting = []
+lines.on('line', (line) => {
+  const resolve = waiting.shift()
+  if (resolve) resolve(line.trim())
+  else commands.push(line.trim())
+})
+const command = () => new Promise((resolve) => {
+  if (commands.length) resolve(commands.shift())
+  else waiting.push(resolve)
+})
+
 await Promise.all(clients.map((c) => new Promise((resolve) => {
   if (c.provider.synced) resolve()
   else c.provider.once('sync', () => resolve())
 })))
 console.log('ready')
-const lines = createInterface({ input: process.stdin })
-await new Promise((resolve) => lines.once('line', resolve))
+await command() // go
 
 const sent = {}
+let made = 0
+const progress = setInterval(() => {
+  const seen = clients.reduce((n, c) => n + c.seen.size, 0)
+  console.log(JSON.stringify({ progress: { sent: made, seen } }))
+}, 250)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-await Promise.all(clients.map(async (c) => {
+let stopped = false
+const editing = Promise.all(clients.map(async (c) => {
   await sleep(Math.random() * config.interval_ms)
-  for (let k = 0; k < config.edits; k++) {
+  for (let k = 0; k < config.edits && !stopped; k++) {
     const key = `y${c.i}.${k}`
     sent[key] = now()
     c.seen.set(key, sent[key])
     c.doc.getText('narrative').insert(0, `<${key}>`)
+    made++
     await sleep(config.interval_ms * (0.5 + Math.random()))
   }
 }))
-const deadline = now() + config.timeout_ms
-while (now() < deadline && clients.some((c) => c.seen.size < expectedTotal)) await sleep(50)
+await command() // report (perhaps before every edit was made: the bench gave up)
+stopped = true
+await editing
+clearInterval(progress)
 const visible = {}
 const first = {}
-let missing = 0
+const unseen = {}
 for (const prefix of config.expected) {
   for (let k = 0; k < config.edits; k++) {
     const key = `${prefix}.${k}`
     let latest = 0
     let earliest = Infinity
+    let missing = 0
     for (const c of clients) {
       if (prefix === `y${c.i}`) continue // the author
       const at = c.seen.get(key)
@@ -80,10 +103,12 @@ for (const prefix of config.expected) {
         earliest = Math.min(earliest, at)
       }
     }
-    visible[key] = latest
+    if (missing) unseen[key] = missing
+    visible[key] = missing ? null : latest
     first[key] = earliest === Infinity ? null : earliest
   }
 }
-console.log(JSON.stringify({ sent, visible, first, missing, closes }))
+const texts = clients.map((c) => c.doc.getText('narrative').toString())
+console.log(JSON.stringify({ sent, visible, first, unseen, closes, texts }))
 for (const c of clients) c.provider.destroy()
 process.exit(0)

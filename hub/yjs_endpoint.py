@@ -79,20 +79,31 @@ class YjsRooms:
         return [e for e, at in self._states.get(room, {}).values()
                 if e.state != "null" and at >= fresh]
 
-    def _keep(self, room: str, entries: tuple[yws.AwarenessEntry, ...]) -> None:
+    def _keep(self, room: str, entries: tuple[yws.AwarenessEntry, ...]
+              ) -> tuple[yws.AwarenessEntry, ...]:
+        """Keep the entries that are news and return them: a client not held, a newer clock,
+        or the same clock with another state (y-protocols' removal). A y-websocket client
+        sends back every state it receives; that echo is not news."""
         states, now = self._states[room], time.monotonic()
+        news = []
         for e in entries:
-            if e.client_id not in states or states[e.client_id][0].clock <= e.clock:
+            held = states.get(e.client_id)
+            if held is None or held[0].clock < e.clock or (
+                    held[0].clock == e.clock and held[0].state != e.state):
                 states[e.client_id] = (e, now)
+                news.append(e)
+        return tuple(news)
 
     async def publish(self, room: str, sender: YjsSession,
-                      entries: tuple[yws.AwarenessEntry, ...]) -> None:
-        """Keep the newest state of each client and pass the entries to the page's others,
-        on this hub and the others."""
-        self._keep(room, entries)
-        await self._deliver(room, entries, sender)
-        if self._relay is not None:
-            await self._relay.publish(room, entries)
+                      entries: tuple[yws.AwarenessEntry, ...]) -> tuple[yws.AwarenessEntry, ...]:
+        """Keep the newest state of each client and pass what is news to the page's others,
+        on this hub and the others; returns the news."""
+        news = self._keep(room, entries)
+        if news:
+            await self._deliver(room, news, sender)
+            if self._relay is not None:
+                await self._relay.publish(room, news)
+        return news
 
     async def _deliver(self, room: str, entries: tuple[yws.AwarenessEntry, ...],
                        sender: YjsSession | None) -> None:
@@ -109,8 +120,8 @@ class YjsRooms:
             mine = [e for s in self._members[notice.room] for e in s.announced_entries()]
             work = self._relay.publish(notice.room, mine) if mine else None
         else:
-            self._keep(notice.room, notice.entries)
-            work = self._deliver(notice.room, notice.entries, None)
+            news = self._keep(notice.room, notice.entries)
+            work = self._deliver(notice.room, news, None) if news else None
         if work is not None:
             task = asyncio.get_running_loop().create_task(work)
             self._sending.add(task)
@@ -132,6 +143,8 @@ class YjsSession:
         self._wake = asyncio.Event()
         self._send_lock = asyncio.Lock()
         self._known_last: int | None = None
+        self._bound: set[int] = set()
+        """Yjs client ids bound to this user's pseudo-device (bindings never change)."""
         self._mine: set[int] = set()
         """Sequences this client's own updates got (not sent back to it)."""
         self._announced: dict[int, int] = {}
@@ -292,9 +305,9 @@ class YjsSession:
                 elif message.data != EMPTY_UPDATE:
                     await self._commit(principal, access, message.data)
             elif isinstance(message, yws.Awareness):
-                for e in message.entries:
+                # only news: a client also echoes the others' states it received
+                for e in await self.rooms.publish(self._room, self, message.entries):
                     self._announced[e.client_id] = e.clock
-                await self.rooms.publish(self._room, self, message.entries)
             else:
                 for frame in self._awareness_frames():
                     await self.send(frame)
@@ -312,8 +325,11 @@ class YjsSession:
             raise PermissionDenied("you may only view this canvas page; ask its owner for edit "
                                    "access", code="view_only")
         decoded = decode_update(update, self.hub.limits, resolve=False)
-        bound = await Canvases(self.hub).bind_yjs_clients(self.tenant_id, self.device_id,
-                                                          list(decoded.clients))
+        unknown = set(decoded.clients) - self._bound
+        if unknown:  # a binding is for good: ask once per client id and session
+            self._bound |= await Canvases(self.hub).bind_yjs_clients(
+                self.tenant_id, self.device_id, sorted(unknown))
+        bound = self._bound & set(decoded.clients)
         (verdict,) = await self.hub.gate.admit_batch(principal, bound,
                                                      [(self.guid, update, None)])
         if isinstance(verdict, Refused):

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -26,7 +27,11 @@ class PresenceClient:
     def __init__(self, ws: websockets.ClientConnection) -> None:
         self.ws = ws
         self.states: dict[int, dict[str, Any] | None] = {}
+        self.heard: Counter[int] = Counter()
+        """Entries received per client id."""
         self.received = asyncio.Event()
+        self.joined = asyncio.Event()
+        """The hub's first sync message came: the session is in the page's room."""
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -35,7 +40,10 @@ class PresenceClient:
             if isinstance(message, yws.Awareness):
                 for e in message.entries:
                     self.states[e.client_id] = json.loads(e.state)
+                    self.heard[e.client_id] += 1
                 self.received.set()
+            elif isinstance(message, yws.Sync):
+                self.joined.set()
 
     async def announce(self, client_id: int, clock: int, state: dict[str, Any] | None) -> None:
         await self.ws.send(yws.encode_awareness(
@@ -102,6 +110,35 @@ async def test_awareness_reaches_clients_on_another_hub() -> None:
         await asyncio.sleep(0.3)
         assert 22 not in other.states
         for c in (ravi, mira, other):
+            await c.close()
+
+
+async def test_echoed_states_are_not_passed_on_nor_taken_away_by_the_echoer() -> None:
+    """A y-websocket client sends back every awareness state it receives: the hub passes on
+    none of those echoes (20 clients would otherwise make each change 19 × 19 frames), and
+    the echoing client leaving does not take the owner's presence with it."""
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        owner = await login(server, "junior_broker@t1.test")
+        r = await http.post("/api/oracle/v1/canvas-pages", headers=owner,
+                            json={"values": {"title": "Echoes"}})
+        page_id = r.json()["id"]
+        asha, ravi, mira = [await _client(server, page_id, owner) for _ in range(3)]
+        for c in (asha, ravi, mira):
+            await asyncio.wait_for(c.joined.wait(), 10)
+        await asha.announce(11, 1, {"user": {"name": "Asha"}})
+        await ravi.sees(11, {"user": {"name": "Asha"}})
+        await ravi.announce(11, 1, {"user": {"name": "Asha"}})  # the echo
+        await ravi.announce(22, 1, {"user": {"name": "Ravi"}})
+        await asha.sees(22, {"user": {"name": "Ravi"}})
+        await mira.sees(22, {"user": {"name": "Ravi"}})
+        assert asha.heard[11] == 0 and mira.heard[11] == 1
+        await ravi.close()
+        await mira.sees(22, None)
+        assert mira.states[11] == {"user": {"name": "Asha"}}
+        # a change of Asha's is news again
+        await asha.announce(11, 2, {"user": {"name": "Asha"}, "cursor": 3})
+        await mira.sees(11, {"user": {"name": "Asha"}, "cursor": 3})
+        for c in (asha, mira):
             await c.close()
 
 

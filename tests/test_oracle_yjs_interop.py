@@ -162,3 +162,41 @@ async def _raw(url: str, frame: bytes) -> tuple[int | None, str | None]:
                 await asyncio.wait_for(ws.recv(), 10)
         except websockets.ConnectionClosed as exc:
             return (exc.rcvd.code, exc.rcvd.reason) if exc.rcvd else (None, None)
+
+
+async def test_a_yjs_client_may_not_write_with_a_devices_client_id() -> None:
+    """A Yjs session binds its user's client ids once and remembers them; an update authored
+    with a device's client id is refused even after the session's own were accepted."""
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        owner = await login(server, "junior_broker@t1.test")
+        r = await http.post("/api/oracle/v1/canvas-pages", headers=owner, json={"values": {
+            "title": "Ids", "editors": ["t1-senior_broker"]}})
+        pid = r.json()["id"]
+        guid = f"canvas_pages/{pid}"
+        device = await pair_device(server, "senior_broker@t1.test", "t1-senior_broker", 7201)
+        await device.connect()
+        try:
+            await device.wait_for(lambda: guid in device.docs)
+            await device.write(guid, {"title": "From the iPad"}, "d-1")
+            await device.wait_for(lambda: "d-1" in device.acks)
+        finally:
+            await device.close()
+        token = (await login(server, "senior_broker@t1.test"))["Authorization"][7:]
+        url = server.url.replace("http", "ws") + f"/api/oracle/v1/ws/oracle/canvas/{pid}"
+        mine, forged = Y.Doc(client_id=4343), Y.Doc(client_id=7201)
+        async with websockets.connect(f"{url}?token={token}") as ws:
+            await asyncio.wait_for(ws.recv(), 10)
+            for n in range(2):  # the second reuses the binding the first made
+                text = mine.get("narrative", type=Y.Text)
+                before = mine.get_state()
+                text.insert(len(str(text)), f"ok{n} ")
+                await ws.send(yws.encode_sync(yws.SyncStep.UPDATE, mine.get_update(before)))
+            forged.get("narrative", type=Y.Text).insert(0, "forged ")
+            await ws.send(yws.encode_sync(yws.SyncStep.UPDATE, forged.get_update()))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(ws.recv(), 10)
+        assert closed.value.rcvd is not None
+        assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4000, "foreign_client")
+        content = await _hub_content(server, pid)
+        assert content["narrative"] == "ok0 ok1 " and content["title"] == "From the iPad"
