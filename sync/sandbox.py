@@ -7,7 +7,8 @@ is replaced; its job is refused with a `SandboxRefused` whose ``code`` says why:
 
 ``worker_crashed``   the process died (segfault, abort, ``os._exit``, a signal) or sent garbage;
 ``worker_panicked``  the library raised a ``BaseException`` (pyo3's ``PanicException``);
-``worker_timeout``   no reply within ``timeout_s``: the worker was killed;
+``worker_timeout``   the worker spent ``timeout_s`` of CPU on one job, or gave no reply within
+                     ``WALL_FACTOR`` times that in all (asleep or stuck): it was killed;
 ``apply_failed``     an ordinary exception (malformed bytes, a size bound, an unknown collection);
 ``pool_closed``      the pool was closing or closed (not the update's fault);
 ``pool_unavailable`` the workers could not be started (not the update's fault).
@@ -77,13 +78,17 @@ POOL_UNAVAILABLE = "pool_unavailable"
 UPDATE_CODES = frozenset({WORKER_CRASHED, WORKER_PANICKED, WORKER_TIMEOUT, APPLY_FAILED})
 """Codes caused by the job's own bytes (they count against the sender); the others are the hub's."""
 
-Fault = Literal["segfault", "panic", "hang", "exit", "slow"]
-FAULTS: frozenset[str] = frozenset({"segfault", "panic", "hang", "exit", "slow"})
+Fault = Literal["segfault", "panic", "hang", "stall", "exit", "slow"]
+FAULTS: frozenset[str] = frozenset({"segfault", "panic", "hang", "stall", "exit", "slow"})
 """Test faults a job may carry, honoured only by a pool made with ``allow_test_faults=True``:
-"segfault" SIGSEGV to itself, "panic" raises `InjectedPanic`, "hang" sleeps forever, "exit" calls
-``os._exit(3)``, "slow" sleeps 0.5 s and then applies normally (holds a worker busy)."""
+"segfault" SIGSEGV to itself, "panic" raises `InjectedPanic`, "hang" loops forever on the CPU,
+"stall" sleeps forever, "exit" calls ``os._exit(3)``, "slow" sleeps 0.5 s and then applies
+normally (holds a worker busy)."""
+WALL_FACTOR = 5
+"""A job's wall-time budget, in multiples of its CPU budget (``timeout_s``)."""
 
 _HEADER = struct.Struct("!Q")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _MAX_MESSAGE_BYTES = 1 << 28
 _EXIT_GRACE_S = 1.0
 _CLOSE_GRACE_S = 0.5
@@ -233,7 +238,9 @@ class _BadMessage(Exception):
 class SandboxPool:
     """A warm pool of ``size`` worker processes applying untrusted updates (``async with``).
 
-    ``timeout_s`` bounds each job (the worker is killed when it passes). Jobs are spread over the
+    ``timeout_s`` bounds the CPU time a worker spends on one job (it is killed when it passes),
+    and ``WALL_FACTOR`` times it the wall time: on a loaded machine a worker waiting for a core
+    is not mistaken for one a crafted update keeps busy. Jobs are spread over the
     workers; a failed worker is replaced before its slot takes more work, and the others and their
     in-flight jobs are not disturbed. Use from one event loop.
     """
@@ -398,6 +405,35 @@ class SandboxPool:
             self._kept_missed += len(missed)
             jobs = missed + jobs[done:]
 
+    async def _reply_within_budget(self, worker: _Worker, *, drain: bool) -> Any:
+        """The worker's next reply; TimeoutError once it has spent ``timeout_s`` of CPU waiting
+        for it, or ``WALL_FACTOR`` times that in all."""
+
+        async def receive() -> Any:
+            if drain:
+                await worker.writer.drain()
+            return await _read_message(worker.reader)
+
+        reading = asyncio.ensure_future(receive())
+        loop = asyncio.get_running_loop()
+        give_up = loop.time() + self.timeout_s * WALL_FACTOR
+        cpu_start = _cpu_seconds(worker.pid)
+        try:
+            while True:
+                wait = min(self.timeout_s, give_up - loop.time())
+                done, _ = await asyncio.wait({reading}, timeout=max(wait, 0.0))
+                if done:
+                    return reading.result()
+                cpu_now = _cpu_seconds(worker.pid)
+                if (loop.time() >= give_up or cpu_start is None or cpu_now is None
+                        or cpu_now - cpu_start >= self.timeout_s):
+                    raise TimeoutError
+        finally:
+            if not reading.done():
+                reading.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await reading
+
     async def _run_on(
         self,
         slot: _Slot,
@@ -414,10 +450,7 @@ class SandboxPool:
         try:
             worker.writer.write(_HEADER.pack(len(payload)) + payload)
             for k, (i, _) in enumerate(jobs):
-                async with asyncio.timeout(self.timeout_s):
-                    if k == 0:
-                        await worker.writer.drain()
-                    reply = await _read_message(worker.reader)
+                reply = await self._reply_within_budget(worker, drain=k == 0)
                 outcome = _outcome(reply, seq, k, worker.pid)
                 results[i] = outcome if outcome is _MISS else self._count(outcome)
                 finished += 1
@@ -431,7 +464,8 @@ class SandboxPool:
             exitcode = await self._retire(slot, worker, grace=0.0)
             results[jobs[finished][0]] = self._count(
                 SandboxRefused(
-                    f"sandbox worker (pid {worker.pid}) gave no reply within {self.timeout_s:g} s "
+                    f"sandbox worker (pid {worker.pid}) gave no reply within its budget "
+                    f"({self.timeout_s:g} s of CPU, {self.timeout_s * WALL_FACTOR:g} s in all) "
                     f"and was stopped ({_exit_text(exitcode)})",
                     code=WORKER_TIMEOUT,
                     pid=worker.pid,
@@ -644,6 +678,19 @@ def _loads(data: bytes) -> Any:
         raise _BadMessage(f"unreadable message: {type(exc).__name__}") from None
 
 
+def _cpu_seconds(pid: int | None) -> float | None:
+    """CPU time (user and system) process ``pid`` has used, from /proc; None where unknown
+    (then a job's budget is its wall time alone)."""
+    if pid is None:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rpartition(b")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 async def _read_message(reader: asyncio.StreamReader) -> Any:
     (size,) = _HEADER.unpack(await reader.readexactly(_HEADER.size))
     if size > _MAX_MESSAGE_BYTES:
@@ -823,7 +870,10 @@ def _inject_fault(fault: str) -> None:
     elif fault == "exit":
         os._exit(3)
     elif fault == "hang":
-        while True:
+        while True:  # a crafted update looping in the library: burns CPU
+            pass
+    elif fault == "stall":
+        while True:  # stuck without using CPU
             time.sleep(3600)
     elif fault == "panic":
         raise InjectedPanic("injected test panic")

@@ -15,6 +15,7 @@ from schema import collection
 from sync.record import RecordDoc
 from sync.sandbox import (
     UPDATE_CODES,
+    WALL_FACTOR,
     InjectedPanic,
     Job,
     Kept,
@@ -173,7 +174,7 @@ async def test_update_waiting_for_predecessors_is_reported_pending() -> None:
         ("segfault", "worker_crashed", "SIGSEGV"),
         ("exit", "worker_crashed", "exit code 3"),
         ("panic", "worker_panicked", "InjectedPanic"),
-        ("hang", "worker_timeout", "no reply within 0.5 s"),
+        ("hang", "worker_timeout", "0.5 s of CPU"),
     ],
 )
 async def test_fault_is_refused_and_worker_replaced(fault: str, code: str, says: str) -> None:
@@ -227,8 +228,28 @@ async def test_timeout_kills_hung_worker_promptly() -> None:
             await pool.apply("people", "p1", STATE, UPDATES, fault="hang")
         elapsed = time.monotonic() - started
         assert caught.value.code == "worker_timeout"
-        assert 0.5 <= elapsed < 1.5
+        assert 0.5 <= elapsed < 0.5 * WALL_FACTOR + 1
         assert caught.value.pid is not None and _reaped(caught.value.pid)
+
+
+async def test_a_worker_that_waits_without_using_cpu_is_given_time() -> None:
+    """A job over its CPU budget in wall time only (a loaded machine, a worker waiting for a
+    core) completes; the worker is not killed."""
+    async with SandboxPool(1, 0.2, allow_test_faults=True) as pool:
+        [before] = pool.pids
+        result = await pool.apply("people", "p1", STATE, UPDATES, fault="slow")  # sleeps 0.5 s
+        assert result.content == _in_process(STATE, UPDATES)[1]
+        assert pool.pids == [before] and pool.stats.restarts == 0
+
+
+async def test_a_stalled_worker_is_killed_at_the_wall_time_budget() -> None:
+    async with SandboxPool(1, 0.2, allow_test_faults=True) as pool:
+        started = time.monotonic()
+        with pytest.raises(SandboxRefused) as caught:
+            await pool.apply("people", "p1", STATE, UPDATES, fault="stall")
+        elapsed = time.monotonic() - started
+    assert caught.value.code == "worker_timeout"
+    assert 0.2 * WALL_FACTOR <= elapsed < 0.2 * WALL_FACTOR + 2
 
 
 async def test_batch_refuses_only_the_faulty_job() -> None:
