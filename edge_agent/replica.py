@@ -381,13 +381,15 @@ class Replica:
                             removed: Sequence[str]) -> int:
         touched: dict[str, RecordDoc] = {}
         confirmed: dict[str, bytes] = {}
+        confirming: dict[str, RecordDoc] = {}  # built once per document per batch
         states: dict[str, bytes] = {}  # a snapshot just loaded is already its own state
         async with self._transaction() as dirty:
             held = await self._confirmed_many({g for g, _, _ in batch if g in self._docs})
             for guid, data, snapshot in batch:
                 dirty.add(guid)
                 doc = self._docs.get(guid)
-                if snapshot and (doc is None or doc.is_empty) and guid not in confirmed:
+                if (snapshot and (doc is None or doc.is_empty) and guid not in confirmed
+                        and guid not in confirming):
                     coll_name, record_id = split_guid(guid)
                     try:
                         doc = RecordDoc(collection(coll_name), record_id,
@@ -397,6 +399,7 @@ class Replica:
                         continue
                     self._docs[guid] = doc
                     confirmed[guid] = states[guid] = data
+                    confirming.pop(guid, None)
                     touched[guid] = doc
                     continue
                 doc = self.document(guid)
@@ -405,12 +408,16 @@ class Replica:
                 except VelocityError as exc:
                     self.invalid[guid] = exc.message
                     continue
-                base = confirmed.get(guid, held.get(guid))
-                conf = RecordDoc(doc.collection, doc.record_id, state=base or None)
+                conf = confirming.get(guid)
+                if conf is None:
+                    base = confirmed.get(guid, held.get(guid))
+                    conf = confirming[guid] = RecordDoc(doc.collection, doc.record_id,
+                                                        state=base or None)
                 conf.apply(data, in_order=True)
-                confirmed[guid] = conf.encode_state()
                 states.pop(guid, None)
                 touched[guid] = doc
+            for guid, conf in confirming.items():
+                confirmed[guid] = conf.encode_state()
             await self._save_many([(doc, states.get(guid) or doc.encode_state(), confirmed[guid])
                                    for guid, doc in touched.items()])
             for guid in removed:
