@@ -75,6 +75,8 @@ SAMPLE_S = 2.0
 DRAIN_LIMIT_S = 300.0
 """A backlog not drained by then is reported as such (with what was left) and the run goes on."""
 CONVERGE_LIMIT_S = 300.0
+ANSWER_LIMIT_S = 900.0
+"""How long a command to the workers may go unanswered (pairing 200 devices is the slowest)."""
 TOKEN = re.compile(r"\[d\d+\.\d+\]")
 console = Console()
 MiB = 2**20
@@ -217,10 +219,11 @@ class Workers:
     async def ask_all(self, name: str, *args: Any, answer: str, per_worker: list[Any] | None = None
                       ) -> dict[int, Any]:
         """Send a command to every worker (``per_worker`` args appended) and wait for each
-        one's answer."""
+        one's answer (a RuntimeError naming the silent ones after ``ANSWER_LIMIT_S``)."""
         for wid in range(len(self.procs)):
             self.tell(wid, name, *args, *([per_worker[wid]] if per_worker else []))
         out: dict[int, Any] = {}
+        asked = time.monotonic()
         while len(out) < len(self.procs):
             try:
                 wid, got, payload = await asyncio.wait_for(self.answers.get(), 5)
@@ -228,6 +231,10 @@ class Workers:
                 dead = [p.pid for p in self.procs if not p.is_alive()]
                 if dead:
                     raise RuntimeError(f"worker processes {dead} died") from None
+                if time.monotonic() - asked > ANSWER_LIMIT_S:
+                    silent = sorted(set(range(len(self.procs))) - set(out))
+                    raise RuntimeError(f"workers {silent} gave no answer to {name!r} within "
+                                       f"{ANSWER_LIMIT_S:g} s") from None
                 continue
             if got == "error":
                 raise RuntimeError(f"worker {wid} failed:\n{payload}")
