@@ -232,6 +232,14 @@ class NodeClients:
         self._reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
+        try:
+            await self._read_lines()
+        except Exception as exc:  # the bench waits on `result`: it must hear of this
+            if not self.result.done():
+                self.result.set_exception(RuntimeError(f"reading the Yjs clients failed: {exc!r}"))
+            self.ready.set()
+
+    async def _read_lines(self) -> None:
         assert self.proc.stdout is not None
         while line := await self.proc.stdout.readline():
             if line.strip() == b"ready":
