@@ -109,6 +109,7 @@ for (const prefix of config.expected) {
   }
 }
 const texts = clients.map((c) => c.doc.getText('narrative').toString())
-console.log(JSON.stringify({ sent, visible, first, unseen, closes, texts }))
 for (const c of clients) c.provider.destroy()
-process.exit(0)
+// to a pipe, stdout is written asynchronously: exit only once the whole report is out
+process.stdout.write(JSON.stringify({ sent, visible, first, unseen, closes, texts }) + '\n',
+  () => process.exit(0))
