@@ -109,7 +109,7 @@ for (const prefix of config.expected) {
   }
 }
 const texts = clients.map((c) => c.doc.getText('narrative').toString())
+const report = JSON.stringify({ sent, visible, first, unseen, closes, texts }) + '\n'
 for (const c of clients) c.provider.destroy()
 // to a pipe, stdout is written asynchronously: exit only once the whole report is out
-process.stdout.write(JSON.stringify({ sent, visible, first, unseen, closes, texts }) + '\n',
-  () => process.exit(0))
+process.stdout.write(report, () => process.exit(0))
