@@ -6,6 +6,7 @@ import gc
 import json
 import multiprocessing
 import platform
+import secrets
 import shutil
 import statistics
 import time
@@ -15,6 +16,9 @@ from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -89,3 +93,25 @@ async def device_handshake(sync_url: str, device_id: str, key: Any, client_id: i
     welcome = p.decode(await ws.recv())  # type: ignore[arg-type]
     assert isinstance(welcome, p.Welcome), welcome
     return ws
+
+
+async def create_database(server_url: str, prefix: str) -> str:
+    """A database of a run's own on the server of ``server_url`` (others' tests may reset the
+    shared one while a bench runs); its URL."""
+    name = f"{prefix}_{secrets.token_hex(6)}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+async def drop_database(server_url: str, url: str) -> None:
+    """Drop a database `create_database` made (connections and all)."""
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
+    finally:
+        await conn.close()
+

@@ -34,16 +34,14 @@ from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import asyncpg
 import psutil
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import hub_in_process, percentile, write_results
+from bench._common import create_database, drop_database, hub_in_process, percentile, write_results
 from core.identity import Principal, Role
 from core.ids import make_guid, new_id
 from edge_agent.device import pair
@@ -444,24 +442,6 @@ def _git_head() -> str:
     return out.stdout.strip() or "unknown"
 
 
-async def _create_database(server_url: str) -> str:
-    """A database of this run's own on the ``DATABASE_URL`` server (others' tests may reset the
-    shared one while the bench runs)."""
-    name = f"velocity_bench_canvas_{new_id().replace('-', '')}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-async def _drop_database(server_url: str, url: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def _faults(figures: dict[str, Any]) -> list[str]:
@@ -508,7 +488,7 @@ def main() -> None:
     console = Console()
     load_before = os.getloadavg()[0]
     server_url = os.environ.get("DATABASE_URL")
-    url = asyncio.run(_create_database(server_url)) if server_url else None
+    url = asyncio.run(create_database(server_url, "velocity_bench_canvas")) if server_url else None
     try:
         if args.profile:
             args.profile.mkdir(parents=True, exist_ok=True)
@@ -517,7 +497,7 @@ def main() -> None:
                                       args.stall, args.timeout, args.profile))
     finally:
         if server_url and url:
-            asyncio.run(_drop_database(server_url, url))
+            asyncio.run(drop_database(server_url, url))
     faults = _faults(figures)
     figures |= {"quick": args.quick, "git": _git_head(), "faults": faults,
                 "load_average": {"before": load_before, "after": os.getloadavg()[0]}}

@@ -26,7 +26,6 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -35,7 +34,7 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import write_results
+from bench._common import create_database, drop_database, write_results
 from comms.waha import sign
 from core.ids import new_id
 from hub.server import HubServer
@@ -141,23 +140,6 @@ async def raw_run(url: str, messages: int, senders: int) -> float:
         await pool.close()
 
 
-async def _create_database(server_url: str) -> str:
-    """A database of this run's own on the server of ``server_url``."""
-    name = f"velocity_bench_comms_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
-
-
-async def _drop_database(server_url: str, url: str) -> None:
-    conn = await asyncpg.connect(server_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path[1:]}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 def main() -> None:
@@ -170,7 +152,7 @@ def main() -> None:
     messages = 300 if args.quick else args.messages
     console = Console()
     server_url = os.environ.get("DATABASE_URL")
-    url = asyncio.run(_create_database(server_url)) if server_url else None
+    url = asyncio.run(create_database(server_url, "velocity_bench_comms")) if server_url else None
     try:
         hub = asyncio.run(hub_run(url, messages, args.senders, console))
         with console.status("raw asyncpg inserts of the same rows…"):
@@ -178,7 +160,7 @@ def main() -> None:
                    for _ in range(2)]
     finally:
         if server_url and url:
-            asyncio.run(_drop_database(server_url, url))
+            asyncio.run(drop_database(server_url, url))
     raw_rate = sum(raw) / len(raw)
     ratio = hub["hub_messages_per_s"] / raw_rate
     figures = {**{k: v for k, v in hub.items() if k != "database_url"}, "messages": messages,
