@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -195,6 +198,17 @@ def test_swift_models_are_stable_and_parse_cleanly(tmp_path: Path) -> None:
     # the check is real: a broken file is caught
     assert _syntax_problems(source.replace("public struct Lead: Codable, Equatable {",
                                            "public struct Lead: Codable, Equatable"))
+
+
+def test_swift_models_are_the_same_in_another_process(tmp_path: Path) -> None:
+    """Another interpreter with another hash seed writes the same file, byte for byte."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("velocity")), "ios", "swift", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": "4242", "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "VelocityContract.swift").read_text(encoding="utf-8") == swift.generate()
 
 
 @pytest.mark.anyio
