@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pycrdt
@@ -18,6 +23,8 @@ from ios_bridge import contract, swift, vectors
 from ios_bridge.reference_client import Contract, ContractError, FrameCodec, Record
 from schema import COLLECTIONS
 from sync import protocol as p
+from sync._lib0 import Lib0Writer
+from sync.record import RecordDoc
 
 runner = CliRunner()
 
@@ -45,16 +52,53 @@ def test_export_covers_every_entity_and_message(exported: Path) -> None:
     assert people["x-velocity"]["document"]["list_roots"]["tags"] == "tags.set"
 
 
-def test_committed_vectors_match_the_encoders() -> None:
-    """Fails when any encoder's bytes drift while the protocol version stays the same."""
+def _drifted() -> list[str]:
+    """The vector files whose rebuilt bytes differ from the committed ones."""
     folder = vectors.committed_folder()
     assert folder.is_dir(), (f"no golden vectors for protocol version {p.PROTOCOL_VERSION}: "
                              f"run `velocity ios vectors --out {folder}` and commit them")
-    for name, document in vectors.build().items():
-        committed = (folder / name).read_text(encoding="utf-8")
-        assert contract.render(document) == committed, (
-            f"{name}: the encoder's output differs from the golden vectors of protocol version "
-            f"{p.PROTOCOL_VERSION}. A wire change needs a version bump and new vectors.")
+    return [name for name, document in vectors.build().items()
+            if contract.render(document) != (folder / name).read_text(encoding="utf-8")]
+
+
+def test_committed_vectors_match_the_encoders() -> None:
+    """Fails when any encoder's bytes drift while the protocol version stays the same."""
+    assert _drifted() == [], (
+        f"the encoders' output differs from the golden vectors of protocol version "
+        f"{p.PROTOCOL_VERSION}. A wire change needs a version bump and new vectors.")
+
+
+def test_a_changed_encoder_breaks_the_vector_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    def ack_seq_first(w: Lib0Writer, m: p.Ack) -> None:  # the same fields, another order
+        w.write_var_uint(len(m.entries))
+        for update_id, seq in m.entries:
+            w.write_var_uint(seq)
+            w.write_var_string(update_id)
+
+    with monkeypatch.context() as patched:
+        patched.setitem(p._ENCODERS, p.Ack, (p.MessageType.ACK, ack_seq_first))
+        assert _drifted() == ["frames.json"]
+
+    write_values = RecordDoc._write_values
+
+    def registers_reversed(self: RecordDoc, txn: Any, values: Mapping[str, Any],
+                           *rest: Any) -> None:
+        write_values(self, txn, dict(reversed(list(values.items()))), *rest)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(RecordDoc, "_write_values", registers_reversed)
+        assert _drifted() == ["crdt.json", "frames.json"]  # the frames carry the updates
+    assert _drifted() == []
+
+
+def test_the_cli_writes_the_committed_vectors(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["ios", "vectors", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    written = sorted(path.name for path in tmp_path.iterdir())
+    assert written == sorted(vectors.build()) == ["crdt.json", "frames.json"]
+    for name in written:
+        assert (tmp_path / name).read_bytes() == \
+            (vectors.committed_folder() / name).read_bytes(), name
 
 
 def test_vectors_decode_and_reencode_with_the_project_codec() -> None:
@@ -154,6 +198,17 @@ def test_swift_models_are_stable_and_parse_cleanly(tmp_path: Path) -> None:
     # the check is real: a broken file is caught
     assert _syntax_problems(source.replace("public struct Lead: Codable, Equatable {",
                                            "public struct Lead: Codable, Equatable"))
+
+
+def test_swift_models_are_the_same_in_another_process(tmp_path: Path) -> None:
+    """Another interpreter with another hash seed writes the same file, byte for byte."""
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("velocity")), "ios", "swift", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONHASHSEED": "4242", "PYTHONPATH": str(root)})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "VelocityContract.swift").read_text(encoding="utf-8") == swift.generate()
 
 
 @pytest.mark.anyio

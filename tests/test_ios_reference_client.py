@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import re
 import time
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from ios_bridge.reference_client import Contract, ContractError, ReferenceDevice
 from sync import protocol as p
 from tests.hubkit import PASSWORD, login, pair_device, running_hub
 from tests.test_ios_pairing import _reencode
+from tests.webos.kit import signed_in
 
 pytestmark = pytest.mark.anyio
 
@@ -182,3 +185,19 @@ async def test_cli_and_webos_render_qr_codes_a_device_pairs_with(tmp_path: Path)
         assert r.headers["x-pairing-code"] == verify_payload(text).code
         paired = await ReferenceDevice(contract, client_id=7102).pair(text)
         assert paired["user_id"] == "t1-junior_broker"
+
+        # the WebOS devices page: the PNG inline, beside the code and fingerprint it shows
+        async with signed_in(server, "sales_director@t1.test") as (director, csrf):
+            page = await director.post("/admin/devices/pairing", data={
+                "csrf_token": csrf, "user_id": "t1-senior_broker", "device_kind": "ipad"})
+        assert page.status_code == 200, page.text
+        png_b64 = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page.text)
+        assert png_b64 is not None
+        image = cv2.imdecode(np.frombuffer(base64.b64decode(png_b64[1]), np.uint8),
+                             cv2.IMREAD_COLOR)
+        text = scan(image)
+        payload = verify_payload(text)
+        assert f'<code id="pairing-code">{payload.code}</code>' in page.text
+        assert payload.fingerprint in page.text and payload.hub_url == server.url
+        paired = await ReferenceDevice(contract, client_id=7103).pair(text)
+        assert paired["user_id"] == "t1-senior_broker"
