@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from core.identity import Principal, Role
+from hub.scope import may_read
 from hub.server import HubServer
 from hub.store import create_many
 from schema import collection
@@ -155,17 +156,55 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
         _by_role(*["message_status"] * 4)),
 }
 REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
-    # change or create: (method, path, body) for a record id
+    # change or create: (method, path, body) for a record id and the actor's user id
     "edit a client": lambda rid, _: ("PATCH", f"/api/crm/client-data/{rid}",
                                      {"values": {"city": "London"}}),
+    "edit a lead": lambda rid, _: ("PATCH", f"/api/leads/{rid}",
+                                   {"values": {"notes": "Prefers calls"}}),
+    "take a lead": lambda rid, _: ("POST", f"/api/leads/{rid}/reassign", {
+        "owner_id": "t1-junior2", "team_id": TEAM, "opportunities": False}),
+    "move a lead to another team": lambda rid, _: ("POST", f"/api/leads/{rid}/reassign", {
+        "owner_id": OWNER, "team_id": "south", "opportunities": False}),
+    "edit an opportunity": lambda rid, _: ("PATCH", f"/api/opportunities/{rid}",
+                                           {"values": {"notes": "Budget firm"}}),
+    "move an opportunity's stage": lambda rid, _: ("POST", f"/api/opportunities/{rid}/stage",
+                                                   {"stage": "BOOKING"}),
     "revoke a consent": lambda rid, _: ("POST", "/api/sentinel/consent/revoke",
                                         {"session_id": f"s-{rid}"}),
+    "price a unit": lambda rid, _: ("PATCH", f"/api/inventory/properties/{rid}",
+                                    {"values": {"price": 2e7}}),
+    "describe a unit": lambda rid, _: ("PATCH", f"/api/inventory/properties/{rid}",
+                                       {"values": {"facing": "sea"}}),
+    "move an appointment": lambda rid, _: ("PATCH", f"/api/mobile-edge/calendar/{rid}", {
+        "starts_at": "2026-11-21T10:00:00Z", "duration_min": 90}),
+    "act on an insight": lambda rid, _: ("POST", f"/api/mobile-edge/insights/{rid}/act",
+                                         {"action": "act"}),
+    "decide an insight again": lambda rid, _: ("POST", f"/api/mobile-edge/insights/{rid}/act",
+                                               {"action": "dismiss"}),
     "create an own client": lambda _, me: ("POST", "/api/crm/contacts",
                                            {"values": {"full_name": "New", "owner_id": me}}),
+    "create an unowned client": lambda _, me: (
+        "POST", "/api/crm/contacts", {"values": {"full_name": "New", "owner_id": None}}),
     "create another's client": lambda _, me: (
         "POST", "/api/crm/contacts", {"values": {"full_name": "New", "owner_id": "t1-junior2"}}),
+    "create a project": lambda _, me: ("POST", "/api/inventory/projects",
+                                       {"values": {"name": "Sky Gardens", "owner_id": me}}),
 }
-"""The changes the REST API can express, as requests."""
+"""Every change and create of the tables above that a REST route can express, as a request
+making the same change (a route that sets more, such as a stage move's history record, makes
+the change the sync push makes and no other on the record)."""
+ROLES = {"admin": Role.ADMIN, "sales_director": Role.SALES_DIRECTOR,
+         "senior_broker": Role.SENIOR_BROKER, "junior_broker": Role.JUNIOR_BROKER,
+         "junior2": Role.JUNIOR_BROKER}
+
+
+def _reads_target(actor: str, change: str) -> bool:
+    """Whether ``actor`` may read the record ``change`` starts from (REST answers 404 when
+    not: a record outside the caller's scope is never told to exist)."""
+    team = "south" if actor == "junior2" else TEAM
+    principal = Principal("t1", f"t1-{actor}", ROLES[actor], team)
+    coll, values = TARGETS[CHANGES[change][0]]
+    return may_read(principal, coll, values.get("owner_id"), values.get("team_id"))
 
 
 def _verdict(status: int, body: dict[str, Any]) -> str:
@@ -246,7 +285,13 @@ async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_syn
         expected = {a: {name: table[a] for name, (_, _, table) in {**CHANGES, **CREATES}.items()}
                     for a in ACTORS}
         assert sync == expected
-        assert rest == {a: {name: expected[a][name] for name in REST_DOORS} for a in ACTORS}
+        # Over REST the same verdict, except that a record the actor may not read is a 404;
+        # the same change over sync is refused then too.
+        hidden = {(a, name) for a in ACTORS for name in REST_DOORS
+                  if name in CHANGES and not _reads_target(a, name)}
+        assert hidden and all(expected[a][name] != OK for a, name in hidden)
+        assert rest == {a: {name: "not_found" if (a, name) in hidden else expected[a][name]
+                            for name in REST_DOORS} for a in ACTORS}
         # The refused changes left their records as they were.
         row = await server.hub.db.pool.fetchrow(
             "SELECT owner_id, team_id, deleted FROM crm_leads WHERE tenant_id = 't1' AND id = $1",
