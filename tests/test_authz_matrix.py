@@ -799,3 +799,28 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
                                                      "password": "correct horse battery staple"})
         assert r.status_code == 401
 
+
+
+async def test_the_admin_surface_shows_the_callers_tenant_only() -> None:
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        devices = [await pair_device(server, email, user_id, 8100 + n) for n, (email, user_id)
+                   in enumerate([("junior_broker@t1.test", "t1-junior_broker"),
+                                 ("junior2@t1.test", "t1-junior2"),
+                                 ("junior_broker@t2.test", "t2-junior_broker")])]
+        for d in devices:
+            await d.connect()
+        seen = {}
+        for email in ("admin@t1.test", "sales_director@t1.test", "sales_director@t2.test"):
+            headers = await login(server, email)
+            health = (await http.get("/api/admin-surface/health", headers=headers)).json()
+            installs = (await http.get("/api/admin-surface/installs", headers=headers)).json()
+            seen[email] = (health["live_connections"], (health["database"] or "")[:10],
+                           sorted(i["user_id"] for i in installs))
+        for d in devices:
+            await d.close()
+        # Each caller counts and lists their own tenant's devices; only an admin sees versions.
+        assert seen == {
+            "admin@t1.test": (2, "PostgreSQL", ["t1-junior2", "t1-junior_broker"]),
+            "sales_director@t1.test": (2, "", ["t1-junior2", "t1-junior_broker"]),
+            "sales_director@t2.test": (1, "", ["t2-junior_broker"]),
+        }
