@@ -121,6 +121,9 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
                                  _by_role(OK, OK, OK, OK)),
     "create another's client": ("people", {"full_name": "New", "owner_id": "t1-junior2"},
                                 _by_role(OK, "not_owner", "not_owner", OK)),
+    "create a client in another tenant": (
+        "people", {"full_name": "New", "owner_id": "self", "tenant_id": "t2"},
+        _by_role(*["other_tenant"] * 4)),
     "create an own lead": ("leads", {"person_id": "p-any", "owner_id": "self"},
                            _by_role(OK, OK, OK, OK)),
     "create another's lead": ("leads", {"person_id": "p-any", "owner_id": "t1-junior2"},
