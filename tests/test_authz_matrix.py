@@ -506,6 +506,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/auth/users/{admin2}/disable", None,
      {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
+    # {me}: the caller: nobody demotes or disables themselves, admins included
+    ("PATCH", "/api/auth/users/{me}", {"role": "JUNIOR_BROKER"}, {r: 403 for r in CALLERS}),
+    ("POST", "/api/auth/users/{me}/disable", None, {r: 403 for r in CALLERS}),
     ("POST", "/api/auth/users/{broker}/enable", None,
      {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
@@ -704,7 +707,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                    .replace("{decided}", "{recommendation_id}")
                    .replace("{appointment}", "{calendar_event_id}")
                    .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
-                   .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}")
+                   .replace("{admin2}", "{user_id}").replace("{me}", "{user_id}")
+                   .replace("{job}", "{job_id}")
                    .replace("{mylead}", "{lead_id}").replace("{rlead}", "{lead_id}")
                    .replace("{opp}", "{opportunity_id}")
                    .replace("{thread}", "{thread_id}"))
@@ -734,7 +738,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                          "event": "ev1", "insight": f"ins-{caller}", "thread": "th1",
                          "appointment": f"cal-{caller}", "decided": "ins-decided",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
-                         "admin2": await fresh_user(Role.ADMIN)}
+                         "admin2": await fresh_user(Role.ADMIN),
+                         "me": "t2-sales_director" if caller == "t2" else f"t1-{caller}"}
                 names.update(_inventory_names(caller))
                 if "{device}" in path:
                     names["device"] = (await pair_device(
@@ -791,6 +796,7 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
             names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
                      "thread": "th1",
                      "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job",
+                     "me": "t1-junior_broker",
                      "mylead": "lj", "rlead": "lr", "opp": "oj",
                      "event": "ev1", "insight": "ins-off", "appointment": "cal-off",
                      "decided": "ins-decided"}
