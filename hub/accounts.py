@@ -28,7 +28,7 @@ from core.errors import AuthError, Conflict, NotFound, PermissionDenied, RecordI
 from core.identity import Principal, Role
 from core.ids import new_id
 from hub.database import Database
-from hub.policy import check_grant_role, check_manage_user
+from hub.policy import check_grant_role, check_manage_user, check_own_account
 from hub.storage.accounts import AccountStore
 from hub.storage.audit import AuditLog, Entry
 from hub.storage.devices import DeviceRegistry
@@ -251,8 +251,7 @@ class Accounts:
         user = await self.account(manager, user_id)
         if role is not None and role is not user.role:
             check_grant_role(manager, role)
-            if user.user_id == manager.user_id:
-                raise PermissionDenied("nobody changes their own role", code="role_required")
+            check_own_account(manager, user.user_id, "role")
         new_team = None if clear_team else (team_id if team_id is not None else user.team_id)
         new_role = role or user.role
         new_name = full_name or user.full_name
@@ -268,8 +267,7 @@ class Accounts:
     async def set_active(self, manager: Principal, user_id: str, active: bool) -> User:
         """Disable (tokens end, sessions close on every hub, devices refused) or re-enable."""
         user = await self.account(manager, user_id)
-        if user.user_id == manager.user_id:
-            raise PermissionDenied("nobody disables their own account", code="role_required")
+        check_own_account(manager, user.user_id, "disable")
         row = await self._users.set_active(
             user.tenant_id, user.user_id, active,
             notice=_notice(user, "active" if active else "disabled"),

@@ -32,14 +32,17 @@ tenant):
   own, or (seniors) their team's; owner and team change only by a manager;
 - an insight is decided once: its decision is never changed afterwards (managers included);
 - GPU requests are asked by their owner and answered by the hub (`check_gpu_request`, for
-  managers too).
+  managers too);
+- accounts are managed by admins (all of their tenant's) and directors (brokers and
+  themselves), roles granted only below one's own (`check_manage_user`, `check_grant_role`),
+  and nobody changes their own role or disables themselves (`check_own_account`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from enum import IntEnum
-from typing import Any
+from typing import Any, Literal
 
 from core.errors import PermissionDenied
 from core.identity import Principal, Role
@@ -50,8 +53,8 @@ from schema.models import LeadStage
 
 __all__ = ["COMMS_AGENT_ID", "GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "MANAGED",
            "check_gpu_request", "check_grant_role", "check_hold", "check_manage_user",
-           "check_message_write", "check_purge", "check_revoke", "check_write", "comms_agent",
-           "may_change", "may_read"]
+           "check_message_write", "check_own_account", "check_purge", "check_revoke",
+           "check_write", "comms_agent", "may_change", "may_read"]
 
 GUARDED = frozenset({"people", "leads", "opportunities", "comms_threads"})
 """Collections whose records only their owner, their team's senior and managers change."""
@@ -196,6 +199,18 @@ def check_manage_user(principal: Principal, target_id: str, target_role: Role) -
         return
     raise PermissionDenied(f"a {principal.role.value} may not manage a {target_role.value}'s"
                            " account", code="role_required")
+
+
+SELF_CHANGES = {"role": "nobody changes their own role",
+                "disable": "nobody disables their own account"}
+
+
+def check_own_account(principal: Principal, target_id: str,
+                      change: Literal["role", "disable"]) -> None:
+    """Nobody changes their own role or disables their own account (so a tenant cannot lose
+    its last manager by a slip)."""
+    if target_id == principal.user_id:
+        raise PermissionDenied(SELF_CHANGES[change], code="role_required")
 
 
 def check_grant_role(principal: Principal, role: Role) -> None:

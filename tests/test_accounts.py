@@ -23,6 +23,7 @@ from sync import protocol as p
 from sync.record import RecordDoc
 from tests import hubkit
 from tests.hubkit import PASSWORD, login, pair_device, running_hub
+from tests.test_hub_events import Stream
 
 pytestmark = pytest.mark.anyio
 DIRECTOR = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
@@ -88,6 +89,41 @@ async def test_demotion_and_disabling_reach_open_sessions_on_every_hub() -> None
             await junior2.connect()  # enabled again: the device works without re-pairing
             await junior2.close()
             await director.close()
+
+
+async def _canvas_closed(ws: websockets.ClientConnection) -> str:
+    """Read the canvas socket until the hub closes it: the close reason."""
+    async def drain() -> None:
+        with suppress(websockets.ConnectionClosed):
+            async for _ in ws:
+                pass
+    await asyncio.wait_for(drain(), 10)
+    return ws.close_reason or ""
+
+
+async def test_a_role_change_or_disabling_closes_canvas_sockets_and_event_streams() -> None:
+    async with running_hub() as a, running_hub(a.hub.database_url) as b, \
+            httpx.AsyncClient(base_url=a.url) as http_a, \
+            httpx.AsyncClient(base_url=b.url, timeout=None) as http_b:
+        admin = await login(a, "admin@t1.test")
+        for email, user_id, change, reason, closed in (
+                ("senior_broker@t1.test", "t1-senior_broker", "role", "scope_changed", "scope"),
+                ("junior_broker@t1.test", "t1-junior_broker", "disable", "user_inactive",
+                 "disabled")):
+            me = await login(b, email)
+            r = await http_b.post("/api/oracle/v1/canvas-pages", headers=me,
+                                  json={"values": {"title": "Plan"}})
+            assert r.status_code == 201, r.text
+            url = (b.url.replace("http", "ws") + f"/api/oracle/v1/ws/oracle/canvas/"
+                   f"{r.json()['id']}?token={me['Authorization'][7:]}")
+            async with websockets.connect(url) as canvas, Stream(http_b, me) as stream:
+                r = await (http_a.patch(f"/api/auth/users/{user_id}", headers=admin,
+                                        json={"role": "JUNIOR_BROKER"}) if change == "role"
+                           else http_a.post(f"/api/auth/users/{user_id}/disable", headers=admin))
+                assert r.status_code == 200
+                assert await _canvas_closed(canvas) == reason
+                await asyncio.wait_for(stream.ended.wait(), 10)
+                assert stream.events[-1][:2] == ("closed", {"reason": closed})
 
 
 async def test_tokens_refresh_once_and_end_on_logout_and_password_change() -> None:

@@ -16,6 +16,7 @@ import jwt
 import pytest
 
 from core.identity import Principal, Role
+from hub.scope import may_read
 from hub.server import HubServer
 from hub.store import create_many
 from schema import collection
@@ -120,6 +121,9 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
                                  _by_role(OK, OK, OK, OK)),
     "create another's client": ("people", {"full_name": "New", "owner_id": "t1-junior2"},
                                 _by_role(OK, "not_owner", "not_owner", OK)),
+    "create a client in another tenant": (
+        "people", {"full_name": "New", "owner_id": "self", "tenant_id": "t2"},
+        _by_role(*["other_tenant"] * 4)),
     "create an own lead": ("leads", {"person_id": "p-any", "owner_id": "self"},
                            _by_role(OK, OK, OK, OK)),
     "create another's lead": ("leads", {"person_id": "p-any", "owner_id": "t1-junior2"},
@@ -155,17 +159,55 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
         _by_role(*["message_status"] * 4)),
 }
 REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
-    # change or create: (method, path, body) for a record id
+    # change or create: (method, path, body) for a record id and the actor's user id
     "edit a client": lambda rid, _: ("PATCH", f"/api/crm/client-data/{rid}",
                                      {"values": {"city": "London"}}),
+    "edit a lead": lambda rid, _: ("PATCH", f"/api/leads/{rid}",
+                                   {"values": {"notes": "Prefers calls"}}),
+    "take a lead": lambda rid, _: ("POST", f"/api/leads/{rid}/reassign", {
+        "owner_id": "t1-junior2", "team_id": TEAM, "opportunities": False}),
+    "move a lead to another team": lambda rid, _: ("POST", f"/api/leads/{rid}/reassign", {
+        "owner_id": OWNER, "team_id": "south", "opportunities": False}),
+    "edit an opportunity": lambda rid, _: ("PATCH", f"/api/opportunities/{rid}",
+                                           {"values": {"notes": "Budget firm"}}),
+    "move an opportunity's stage": lambda rid, _: ("POST", f"/api/opportunities/{rid}/stage",
+                                                   {"stage": "BOOKING"}),
     "revoke a consent": lambda rid, _: ("POST", "/api/sentinel/consent/revoke",
                                         {"session_id": f"s-{rid}"}),
+    "price a unit": lambda rid, _: ("PATCH", f"/api/inventory/properties/{rid}",
+                                    {"values": {"price": 2e7}}),
+    "describe a unit": lambda rid, _: ("PATCH", f"/api/inventory/properties/{rid}",
+                                       {"values": {"facing": "sea"}}),
+    "move an appointment": lambda rid, _: ("PATCH", f"/api/mobile-edge/calendar/{rid}", {
+        "starts_at": "2026-11-21T10:00:00Z", "duration_min": 90}),
+    "act on an insight": lambda rid, _: ("POST", f"/api/mobile-edge/insights/{rid}/act",
+                                         {"action": "act"}),
+    "decide an insight again": lambda rid, _: ("POST", f"/api/mobile-edge/insights/{rid}/act",
+                                               {"action": "dismiss"}),
     "create an own client": lambda _, me: ("POST", "/api/crm/contacts",
                                            {"values": {"full_name": "New", "owner_id": me}}),
+    "create an unowned client": lambda _, me: (
+        "POST", "/api/crm/contacts", {"values": {"full_name": "New", "owner_id": None}}),
     "create another's client": lambda _, me: (
         "POST", "/api/crm/contacts", {"values": {"full_name": "New", "owner_id": "t1-junior2"}}),
+    "create a project": lambda _, me: ("POST", "/api/inventory/projects",
+                                       {"values": {"name": "Sky Gardens", "owner_id": me}}),
 }
-"""The changes the REST API can express, as requests."""
+"""Every change and create of the tables above that a REST route can express, as a request
+making the same change (a route that sets more, such as a stage move's history record, makes
+the change the sync push makes and no other on the record)."""
+ROLES = {"admin": Role.ADMIN, "sales_director": Role.SALES_DIRECTOR,
+         "senior_broker": Role.SENIOR_BROKER, "junior_broker": Role.JUNIOR_BROKER,
+         "junior2": Role.JUNIOR_BROKER}
+
+
+def _reads_target(actor: str, change: str) -> bool:
+    """Whether ``actor`` may read the record ``change`` starts from (REST answers 404 when
+    not: a record outside the caller's scope is never told to exist)."""
+    team = "south" if actor == "junior2" else TEAM
+    principal = Principal("t1", f"t1-{actor}", ROLES[actor], team)
+    coll, values = TARGETS[CHANGES[change][0]]
+    return may_read(principal, coll, values.get("owner_id"), values.get("team_id"))
 
 
 def _verdict(status: int, body: dict[str, Any]) -> str:
@@ -246,7 +288,13 @@ async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_syn
         expected = {a: {name: table[a] for name, (_, _, table) in {**CHANGES, **CREATES}.items()}
                     for a in ACTORS}
         assert sync == expected
-        assert rest == {a: {name: expected[a][name] for name in REST_DOORS} for a in ACTORS}
+        # Over REST the same verdict, except that a record the actor may not read is a 404;
+        # the same change over sync is refused then too.
+        hidden = {(a, name) for a in ACTORS for name in REST_DOORS
+                  if name in CHANGES and not _reads_target(a, name)}
+        assert hidden and all(expected[a][name] != OK for a, name in hidden)
+        assert rest == {a: {name: "not_found" if (a, name) in hidden else expected[a][name]
+                            for name in REST_DOORS} for a in ACTORS}
         # The refused changes left their records as they were.
         row = await server.hub.db.pool.fetchrow(
             "SELECT owner_id, team_id, deleted FROM crm_leads WHERE tenant_id = 't1' AND id = $1",
@@ -458,6 +506,9 @@ ROUTES: list[tuple[str, str, dict[str, Any] | None, dict[str, int]]] = [
     ("POST", "/api/auth/users/{admin2}/disable", None,
      {"admin": 200, "sales_director": 403, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
+    # {me}: the caller: nobody demotes or disables themselves, admins included
+    ("PATCH", "/api/auth/users/{me}", {"role": "JUNIOR_BROKER"}, {r: 403 for r in CALLERS}),
+    ("POST", "/api/auth/users/{me}/disable", None, {r: 403 for r in CALLERS}),
     ("POST", "/api/auth/users/{broker}/enable", None,
      {"admin": 200, "sales_director": 200, "senior_broker": 403, "junior_broker": 403,
       "t2": 404}),
@@ -656,7 +707,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                    .replace("{decided}", "{recommendation_id}")
                    .replace("{appointment}", "{calendar_event_id}")
                    .replace("{lead}", "{lead_id}").replace("{broker}", "{user_id}")
-                   .replace("{admin2}", "{user_id}").replace("{job}", "{job_id}")
+                   .replace("{admin2}", "{user_id}").replace("{me}", "{user_id}")
+                   .replace("{job}", "{job_id}")
                    .replace("{mylead}", "{lead_id}").replace("{rlead}", "{lead_id}")
                    .replace("{opp}", "{opportunity_id}")
                    .replace("{thread}", "{thread_id}"))
@@ -686,7 +738,8 @@ async def test_every_route_by_role_tenant_and_token() -> None:
                          "event": "ev1", "insight": f"ins-{caller}", "thread": "th1",
                          "appointment": f"cal-{caller}", "decided": "ins-decided",
                          "broker": await fresh_user(Role.JUNIOR_BROKER),
-                         "admin2": await fresh_user(Role.ADMIN)}
+                         "admin2": await fresh_user(Role.ADMIN),
+                         "me": "t2-sales_director" if caller == "t2" else f"t1-{caller}"}
                 names.update(_inventory_names(caller))
                 if "{device}" in path:
                     names["device"] = (await pair_device(
@@ -743,6 +796,7 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
             names = {"client": "c1", "lead": "l1", "device": "none", "caller": "off",
                      "thread": "th1",
                      "broker": "t1-junior2", "admin2": "t1-admin", "job": "no-such-job",
+                     "me": "t1-junior_broker",
                      "mylead": "lj", "rlead": "lr", "opp": "oj",
                      "event": "ev1", "insight": "ins-off", "appointment": "cal-off",
                      "decided": "ins-decided"}
@@ -754,3 +808,28 @@ async def test_revoked_devices_and_disabled_users_are_refused_everywhere() -> No
                                                      "password": "correct horse battery staple"})
         assert r.status_code == 401
 
+
+
+async def test_the_admin_surface_shows_the_callers_tenant_only() -> None:
+    async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+        devices = [await pair_device(server, email, user_id, 8100 + n) for n, (email, user_id)
+                   in enumerate([("junior_broker@t1.test", "t1-junior_broker"),
+                                 ("junior2@t1.test", "t1-junior2"),
+                                 ("junior_broker@t2.test", "t2-junior_broker")])]
+        for d in devices:
+            await d.connect()
+        seen = {}
+        for email in ("admin@t1.test", "sales_director@t1.test", "sales_director@t2.test"):
+            headers = await login(server, email)
+            health = (await http.get("/api/admin-surface/health", headers=headers)).json()
+            installs = (await http.get("/api/admin-surface/installs", headers=headers)).json()
+            seen[email] = (health["live_connections"], (health["database"] or "")[:10],
+                           sorted(i["user_id"] for i in installs))
+        for d in devices:
+            await d.close()
+        # Each caller counts and lists their own tenant's devices; only an admin sees versions.
+        assert seen == {
+            "admin@t1.test": (2, "PostgreSQL", ["t1-junior2", "t1-junior_broker"]),
+            "sales_director@t1.test": (2, "", ["t1-junior2", "t1-junior_broker"]),
+            "sales_director@t2.test": (1, "", ["t2-junior_broker"]),
+        }

@@ -3,17 +3,22 @@ private; an older device's plain key moves into the vault and its replica still 
 
 from __future__ import annotations
 
+import os
 import shutil
 import stat
 from pathlib import Path
 
+import httpx
 import pytest
 
 from core.auth import DeviceKey
 from core.errors import ConfigError
 from edge_agent.crypto import Sealer
-from edge_agent.device import KEY_FILE, VAULT_FILE, unlock
+from edge_agent.device import IDENTITY_FILE, KEY_FILE, VAULT_FILE, pair, unlock
 from edge_agent.replica import Replica
+from edge_agent.service import TOKEN_FILE, EdgeAgent
+from edge_agent.settings import EdgeSettings
+from tests.hubkit import login, running_hub
 
 pytestmark = pytest.mark.anyio
 PASSPHRASE = "correct horse battery staple"
@@ -60,6 +65,24 @@ async def test_the_device_folder_is_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(device.stat().st_mode) == 0o700
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in device.iterdir() if p.is_file()}
     assert {VAULT_FILE, "replica.db"} <= set(modes)
+    assert set(modes.values()) == {0o600}, modes
+
+
+async def test_a_paired_running_device_writes_nothing_others_can_read(tmp_path: Path) -> None:
+    folder = tmp_path / "ipad"
+    old_umask = os.umask(0o022)  # the usual default: new files 0644, folders 0755
+    try:
+        async with running_hub() as server, httpx.AsyncClient(base_url=server.url) as http:
+            r = await http.post("/api/devices/pairing-codes", json={"user_id": "t1-junior2"},
+                                headers=await login(server, "admin@t1.test"))
+            await pair(folder, server.url, r.json()["code"], "ipad")
+            async with EdgeAgent(EdgeSettings(data_dir=folder)) as agent:
+                await agent.write("people", None, {"full_name": "Zara Khan"})
+                modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert {IDENTITY_FILE, VAULT_FILE, TOKEN_FILE, "replica.db", "replica.db-wal"} <= set(modes)
     assert set(modes.values()) == {0o600}, modes
 
 
