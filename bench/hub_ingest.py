@@ -15,8 +15,8 @@ row once per transaction), and the same bytes in
 the same batches into a plain table with raw asyncpg inserts (one transaction per batch, a pool
 as large as the hub's, as many concurrent writers as devices), the database's own limit for
 this work, measured twice. Then the same load again (fresh devices and leads) with 1 % hostile
-items mixed in: one more device pushes unsafe bytes, another device's client id, a duplicate
-client id and NUL characters in a value, one item a batch, spread over the run (the hub in the
+items mixed in: one more device pushes unsafe bytes, another device's client id, a NUL
+character in a value and truncated updates, one item a batch, spread over the run (the hub in the
 bench never blocks it, so it keeps pushing to the end); the row shows the honest devices'
 throughput beside the clean run's. Writes bench/results/hub_ingest.*.
 """
