@@ -2,8 +2,10 @@
 
 Run: ``.venv/bin/python bench/hub_ingest.py [--devices 50] [--updates 120] [--batch 10]``.
 
-The hub runs in its own process (as in production) on PostgreSQL (``DATABASE_URL`` or a private
-one from `pgserver`). ``--devices`` brokers' devices connect over real websockets and each pushes
+The hub runs in its own process (as in production) on PostgreSQL: a database of its own on the
+``DATABASE_URL`` server, made for the run and dropped at its end (never the database the URL
+names), or a private one from `pgserver` when ``DATABASE_URL`` is unset. ``--devices``
+brokers' devices connect over real websockets and each pushes
 its own leads (creates, then field and note edits) in batches, one batch in flight, the next only
 after the hub acknowledged the last (acks come only after commit). Brokers are senior brokers in
 teams of five, so each update also goes live to four team mates. A director's device watches:
@@ -14,11 +16,13 @@ row per update, holding its receipt and audit entry, and each changed document a
 row once per transaction), and the same bytes in
 the same batches into a plain table with raw asyncpg inserts (one transaction per batch, a pool
 as large as the hub's, as many concurrent writers as devices), the database's own limit for
-this work, measured twice. Then the same load again (fresh devices and leads) with 1 % hostile
-items mixed in: one more device pushes unsafe bytes, another device's client id, a NUL
-character in a value and truncated updates, one item a batch, spread over the run (the hub in the
-bench never blocks it, so it keeps pushing to the end); the row shows the honest devices'
-throughput beside the clean run's. Writes bench/results/hub_ingest.*.
+this work, measured twice. The load runs three times over the wire, each with fresh devices and
+leads: clean, with 1 % hostile items mixed in, clean again. In the hostile run one more device
+pushes unsafe bytes, another device's client id, a NUL character in a value and truncated
+updates, one item a batch, spread over the run (the hub in the bench never blocks it, so it keeps
+pushing to the end); its row shows the honest devices' throughput against the mean of the two
+clean runs, one before and one after it, so the hub's warm-up favours neither side. Writes
+bench/results/hub_ingest.*.
 """
 
 from __future__ import annotations
@@ -27,12 +31,14 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -43,7 +49,14 @@ import websockets
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import device_handshake, hub_in_process, percentile, write_results
+from bench._common import (
+    create_database,
+    device_handshake,
+    drop_database,
+    hub_in_process,
+    percentile,
+    write_results,
+)
 from core.auth import DeviceKey
 from core.identity import Principal, Role
 from core.ids import new_id
@@ -67,6 +80,8 @@ HOSTILE_SHARE = 0.01
 TEAM_SIZE = 5
 POOL_SIZE = 10
 """The hub's own pool size (`hub.database.Database`), so the raw writers get no more."""
+RUNS = ("clean", "hostile", "clean")
+"""The runs over the wire, in order: the hostile one between two clean ones."""
 
 
 def team_of(broker: int) -> str:
@@ -74,17 +89,19 @@ def team_of(broker: int) -> str:
     return f"team-{broker // TEAM_SIZE}"
 
 
-def _hub_process(folder: Path, devices: int, conn: Connection) -> None:
-    """The hub in its own process: one tenant, ``devices`` brokers and a director, two pairing
-    codes each (a clean run and a hostile one) and one for the hostile device; stops when
-    asked."""
-    asyncio.run(_serve_hub(folder, devices, conn))
+def _hub_process(folder: Path, database_url: str | None, devices: int, conn: Connection) -> None:
+    """The hub in its own process on ``database_url`` (None: a private embedded PostgreSQL):
+    one tenant, ``devices`` brokers and a director, a pairing code each for every run of
+    `RUNS` and one for the hostile device; stops when asked."""
+    asyncio.run(_serve_hub(folder, database_url, devices, conn))
 
 
-async def _serve_hub(folder: Path, devices: int, conn: Connection) -> None:
+async def _serve_hub(folder: Path, database_url: str | None, devices: int,
+                     conn: Connection) -> None:
     # The hostile device is never throttled or blocked here, so it pushes for the whole run.
-    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2,
-                           max_offences=10**9, throttle_after=10**9)
+    # The URL is always given, so the hub never falls back on DATABASE_URL's own database.
+    settings = HubSettings(data_dir=folder / "hub", database_url=database_url, port=0,
+                           sandbox_workers=2, max_offences=10**9, throttle_after=10**9)
     tenant = f"bench-{new_id()}"  # a tenant of its own, so runs on one DATABASE_URL never meet
     async with HubServer(Hub(settings)) as server:
         accounts = server.hub.accounts
@@ -98,7 +115,7 @@ async def _serve_hub(folder: Path, devices: int, conn: Connection) -> None:
             await accounts.create_user(tenant, f"{user_id}@bench.test", "bench-password", role,
                                        user_id, team_id=team, user_id=user_id)
         codes = [await accounts.issue_pairing_code(admin, user_id, "ipad", 600)
-                 for _ in range(2) for user_id, _, _ in users]
+                 for _ in RUNS for user_id, _, _ in users]
         codes.append(await accounts.issue_pairing_code(admin, f"{tenant}-hostile", "ipad", 600))
         conn.send({"tenant": tenant, "url": server.url, "sync_url": server.sync_url, "codes": codes,
                    "database_url": server.hub.database_url})
@@ -250,11 +267,12 @@ async def push_hostile(device: BenchDevice, tenant: str, count: int, interval_s:
 
 
 async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: int,
-                  console: Console, *, hostile_interval_s: float | None = None
+                  console: Console, run: int, *, hostile_interval_s: float | None = None
                   ) -> dict[str, float]:
-    """One run over the wire: the clean one, or (``hostile_interval_s``) the one with a
-    hostile device pushing 1 % hostile items one every that many seconds."""
-    run = 0 if hostile_interval_s is None else 1
+    """Run number ``run`` over the wire (fresh devices and leads): a clean one, or
+    (``hostile_interval_s``) one with a hostile device pushing 1 % hostile items one every
+    that many seconds."""
+    hostile_run = hostile_interval_s is not None
     all_codes: list[str] = seeded["codes"]  # type: ignore[assignment]
     codes = all_codes[run * (devices + 1):(run + 1) * (devices + 1)]
     tenant = str(seeded["tenant"])
@@ -263,7 +281,7 @@ async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: 
                for i in range(devices)]
     hostile = BenchDevice(f"{tenant}-hostile", client_id=30_000)
     paired = [(observer, codes[0]), *zip(brokers, codes[1:], strict=True)]
-    if run:
+    if hostile_run:
         paired.append((hostile, all_codes[-1]))
     async with httpx.AsyncClient(base_url=str(seeded["url"])) as http:
         for device, code in paired:
@@ -274,15 +292,16 @@ async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: 
             device.device_id = r.json()["device_id"]
     for number, device in enumerate(brokers):
         prepare(device, tenant, number, updates, batch, run)
-    online = [observer, *brokers, *([hostile] if run else [])]
+    online = [observer, *brokers, *([hostile] if hostile_run else [])]
     readers = [await d.connect(str(seeded["sync_url"])) for d in online]
     await asyncio.gather(*(d.caught_up.wait() for d in online))
     total = devices * updates
-    hostile_count = round(total * HOSTILE_SHARE) if run else 0
+    hostile_count = round(total * HOSTILE_SHARE) if hostile_run else 0
     honest_done = asyncio.Event()
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(f"{devices} devices pushing"
-                                 + (f", one pushing {hostile_count} hostile items" if run else ""),
+                                 + (f", one pushing {hostile_count} hostile items"
+                                    if hostile_run else ""),
                                  total=total)
         start = time.perf_counter()
         poison = asyncio.create_task(push_hostile(
@@ -292,7 +311,7 @@ async def hub_run(seeded: dict[str, object], devices: int, updates: int, batch: 
         elapsed = time.perf_counter() - start
         honest_done.set()
         hostile_sent = await poison
-    if run:  # every hostile item answered, and refused
+    if hostile_run:  # every hostile item answered, and refused
         deadline = time.perf_counter() + 30
         while len(hostile.refused) < hostile_sent and time.perf_counter() < deadline:
             await asyncio.sleep(0.05)
@@ -403,6 +422,40 @@ async def commit_path_run(database_url: str, devices: int, updates: int, batch: 
     return devices * updates / elapsed
 
 
+def measure(args: argparse.Namespace, database_url: str | None, console: Console
+            ) -> tuple[list[dict[str, Any]], float, list[float]]:
+    """Every run of `RUNS` over the wire, then the commit path alone and the raw inserts
+    twice, on ``database_url`` (None: a private embedded PostgreSQL)."""
+    folder = Path(tempfile.mkdtemp(prefix="velocity-ingest-bench-"))
+    total = args.devices * args.updates
+    runs: list[dict[str, Any]] = []
+    with hub_in_process(_hub_process, folder, database_url, args.devices) as ours:
+        with console.status("starting the hub and pairing devices…"):
+            seeded = ours.recv()
+        for number, kind in enumerate(RUNS):
+            interval = None
+            if kind == "hostile":  # spread over a run as long as the clean ones so far
+                clean_s = [r["hub_s"] for r in runs if r["kind"] == "clean"]
+                interval = sum(clean_s) / len(clean_s) / (total * HOSTILE_SHARE)
+            figures = asyncio.run(hub_run(seeded, args.devices, args.updates, args.batch,
+                                          console, number, hostile_interval_s=interval))
+            runs.append({"kind": kind, **figures})
+            console.print(f"run {number + 1} ({kind}): {figures['hub_updates_per_s']:,.0f} "
+                          "updates/s")
+        batches = runs[0]["_batches"]
+        for r in runs:
+            del r["_batches"]
+        per_device = [batches[i::args.devices] for i in range(args.devices)]
+        with console.status("the same pushes through the hub's commit path alone…"):
+            commit_path = asyncio.run(commit_path_run(
+                str(seeded["database_url"]), args.devices, args.updates, args.batch))
+        with console.status("raw asyncpg inserts of the same bytes…"):
+            raw = [asyncio.run(raw_run(str(seeded["database_url"]), per_device))
+                   for _ in range(2)]
+        ours.send("stop")
+    return runs, commit_path, raw
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -411,52 +464,62 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=10, help="updates per push batch")
     args = parser.parse_args()
     console = Console()
-    folder = Path(tempfile.mkdtemp(prefix="velocity-ingest-bench-"))
-    with hub_in_process(_hub_process, folder, args.devices) as ours:
-        with console.status("starting the hub and pairing devices…"):
-            seeded = ours.recv()
-        figures = asyncio.run(hub_run(seeded, args.devices, args.updates, args.batch, console))
-        batches = figures.pop("_batches")
-        hostile = asyncio.run(hub_run(
-            seeded, args.devices, args.updates, args.batch, console,
-            hostile_interval_s=figures["hub_s"] / (args.devices * args.updates * HOSTILE_SHARE)))
-        hostile.pop("_batches")
-        per_device = [batches[i::args.devices] for i in range(args.devices)]  # type: ignore[index]
-        with console.status("the same pushes through the hub's commit path alone…"):
-            commit_path = asyncio.run(commit_path_run(
-                str(seeded["database_url"]), args.devices, args.updates, args.batch))
-        with console.status("raw asyncpg inserts of the same bytes…"):
-            raw = [asyncio.run(raw_run(str(seeded["database_url"]), per_device))
-                   for _ in range(2)]
-        ours.send("stop")
+    load_before = os.getloadavg()
+    server_url = os.environ.get("DATABASE_URL")
+    # a database of the run's own, never the one DATABASE_URL names (others use it)
+    url = asyncio.run(create_database(server_url, "velocity_bench_ingest")) if server_url else None
+    try:
+        runs, commit_path, raw = measure(args, url, console)
+    finally:
+        if server_url and url:
+            asyncio.run(drop_database(server_url, url))
+    load_after = os.getloadavg()
+    clean = [r for r in runs if r["kind"] == "clean"]
+    hostile = next(r for r in runs if r["kind"] == "hostile")
+    clean_rate = sum(r["hub_updates_per_s"] for r in clean) / len(clean)
     raw_rate = sum(raw) / len(raw)
-    figures.update(raw_updates_per_s=raw_rate, raw_runs=raw,
-                   ratio=figures["hub_updates_per_s"] / raw_rate,
-                   commit_path_updates_per_s=commit_path, commit_path_ratio=commit_path / raw_rate,
-                   devices=args.devices, batch=args.batch,
-                   hostile_run=hostile)
-    vs_clean = hostile["hub_updates_per_s"] / figures["hub_updates_per_s"]
-    figures["hostile_vs_clean"] = vs_clean
+    vs_clean = hostile["hub_updates_per_s"] / clean_rate
+    figures: dict[str, Any] = {
+        "devices": args.devices, "updates_per_device": args.updates, "batch": args.batch,
+        "database": "own database on DATABASE_URL's server" if url else "embedded (pgserver)",
+        "bytes_per_update": runs[0]["bytes_per_update"],
+        "runs": runs, "hub_updates_per_s": clean_rate,
+        "clean_runs_updates_per_s": [r["hub_updates_per_s"] for r in clean],
+        "hostile_updates_per_s": hostile["hub_updates_per_s"], "hostile_vs_clean": vs_clean,
+        "hostile_within_10_percent": vs_clean >= 0.9,
+        "raw_updates_per_s": raw_rate, "raw_runs": raw, "ratio": clean_rate / raw_rate,
+        "commit_path_updates_per_s": commit_path, "commit_path_ratio": commit_path / raw_rate,
+        "load_average": {"before": load_before, "after": load_after}}
+
+    def row(number: int, r: dict[str, Any]) -> str:
+        if r["kind"] == "clean":
+            label = f"hub, run {number} clean (gate + sandbox + log, ack after commit)"
+            rate = f"{r['hub_updates_per_s']:,.0f}"
+        else:
+            label = (f"hub, run {number} with 1 % hostile items from one more device "
+                     f"({r['hostile_sent']} refused: {', '.join(r['hostile_reasons'])})")
+            rate = (f"{r['hub_updates_per_s']:,.0f} (**{vs_clean:.0%}** of the clean runs' "
+                    f"mean, {clean_rate:,.0f})")
+        return (f"| {label} | {rate} | {r['ack_p50_ms']:,.0f} / {r['ack_p99_ms']:,.0f} ms | "
+                f"{r['broadcast_p50_ms']:,.0f} / {r['broadcast_p99_ms']:,.0f} ms | "
+                f"{r['hub_updates_per_s'] / raw_rate:.0%} |")
+
+    loads = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(load_before, load_after, strict=True))
     md = "\n".join([
         f"{args.devices} devices × {args.updates} updates ({figures['bytes_per_update']:.0f} B "
-        f"each) in batches of {args.batch}, one batch in flight per device:", "",
+        f"each) in batches of {args.batch}, one batch in flight per device; {figures['database']}; "
+        f"the runs over the wire in this order: {', '.join(RUNS)}:", "",
         "| path | updates/s | push→ack p50 / p99 | push→broadcast p50 / p99 | vs raw |",
         "| --- | --- | --- | --- | --- |",
-        f"| hub (gate + sandbox + log, ack after commit) | {figures['hub_updates_per_s']:,.0f} | "
-        f"{figures['ack_p50_ms']:.1f} / {figures['ack_p99_ms']:.1f} ms | "
-        f"{figures['broadcast_p50_ms']:.1f} / {figures['broadcast_p99_ms']:.1f} ms | "
-        f"{figures['ratio']:.0%} |",
-        f"| the same hub, with 1 % hostile items from one more device "
-        f"({hostile['hostile_sent']} refused: {', '.join(hostile['hostile_reasons'])}) | "  # type: ignore[arg-type]
-        f"{hostile['hub_updates_per_s']:,.0f} ({vs_clean:.0%} of the clean run) | "
-        f"{hostile['ack_p50_ms']:.1f} / {hostile['ack_p99_ms']:.1f} ms | "
-        f"{hostile['broadcast_p50_ms']:.1f} / {hostile['broadcast_p99_ms']:.1f} ms | "
-        f"{hostile['hub_updates_per_s'] / raw_rate:.0%} |",
+        *(row(n, r) for n, r in enumerate(runs, 1)),
         f"| the hub's commit path alone (same rows: log with receipt and audit, document,"
         f" projection; group commit) | {commit_path:,.0f} | | | "
         f"{figures['commit_path_ratio']:.0%} |",
-        f"| raw asyncpg inserts, same bytes and batches | {figures['raw_updates_per_s']:,.0f} "
-        f"({raw[0]:,.0f}, {raw[1]:,.0f}) | | | 100% |",
+        f"| raw asyncpg inserts, same bytes and batches | {raw_rate:,.0f} "
+        f"({raw[0]:,.0f}, {raw[1]:,.0f}) | | | 100% |", "",
+        f"Hostile run against the clean runs' mean: {vs_clean:.0%} (requirement: within 10 %, "
+        f"{'met' if vs_clean >= 0.9 else 'not met'}). Load average (1, 5, 15 min) before/after: "
+        f"{loads}.",
     ])
     console.print(md)
     console.print(f"written to {write_results('hub_ingest', figures, md)}")
