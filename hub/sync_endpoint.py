@@ -354,6 +354,7 @@ class SyncSession:
             self.principal, self._bound, [(i.guid, i.data, i.update_id) for i in fresh.values()])
         refused: dict[str, RefusalReceipt] = {}
         hostile: list[str] = []
+        unsafe: set[str] = set()
         deferred: list[tuple[p.PushItem, Deferred]] = []
         for item, verdict in zip(fresh.values(), verdicts, strict=True):
             if isinstance(verdict, Admitted):
@@ -365,9 +366,12 @@ class SyncSession:
                     item.guid, verdict.error.code[: p.MAX_ID_CHARS],
                     verdict.error.message[: p.MAX_MESSAGE_CHARS])
                 if verdict.hostile:
-                    log.warning("refused unsafe update %s from device %s: %s", item.update_id,
-                                device.device_id, verdict.error.message)
+                    log.warning("refused unsafe update", extra={
+                        "tenant": self.tenant_id, "device": self.device_id,
+                        "update": item.update_id, "reason": verdict.error.code,
+                        "detail": verdict.error.message})
                     hostile.append(verdict.error.code)
+                    unsafe.add(item.update_id)
             else:
                 deferred.append((item, verdict))
         # Admitted changes go to the committer before anything else is awaited: it reports
@@ -401,6 +405,10 @@ class SyncSession:
         # counted before the device hears of it, so that its next push knows
         blocked = bool(hostile) and await self._charge(device, hostile[-1], len(hostile))
         for refusal in refusals:
+            if refusal.update_id not in unsafe:  # an unsafe one was logged as a warning
+                log.info("update refused", extra={
+                    "tenant": self.tenant_id, "device": self.device_id,
+                    "update": refusal.update_id, "reason": refusal.reason})
             await self._send(refusal)
         if deferred:
             await self._defer(deferred)
