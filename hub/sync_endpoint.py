@@ -255,6 +255,7 @@ class SyncSession:
         told = False  # a device already up to date still hears so once (it is caught up)
         told_at = 0.0
         recorded = False
+        lag = _LagWatch(self)
         self._known_last = None  # the first round asks; notices keep it current after that
         while True:
             self._wake.clear()
@@ -265,6 +266,7 @@ class SyncSession:
                 items, new_cursor = await self.hub.feed.read(self.principal, cursor, batch,
                                                              last=last)
                 more = new_cursor < last
+                lag.read(last - cursor, more)
                 # Commits this device may not read move its cursor at most once a second: an
                 # empty batch per commit of the tenant was a frame, and on the device a
                 # durable write, for every device online.
@@ -448,6 +450,29 @@ class SyncSession:
         self._offences += count
         return await self.hub.accounts.offence(device, code, self.hub.settings.max_offences,
                                                count)
+
+
+class _LagWatch:
+    """Fan-out lag in the log: one line when a live session falls more than a page
+    (`VELOCITY_PULL_BATCH`) behind the commits, one when it has caught up again; the catch-up
+    after a reconnect, before it first caught up, is not lag."""
+
+    def __init__(self, session: SyncSession) -> None:
+        self._session = session
+        self._live = False
+        self._since: float | None = None
+
+    def read(self, behind: int, more: bool) -> None:
+        """After a read of the feed: ``behind`` commits were past the cursor, ``more`` left."""
+        where = {"tenant": self._session.tenant_id, "device": self._session.device_id}
+        if more and self._live and self._since is None:
+            self._since = time.monotonic()
+            log.info("sync session behind", extra={**where, "behind": behind})
+        elif not more:
+            if self._since is not None:
+                log.info("sync session caught up", extra={
+                    **where, "seconds": round(time.monotonic() - self._since, 3)})
+            self._since, self._live = None, True
 
 
 def _refusal(update_id: str, receipt: RefusalReceipt) -> p.Refusal:
