@@ -1,7 +1,7 @@
 """Benchmark of the edge agent: durable local writes, contact search, bootstrap, catch-up.
 
 Run: ``.venv/bin/python bench/edge.py [--contacts N] [--local N] [--remote N]``.
-Writes bench/results/edge.*. Targets (issue 4): write p99 < 5 ms, search p95 < 10 ms,
+Writes bench/results/edge.*. Targets: write p99 < 5 ms, search p95 < 10 ms,
 bootstrap ≥ 5,000 records/s.
 """
 

@@ -6,8 +6,8 @@ points, tracking mode, including the conversion to a NumPy array), feature extra
 scorer's per-frame update (plus the live QD). Also: the end-of-session signals for a 10-minute
 session, and a tenant ONNX scorer's call (a small linear model built here).
 
-Run: ``/work/venv/bin/python bench/perception.py [--frames N] [--all-cores]``.
-Writes bench/results/perception.*. Targets (issue 6): whole pipeline ≤ 5 ms p50, scoring < 0.2 ms.
+Run: ``.venv/bin/python bench/perception.py [--frames N] [--all-cores]``.
+Writes bench/results/perception.*. Targets: whole pipeline ≤ 5 ms p50, scoring < 0.2 ms.
 """
 
 from __future__ import annotations

@@ -80,7 +80,8 @@ def pair(
 def run(
     data_dir: DataOpt = None,
     api_port: Annotated[int | None, typer.Option(
-        help="Loopback port of the local API.", envvar="VELOCITY_EDGE_API_PORT")] = None,
+        help="Loopback port of the local API (0: any free port, printed).",
+        envvar="VELOCITY_EDGE_API_PORT")] = None,
     passphrase: PassOpt = None,
 ) -> None:
     """Run the agent: the local API at once (online or not), sync beside it."""
@@ -91,11 +92,11 @@ def run(
             config = uvicorn.Config(create_local_app(agent), host=settings.api_host,
                                     port=settings.api_port, log_level="warning")
             server = uvicorn.Server(config)
-            console.print(f"local API on http://{settings.api_host}:{settings.api_port} "
-                          f"(token in {settings.data_dir / 'local.token'})")
             async with asyncio.TaskGroup() as tasks:
+                announce = tasks.create_task(_announce(server, settings))
                 progress = tasks.create_task(_show_catch_up(agent))
                 await server.serve()
+                announce.cancel()
                 progress.cancel()
 
     try:
@@ -104,6 +105,15 @@ def run(
         _fail(exc)
     except KeyboardInterrupt:
         console.print("agent stopped")
+
+
+async def _announce(server: uvicorn.Server, settings: EdgeSettings) -> None:
+    """Print where the local API listens once it does (with port 0: the port it got)."""
+    while not server.started:
+        await asyncio.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    console.print(f"local API on http://{settings.api_host}:{port} "
+                  f"(token in {settings.data_dir / 'local.token'})")
 
 
 async def _show_catch_up(agent: EdgeAgent) -> None:

@@ -255,6 +255,7 @@ class SyncSession:
         told = False  # a device already up to date still hears so once (it is caught up)
         told_at = 0.0
         recorded = False
+        lag = _LagWatch(self)
         self._known_last = None  # the first round asks; notices keep it current after that
         while True:
             self._wake.clear()
@@ -265,6 +266,7 @@ class SyncSession:
                 items, new_cursor = await self.hub.feed.read(self.principal, cursor, batch,
                                                              last=last)
                 more = new_cursor < last
+                lag.read(last - cursor, more)
                 # Commits this device may not read move its cursor at most once a second: an
                 # empty batch per commit of the tenant was a frame, and on the device a
                 # durable write, for every device online.
@@ -354,6 +356,7 @@ class SyncSession:
             self.principal, self._bound, [(i.guid, i.data, i.update_id) for i in fresh.values()])
         refused: dict[str, RefusalReceipt] = {}
         hostile: list[str] = []
+        unsafe: set[str] = set()
         deferred: list[tuple[p.PushItem, Deferred]] = []
         for item, verdict in zip(fresh.values(), verdicts, strict=True):
             if isinstance(verdict, Admitted):
@@ -365,9 +368,12 @@ class SyncSession:
                     item.guid, verdict.error.code[: p.MAX_ID_CHARS],
                     verdict.error.message[: p.MAX_MESSAGE_CHARS])
                 if verdict.hostile:
-                    log.warning("refused unsafe update %s from device %s: %s", item.update_id,
-                                device.device_id, verdict.error.message)
+                    log.warning("refused unsafe update", extra={
+                        "tenant": self.tenant_id, "device": self.device_id,
+                        "update": item.update_id, "reason": verdict.error.code,
+                        "detail": verdict.error.message})
                     hostile.append(verdict.error.code)
+                    unsafe.add(item.update_id)
             else:
                 deferred.append((item, verdict))
         # Admitted changes go to the committer before anything else is awaited: it reports
@@ -401,6 +407,10 @@ class SyncSession:
         # counted before the device hears of it, so that its next push knows
         blocked = bool(hostile) and await self._charge(device, hostile[-1], len(hostile))
         for refusal in refusals:
+            if refusal.update_id not in unsafe:  # an unsafe one was logged as a warning
+                log.info("update refused", extra={
+                    "tenant": self.tenant_id, "device": self.device_id,
+                    "update": refusal.update_id, "reason": refusal.reason})
             await self._send(refusal)
         if deferred:
             await self._defer(deferred)
@@ -440,6 +450,29 @@ class SyncSession:
         self._offences += count
         return await self.hub.accounts.offence(device, code, self.hub.settings.max_offences,
                                                count)
+
+
+class _LagWatch:
+    """Fan-out lag in the log: one line when a live session falls more than a page
+    (`VELOCITY_PULL_BATCH`) behind the commits, one when it has caught up again; the catch-up
+    after a reconnect, before it first caught up, is not lag."""
+
+    def __init__(self, session: SyncSession) -> None:
+        self._session = session
+        self._live = False
+        self._since: float | None = None
+
+    def read(self, behind: int, more: bool) -> None:
+        """After a read of the feed: ``behind`` commits were past the cursor, ``more`` left."""
+        where = {"tenant": self._session.tenant_id, "device": self._session.device_id}
+        if more and self._live and self._since is None:
+            self._since = time.monotonic()
+            log.info("sync session behind", extra={**where, "behind": behind})
+        elif not more:
+            if self._since is not None:
+                log.info("sync session caught up", extra={
+                    **where, "seconds": round(time.monotonic() - self._since, 3)})
+            self._since, self._live = None, True
 
 
 def _refusal(update_id: str, receipt: RefusalReceipt) -> p.Refusal:

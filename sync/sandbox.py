@@ -455,13 +455,13 @@ class SandboxPool:
                 results[i] = outcome if outcome is _MISS else self._count(outcome)
                 finished += 1
                 if isinstance(outcome, SandboxRefused) and outcome.code == WORKER_PANICKED:
-                    await self._retire(slot, worker, grace=_EXIT_GRACE_S)
+                    await self._retire(slot, worker, grace=_EXIT_GRACE_S, why="panicked")
                     return finished
         except TimeoutError:
             if self._state != "open":
                 results[jobs[finished][0]] = self._closed_failure()
                 return finished + 1
-            exitcode = await self._retire(slot, worker, grace=0.0)
+            exitcode = await self._retire(slot, worker, grace=0.0, why="timeout")
             results[jobs[finished][0]] = self._count(
                 SandboxRefused(
                     f"sandbox worker (pid {worker.pid}) gave no reply within its budget "
@@ -476,7 +476,7 @@ class SandboxPool:
             if self._state != "open":
                 results[jobs[finished][0]] = self._closed_failure()
                 return finished + 1
-            exitcode = await self._retire(slot, worker, grace=_EXIT_GRACE_S)
+            exitcode = await self._retire(slot, worker, grace=_EXIT_GRACE_S, why="crashed")
             what = "sent an invalid reply" if isinstance(exc, _BadMessage) else "died"
             results[jobs[finished][0]] = self._count(
                 SandboxRefused(
@@ -489,7 +489,7 @@ class SandboxPool:
             return finished + 1
         except BaseException:
             # Cancelled mid-job: replies may still come, so this worker cannot be reused.
-            self._track(self._reapers, self._retire(slot, worker, grace=0.0))
+            self._track(self._reapers, self._retire(slot, worker, grace=0.0, why="cancelled"))
             raise
         self._idle.put(slot)
         return finished
@@ -524,7 +524,7 @@ class SandboxPool:
                 return slot
             # Died while idle (killed from outside): not any job's fault; replace and look again.
             if worker is not None:
-                await self._retire(slot, worker, grace=0.0)
+                await self._retire(slot, worker, grace=0.0, why="died_idle")
             else:
                 self._track(self._spawners, self._replace(slot))
 
@@ -560,12 +560,15 @@ class SandboxPool:
                 await asyncio.shield(self._track(self._reapers, _reap(proc)))
             raise
 
-    async def _retire(self, slot: _Slot, worker: _Worker, *, grace: float) -> int | None:
+    async def _retire(self, slot: _Slot, worker: _Worker, *, grace: float,
+                      why: str) -> int | None:
         """Stop a failed worker, start its replacement (unless closing); returns the exit code."""
         pid = worker.proc.pid
         exitcode = await self._stop(worker, grace=grace)
-        log.warning("sandbox worker retired", extra={"slot": slot.index, "pid": pid,
-                                                     "exitcode": exitcode})
+        # a job its caller gave up on (a session that ended) is no fault: info, not a warning
+        log.log(logging.INFO if why == "cancelled" else logging.WARNING,
+                "sandbox worker retired", extra={"slot": slot.index, "pid": pid,
+                                                 "exitcode": exitcode, "why": why})
         if slot.worker is worker:
             slot.worker = None
             if self._state == "open":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -40,19 +41,25 @@ def _free_port() -> int:
 
 async def test_local_api_serves_at_once_with_the_hub_down(tmp_path: Path) -> None:
     """`velocity edge run` with no hub reachable serves the broker at once (it used to wait
-    for a bootstrap that never came)."""
+    for a bootstrap that never came); with port 0 it prints the free port it got."""
     async with running_hub() as server:
         folder = tmp_path / "ipad"
         await paired(server, folder, "t1-senior_broker", hub_url=f"http://127.0.0.1:{_free_port()}")
-    port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "VELOCITY_EDGE_DATA_DIR": str(folder),
-           "VELOCITY_EDGE_API_PORT": str(port)}
+           "VELOCITY_EDGE_API_PORT": "0", "COLUMNS": "200"}
     log = tmp_path / "edge.log"
     started = time.monotonic()
     with log.open("wb") as out:
         proc = subprocess.Popen([sys.executable, "-c", "from cli.main import app; app()",
                                  "edge", "run"], env=env, cwd=ROOT, stdout=out, stderr=out)
     try:
+        async def announced() -> bool:
+            assert proc.poll() is None, log.read_text()
+            return "local API on" in log.read_text()
+        await until(announced, timeout=15, what="the local API's address")
+        found = re.search(r"local API on http://127\.0\.0\.1:(\d+)", log.read_text())
+        assert found and found[1] != "0", log.read_text()
+        port = int(found[1])
         auth = {"Authorization": f"Bearer {local_token(folder)}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             async def serving() -> bool:
