@@ -52,8 +52,8 @@ from sync.sandbox import (
     SandboxRefused,
     SandboxResult,
 )
-from sync.ycheck import Inspection, OriginIndex, inspect
-from sync.yupdate import decode_state_vector
+from sync.ycheck import Inspection, OriginIndex, check_values, inspect
+from sync.yupdate import decode_state_vector, decode_update
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,7 +348,7 @@ class Gate:
         try:
             while any(queues.values()):
                 singles: list[tuple[str, int, int, _Prepared]] = []
-                runs: list[tuple[str, list[tuple[int, int]], _Held, int]] = []
+                runs: list[tuple[str, list[tuple[int, int]], _Held, _Prepared]] = []
                 for guid, queue in queues.items():
                     while queue and (early := self._settled_early(
                             guid, queue[0][0], deferred, failed)) is not None:
@@ -357,12 +357,7 @@ class Gate:
                     if not queue:
                         continue
                     held = overlay[guid]
-                    if len(queue) > 1 and guid not in alone:
-                        run = list(itertools.islice(queue, MAX_RUN))
-                        runs.append((guid, run, held, held.next_name))
-                        continue
-                    alone.discard(guid)
-                    n, i = queue.popleft()
+                    n, i = queue.popleft()  # checked in full before any sandbox sees it
                     try:
                         prep = self._prepare(group[n].bound, held, group[n].items[i][1])
                     except VelocityError as exc:
@@ -370,11 +365,24 @@ class Gate:
                         continue
                     if prep is None:
                         decide(guid, n, i, AlreadyHeld())
-                    else:
+                        continue
+                    run = [(n, i)]
+                    if guid not in alone:
+                        for m, j in itertools.islice(queue, MAX_RUN - 1):
+                            if (m, guid) in deferred or not self._screened(
+                                    group[m].bound, group[m].items[j][1]):
+                                break  # it goes to the sandbox after the full checks
+                            run.append((m, j))
+                    alone.discard(guid)
+                    if len(run) == 1:
                         singles.append((guid, n, i, prep))
+                    else:
+                        queue.appendleft((n, i))
+                        runs.append((guid, run, held, prep))
                 jobs = [Job(h.coll.name, h.record_id, h.state,
                             [group[n].items[i][1] for n, i in run], kept=h.sandbox_job(),
                             each=True) for _, run, h, _ in runs]
+                names = [h.next_name for _, _, h, _ in runs]
                 for _, _, held, _ in runs:
                     held.sandbox = None  # until every update of the job is admitted
                 single_results, run_results = await asyncio.gather(
@@ -390,31 +398,36 @@ class Gate:
                         decide(guid, n, i, verdict)
                     else:
                         decide(guid, n, i, result)
-                for (guid, run, held, after), outcome in zip(runs, run_results, strict=True):
+                for (guid, run, held, first), after, outcome in zip(
+                        runs, names, run_results, strict=True):
                     if not isinstance(outcome, SandboxResult):  # its updates go one by one
                         alone.add(guid)
                         continue
-                    if self._judge_run(guid, run, held, outcome, group, decide, admit):
+                    if self._judge_run(guid, run, first, outcome, group, decide, admit):
                         held.sandbox, held.next_name = (after, []), next(_NAMES)
-                    for _ in range(sum(1 for n, i in run if verdicts[n][i] is not None)):
+                    decided = sum(1 for n, i in run if verdicts[n][i] is not None)
+                    for _ in range(decided):
                         queues[guid].popleft()
-                    if outcome.stopped is not None:
+                    if outcome.stopped is not None or not decided:
                         alone.add(guid)  # the update it stopped at: its blame decided alone
         finally:
             for held in overlay.values():  # what a later pass will find stored
                 if not held.dirty and not held.stale:
                     self._keep(held)
 
-    def _judge_run(self, guid: str, run: Sequence[tuple[int, int]], held: _Held,
+    def _judge_run(self, guid: str, run: Sequence[tuple[int, int]], first: _Prepared,
                    outcome: SandboxResult, group: Sequence[_Submission],
                    decide: Callable[[str, int, int, Verdict], None],
                    admit: Callable[[str, int, int, _Prepared, SandboxResult], Verdict]) -> bool:
         """Judge a job of several updates of one document step by step, on the content the
-        sandbox gave after each; stops at the first not admitted (the ones after it were
-        applied on top of it there, so they go again). Whether all were admitted."""
-        for (n, i), (content, pending) in zip(run, outcome.steps, strict=False):
+        sandbox gave after each (``first``: the first update, checked before the job); stops at
+        the first not admitted (the ones after it were applied on top of it there, so they go
+        again). Whether all were admitted."""
+        held = first.held
+        for k, ((n, i), (content, pending)) in enumerate(zip(run, outcome.steps, strict=False)):
             try:
-                prep = self._prepare(group[n].bound, held, group[n].items[i][1])
+                prep = first if k == 0 else self._prepare(group[n].bound, held,
+                                                          group[n].items[i][1])
             except VelocityError as exc:
                 decide(guid, n, i, self._refusal(held, exc, hostile=_blames_update(exc)))
                 return False
@@ -426,6 +439,17 @@ class Gate:
             if not isinstance(verdict, Admitted):
                 return False
         return outcome.stopped is None and len(outcome.steps) == len(run)
+
+    def _screened(self, bound_clients: Coll[int], update: bytes) -> bool:
+        """Whether an update passes the checks that need no document (well formed, only the
+        device's own client ids, no unsafe value), so it may go to the sandbox in a job after
+        others of its document; one that does not is checked in full first, by itself."""
+        try:
+            decoded = decode_update(update, self._limits, resolve=False)
+            check_values(decoded)
+        except VelocityError:
+            return False
+        return set(decoded.clients) <= set(bound_clients)
 
     def _settled_early(self, guid: str, n: int, deferred: dict[tuple[int, str], Deferred],
                        failed: dict[str, VelocityError]) -> Verdict | None:
@@ -445,6 +469,8 @@ class Gate:
         beside its document alone: a failure that repeats, on a document that loads by itself,
         is the update's (hostile); a timeout, a closing pool or a document that fails alone is
         the hub's (deferred)."""
+        if not work:
+            return []
         jobs = [Job(h.coll.name, h.record_id, h.state, (update,), kept=h.sandbox_job())
                 for h, update in work]
         for held, _ in work:

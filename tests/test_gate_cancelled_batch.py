@@ -20,9 +20,10 @@ LEADS = collection("leads")
 
 async def test_a_batch_cancelled_between_sandbox_rounds_is_judged_again_on_what_is_stored(
 ) -> None:
-    """A device pushes a lead's creation, a stage it may not set and an edit in one batch: the
-    first sandbox job takes all three, the gate admits the creation and refuses the stage, so
-    the edit goes to the sandbox again, alone; the session ends while it waits. Pushed again,
+    """A device pushes a lead's creation, a stage it may not set and an edit (of its second
+    client id, made on the creation) in one batch: the first sandbox job takes all three, the
+    gate admits the creation and refuses the stage, so the edit goes to the sandbox again,
+    alone; the session ends while it waits. Pushed again,
     the creation must be judged and committed, not answered as already held (an ACK with no
     commit)."""
     async with running_hub() as server:
@@ -31,8 +32,9 @@ async def test_a_batch_cancelled_between_sandbox_rounds_is_judged_again_on_what_
         lead = RecordDoc(LEADS, "l-cancelled", client_id=71)
         create = lead.write({"tenant_id": "t1", "person_id": "p1",
                              "owner_id": "t1-junior_broker"})
+        other = RecordDoc(LEADS, "l-cancelled", client_id=72, state=lead.encode_state())
         won = lead.write({"stage": "WON"})
-        edit = lead.write({"notes": "after the creation"})
+        edit = other.write({"notes": "after the creation"})
         sandbox = hub.gate._sandbox
         apply_many = sandbox.apply_many
         second_round = asyncio.Event()
@@ -48,7 +50,7 @@ async def test_a_batch_cancelled_between_sandbox_rounds_is_judged_again_on_what_
 
         sandbox.apply_many = slow_second_round  # type: ignore[method-assign]
         batch = asyncio.create_task(hub.gate.admit_batch(
-            junior, {71}, [(lead.guid, create, "c"), (lead.guid, won, "w"),
+            junior, {71, 72}, [(lead.guid, create, "c"), (lead.guid, won, "w"),
                            (lead.guid, edit, "e")]))
         await asyncio.wait_for(second_round.wait(), 30)
         batch.cancel()
