@@ -17,11 +17,13 @@ that did not commit is dropped, never judged on again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import OrderedDict, defaultdict, deque
+from collections.abc import Callable, Sequence
 from collections.abc import Collection as Coll
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 from core.errors import (
@@ -50,8 +52,8 @@ from sync.sandbox import (
     SandboxRefused,
     SandboxResult,
 )
-from sync.ycheck import Inspection, OriginIndex, inspect
-from sync.yupdate import decode_state_vector
+from sync.ycheck import Inspection, OriginIndex, check_values, inspect
+from sync.yupdate import decode_state_vector, decode_update
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,10 @@ TRUSTED_BACKLOG = 256
 """Log updates a kept document may apply before its sandbox worker's copy is given up (the
 next job sends the whole state)."""
 Verdict = Admitted | AlreadyHeld | Refused | Deferred
+MAX_ITEMS_PER_PASS = 2000
+"""A bound on the updates one judging pass takes (the batches after wait for the next)."""
+MAX_RUN = 64
+"""A bound on the updates of one document sent to the sandbox as one job."""
 RETRIED_CODES = frozenset({WORKER_CRASHED, WORKER_PANICKED, WORKER_TIMEOUT, APPLY_FAILED})
 """Sandbox failures tried once more on a fresh run before anyone is blamed: a crash, panic or
 failure that repeats on the same bytes (and not on the document alone) is the update's; a
@@ -152,8 +158,10 @@ class Gate:
         self._hot_size = hot_documents
         self._hot_bytes = hot_bytes
         self._kept_bytes = 0
-        self._busy: dict[tuple[str, str], asyncio.Future[None]] = {}
-        """Documents a running batch judges (done when it lets them go)."""
+        self._waiting: dict[str, list[_Submission]] = defaultdict(list)
+        """Per tenant, the batches waiting for the next judging pass."""
+        self._runners: dict[str, asyncio.Task[None]] = {}
+        """Per tenant, the task running its passes one after another (while any wait)."""
         self._unsettled: dict[int, tuple[Change, _Held]] = {}
         """Admitted changes not committed yet (by the change's id), with the document they
         were admitted on."""
@@ -186,102 +194,274 @@ class Gate:
             return None
         return KeptDocument(held.doc.encode_state(), held.index, held.seq)
 
+    async def __aenter__(self) -> Gate:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        for task in list(self._runners.values()):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
     async def admit_batch(
         self, principal: Principal, bound_clients: Coll[int],
         items: Sequence[tuple[str, bytes, str | None]],
     ) -> list[Verdict]:
         """Judge a push batch of (guid, update, update id); never raises for the updates.
 
-        Updates of one document are judged in order, each on the state its predecessors in the
-        batch lead to (an offline device pushes several edits of a record at once). The first
-        update of every document goes to the sandbox together, then the second, and so on, so a
-        batch costs a few round trips, not one per update.
+        Updates of one document are judged in order, each on the state its predecessors lead
+        to (an offline device pushes several edits of a record at once). The batches of one
+        tenant that arrive while a judging pass runs are judged together in the next pass
+        (like group commit), and all the updates a pass has for one document go to the
+        sandbox as one job: twenty people typing on one page cost one round trip, not twenty.
         """
-        verdicts: list[Verdict | None] = [None] * len(items)
-        queues: dict[str, deque[int]] = defaultdict(deque)
-        for i, (guid, _, _) in enumerate(items):
-            queues[guid].append(i)
-        tenant_id, guids = principal.tenant_id, list(queues)
-        # What is stored, read before waiting for the documents: the wait holds no query.
+        future: asyncio.Future[list[Verdict]] = asyncio.get_running_loop().create_future()
+        entry = _Submission(principal, bound_clients, items, future)
+        tenant_id = principal.tenant_id
+        self._waiting[tenant_id].append(entry)
+        if tenant_id not in self._runners:
+            self._runners[tenant_id] = asyncio.create_task(
+                self._run_passes(tenant_id), name=f"velocity-gate-{tenant_id}")
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            self._abandon(entry)
+            raise
+
+    def _abandon(self, entry: _Submission) -> None:
+        """The batch's session went away: what it had admitted reaches no commit."""
+        entry.abandoned = True
+        if entry.future.done():
+            if not entry.future.cancelled() and entry.future.exception() is None:
+                self.settle([v.change for v in entry.future.result()
+                             if isinstance(v, Admitted)], None)
+        elif entry.running is None:
+            waiting = self._waiting.get(entry.principal.tenant_id, [])
+            if entry in waiting:
+                waiting.remove(entry)
+        elif all(e.abandoned for e in entry.running[1]):
+            entry.running[0].cancel()  # nobody waits for this pass any more
+
+    async def _run_passes(self, tenant_id: str) -> None:
+        waiting = self._waiting[tenant_id]
+        task: asyncio.Task[None] | None = None
+        try:
+            while waiting:
+                taken, size = 0, 0
+                while taken < len(waiting) and (
+                        not taken or size + len(waiting[taken].items) <= MAX_ITEMS_PER_PASS):
+                    size += len(waiting[taken].items)
+                    taken += 1
+                group, waiting[:taken] = waiting[:taken], []
+                task = asyncio.ensure_future(self._pass(tenant_id, group))
+                for entry in group:
+                    entry.running = (task, group)
+                await asyncio.wait({task})
+                task = None
+        finally:
+            if task is not None:  # this runner was cancelled: so is its pass
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for entry in waiting:
+                if not entry.future.done():
+                    entry.future.cancel()
+            waiting.clear()
+            self._runners.pop(tenant_id, None)
+            self._waiting.pop(tenant_id, None)
+
+    async def _pass(self, tenant_id: str, group: Sequence[_Submission]) -> None:
+        """Judge the batches of ``group`` together and give each its verdicts."""
+        verdicts: list[list[Verdict | None]] = [[None] * len(e.items) for e in group]
+        admitted: list[Change] = []
+        judged = False
+        try:
+            await self._judge_group(tenant_id, group, verdicts, admitted)
+            judged = True
+        except BaseException as exc:
+            for entry in group:
+                if not entry.future.done():
+                    if isinstance(exc, Exception):
+                        entry.future.set_exception(exc)
+                    else:
+                        entry.future.cancel()
+            if isinstance(exc, Exception):
+                return  # told to every batch of the pass
+            raise
+        finally:
+            if not judged:  # cancelled or failed: what it admitted reaches no commit
+                self.settle(admitted, None)
+        for entry, mine in zip(group, verdicts, strict=True):
+            assert all(v is not None for v in mine)
+            if entry.abandoned:
+                self.settle([v.change for v in mine if isinstance(v, Admitted)], None)
+            elif not entry.future.done():
+                entry.future.set_result(mine)  # type: ignore[arg-type]
+
+    async def _judge_group(self, tenant_id: str, group: Sequence[_Submission],
+                           verdicts: list[list[Verdict | None]], admitted: list[Change]
+                           ) -> None:
+        queues: dict[str, deque[tuple[int, int]]] = defaultdict(deque)
+        for n, entry in enumerate(group):
+            for i, (guid, _, _) in enumerate(entry.items):
+                queues[guid].append((n, i))
+        guids = list(queues)
+        # What is stored, read before taking the documents.
         heads, horizon = await self._store.document_heads(tenant_id, guids)
         peeked = {g: held.seq for g in guids
                   if (held := self._hot.get((tenant_id, g))) is not None
                   and horizon <= held.seq < heads.get(g, 0) <= held.seq + CATCH_UP_ROWS}
         logged = await self._store.log_rows(
             tenant_id, {g: (seq, heads[g]) for g, seq in peeked.items()}) if peeked else {}
-        owned = await self._own(tenant_id, guids)
-        try:
-            overlay, failed = await self._take(tenant_id, guids, heads, horizon,
-                                               {g: (peeked[g], rows) for g, rows in logged.items()})
-        except BaseException:
-            self._release(owned)
-            raise
-        """Each document as this batch left it so far (owned here until the batch ends)."""
-        deferred: dict[str, Deferred] = {}
-        """Documents with an update not judged: their later updates wait for it too."""
-        admitted: list[Change] = []
-        judged = False
+        overlay, failed = await self._take(tenant_id, guids, heads, horizon,
+                                           {g: (peeked[g], rows) for g, rows in logged.items()})
+        """Each document as this pass left it so far (owned here until the pass ends)."""
+        deferred: dict[tuple[int, str], Deferred] = {}
+        """A batch's documents with an update not judged: its later updates wait for it."""
+        alone: set[str] = set()
+        """Documents whose next update goes to the sandbox by itself (a job of several
+        updates failed on it)."""
+
+        def decide(guid: str, n: int, i: int, verdict: Verdict) -> None:
+            verdicts[n][i] = verdict
+            if isinstance(verdict, Deferred):
+                deferred[(n, guid)] = verdict
+            elif isinstance(verdict, Admitted):
+                admitted.append(verdict.change)
+
+        def admit(guid: str, n: int, i: int, prep: _Prepared, result: SandboxResult
+                  ) -> Verdict:
+            entry = group[n]
+            _, update, update_id = entry.items[i]
+            held = prep.held
+            try:
+                after = self._judge(entry.principal, prep, update, result)
+            except DocumentDamaged as exc:
+                return Deferred(exc)
+            except VelocityError as exc:
+                return self._refusal(held, exc, hostile=False)
+            change = Change(guid, update, update_id, base=prep.base, after=(held.state, after))
+            self._unsettled[id(change)] = (change, held)
+            return Admitted(change)
+
         try:
             while any(queues.values()):
-                wave = [q.popleft() for q in queues.values() if q]
-                prepared: list[tuple[int, _Prepared]] = []
-                for i in wave:
-                    guid, update, _ = items[i]
-                    if guid in deferred:  # builds on an update not judged: pushed again too
-                        verdicts[i] = Deferred(VelocityError(
-                            f"{guid}: an earlier update of this batch is to be pushed again "
-                            f"first ({deferred[guid].error.code})", code="waits"))
-                        continue
-                    if guid in failed:
-                        exc = failed[guid]
-                        verdicts[i] = (Deferred(exc) if isinstance(exc, DocumentDamaged)
-                                       else Refused(exc))  # else: a guid naming no collection
+                singles: list[tuple[str, int, int, _Prepared]] = []
+                runs: list[tuple[str, list[tuple[int, int]], _Held, _Prepared]] = []
+                for guid, queue in queues.items():
+                    while queue and (early := self._settled_early(
+                            guid, queue[0][0], deferred, failed)) is not None:
+                        n, i = queue.popleft()
+                        decide(guid, n, i, early)
+                    if not queue:
                         continue
                     held = overlay[guid]
+                    n, i = queue.popleft()  # checked in full before any sandbox sees it
                     try:
-                        prep = self._prepare(bound_clients, held, update)
+                        prep = self._prepare(group[n].bound, held, group[n].items[i][1])
                     except VelocityError as exc:
-                        verdicts[i] = self._refusal(held, exc, hostile=_blames_update(exc))
+                        decide(guid, n, i, self._refusal(held, exc, hostile=_blames_update(exc)))
                         continue
                     if prep is None:
-                        verdicts[i] = AlreadyHeld()
+                        decide(guid, n, i, AlreadyHeld())
+                        continue
+                    run = [(n, i)]
+                    if guid not in alone:
+                        for m, j in itertools.islice(queue, MAX_RUN - 1):
+                            if (m, guid) in deferred or not self._screened(
+                                    group[m].bound, group[m].items[j][1]):
+                                break  # it goes to the sandbox after the full checks
+                            run.append((m, j))
+                    alone.discard(guid)
+                    if len(run) == 1:
+                        singles.append((guid, n, i, prep))
                     else:
-                        prepared.append((i, prep))
-                results = await self._sandbox_results(
-                    [(p.held, items[i][1]) for i, p in prepared])
-                for (i, prep), result in zip(prepared, results, strict=True):
-                    guid, update, update_id = items[i]
-                    held = prep.held
-                    if not isinstance(result, SandboxResult):
-                        verdicts[i] = result
+                        queue.appendleft((n, i))
+                        runs.append((guid, run, held, prep))
+                jobs = [Job(h.coll.name, h.record_id, h.state,
+                            [group[n].items[i][1] for n, i in run], kept=h.sandbox_job(),
+                            each=True) for _, run, h, _ in runs]
+                names = [h.next_name for _, _, h, _ in runs]
+                for _, _, held, _ in runs:
+                    held.sandbox = None  # until every update of the job is admitted
+                single_results, run_results = await asyncio.gather(
+                    self._sandbox_results([(p.held, group[n].items[i][1])
+                                           for _, n, i, p in singles]),
+                    self._sandbox.apply_many(jobs) if jobs else _nothing())
+                for (guid, n, i, prep), result in zip(singles, single_results, strict=True):
+                    if isinstance(result, SandboxResult):
+                        verdict = admit(guid, n, i, prep, result)
+                        if isinstance(verdict, Admitted):
+                            prep.held.sandbox, prep.held.next_name = (prep.after, []), next(
+                                _NAMES)
+                        decide(guid, n, i, verdict)
+                    else:
+                        decide(guid, n, i, result)
+                for (guid, run, held, first), after, outcome in zip(
+                        runs, names, run_results, strict=True):
+                    if not isinstance(outcome, SandboxResult):  # its updates go one by one
+                        alone.add(guid)
                         continue
-                    try:
-                        after = self._judge(principal, prep, update, result)
-                    except DocumentDamaged as exc:
-                        verdicts[i] = Deferred(exc)
-                        continue
-                    except VelocityError as exc:
-                        verdicts[i] = self._refusal(held, exc, hostile=False)
-                        continue
-                    change = Change(guid, update, update_id, base=prep.base,
-                                    after=(held.state, after))
-                    self._unsettled[id(change)] = (change, held)
-                    admitted.append(change)
-                    verdicts[i] = Admitted(change)
-                for i in wave:
-                    verdict = verdicts[i]
-                    if isinstance(verdict, Deferred):
-                        deferred[items[i][0]] = verdict
-            judged = True
+                    if self._judge_run(guid, run, first, outcome, group, decide, admit):
+                        held.sandbox, held.next_name = (after, []), next(_NAMES)
+                    decided = sum(1 for n, i in run if verdicts[n][i] is not None)
+                    for _ in range(decided):
+                        queues[guid].popleft()
+                    if outcome.stopped is not None or not decided:
+                        alone.add(guid)  # the update it stopped at: its blame decided alone
         finally:
-            if not judged:  # cancelled or failed: what it admitted reaches no commit
-                self.settle(admitted, None)
-            for held in overlay.values():  # what a later batch will find stored
+            for held in overlay.values():  # what a later pass will find stored
                 if not held.dirty and not held.stale:
                     self._keep(held)
-            self._release(owned)
-        assert all(v is not None for v in verdicts)
-        return verdicts  # type: ignore[return-value]
+
+    def _judge_run(self, guid: str, run: Sequence[tuple[int, int]], first: _Prepared,
+                   outcome: SandboxResult, group: Sequence[_Submission],
+                   decide: Callable[[str, int, int, Verdict], None],
+                   admit: Callable[[str, int, int, _Prepared, SandboxResult], Verdict]) -> bool:
+        """Judge a job of several updates of one document step by step, on the content the
+        sandbox gave after each (``first``: the first update, checked before the job); stops at
+        the first not admitted (the ones after it were applied on top of it there, so they go
+        again). Whether all were admitted."""
+        held = first.held
+        for k, ((n, i), (content, pending)) in enumerate(zip(run, outcome.steps, strict=False)):
+            try:
+                prep = first if k == 0 else self._prepare(group[n].bound, held,
+                                                          group[n].items[i][1])
+            except VelocityError as exc:
+                decide(guid, n, i, self._refusal(held, exc, hostile=_blames_update(exc)))
+                return False
+            if prep is None:
+                decide(guid, n, i, AlreadyHeld())  # changed nothing in the sandbox either
+                continue
+            verdict = admit(guid, n, i, prep, SandboxResult(b"", content, pending, outcome.pid))
+            decide(guid, n, i, verdict)
+            if not isinstance(verdict, Admitted):
+                return False
+        return outcome.stopped is None and len(outcome.steps) == len(run)
+
+    def _screened(self, bound_clients: Coll[int], update: bytes) -> bool:
+        """Whether an update passes the checks that need no document (well formed, only the
+        device's own client ids, no unsafe value), so it may go to the sandbox in a job after
+        others of its document; one that does not is checked in full first, by itself."""
+        try:
+            decoded = decode_update(update, self._limits, resolve=False)
+            check_values(decoded)
+        except VelocityError:
+            return False
+        return set(decoded.clients) <= set(bound_clients)
+
+    def _settled_early(self, guid: str, n: int, deferred: dict[tuple[int, str], Deferred],
+                       failed: dict[str, VelocityError]) -> Verdict | None:
+        """The verdict of batch ``n``'s next update of ``guid`` when no judging is needed."""
+        if (n, guid) in deferred:  # builds on an update not judged: pushed again too
+            return Deferred(VelocityError(
+                f"{guid}: an earlier update of this batch is to be pushed again first "
+                f"({deferred[(n, guid)].error.code})", code="waits"))
+        if guid in failed:
+            exc = failed[guid]
+            return Deferred(exc) if isinstance(exc, DocumentDamaged) else Refused(exc)
+        return None
 
     async def _sandbox_results(self, work: Sequence[tuple[_Held, bytes]]
                                ) -> list[SandboxResult | Refused | Deferred]:
@@ -289,6 +469,8 @@ class Gate:
         beside its document alone: a failure that repeats, on a document that loads by itself,
         is the update's (hostile); a timeout, a closing pool or a document that fails alone is
         the hub's (deferred)."""
+        if not work:
+            return []
         jobs = [Job(h.coll.name, h.record_id, h.state, (update,), kept=h.sandbox_job())
                 for h, update in work]
         for held, _ in work:
@@ -326,29 +508,6 @@ class Gate:
         if held.damaged:
             return Deferred(_damaged_error(held, error))
         return Refused(error, hostile=hostile)
-
-    async def _own(self, tenant_id: str, guids: Sequence[str]) -> list[tuple[str, str]]:
-        """Wait until no other batch of this hub judges any of these documents, and take them
-        (in guid order, so two batches never wait for each other): a document is judged by
-        one batch at a time, each on what the one before left, never loaded again for it."""
-        owned: list[tuple[str, str]] = []
-        try:
-            for guid in sorted(guids):
-                key = (tenant_id, guid)
-                while key in self._busy:
-                    await asyncio.shield(self._busy[key])
-                self._busy[key] = asyncio.get_running_loop().create_future()
-                owned.append(key)
-        except BaseException:
-            self._release(owned)
-            raise
-        return owned
-
-    def _release(self, owned: Sequence[tuple[str, str]]) -> None:
-        for key in owned:
-            future = self._busy.pop(key, None)
-            if future is not None and not future.done():
-                future.set_result(None)
 
     async def _take(self, tenant_id: str, guids: Sequence[str], heads: dict[str, int],
                     horizon: int, logged: dict[str, tuple[int, list[tuple[int, bytes]]]]
@@ -464,9 +623,26 @@ class Gate:
         held.state, held.row = held.doc.encode_state(), row  # the commit writes it
         for client, (_, end) in prep.inspection.decoded.clients.items():
             held.clocks[client] = end  # it continued exactly these clocks
-        held.sandbox, held.next_name = (prep.after, []), next(_NAMES)
         held.dirty, held.damaged = False, None
         return after
+
+
+async def _nothing() -> list[SandboxResult | SandboxRefused]:
+    return []
+
+
+@dataclass(eq=False, slots=True)
+class _Submission:
+    """A push batch waiting for a judging pass, or judged in one."""
+
+    principal: Principal
+    bound: Coll[int]
+    items: Sequence[tuple[str, bytes, str | None]]
+    future: asyncio.Future[list[Verdict]]
+    running: tuple[asyncio.Task[None], Sequence[_Submission]] | None = None
+    """The pass judging it, and every batch of that pass."""
+    abandoned: bool = False
+    """Its session went away: nobody commits what it admits."""
 
 
 _NAMES = itertools.count(1)

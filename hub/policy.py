@@ -19,6 +19,9 @@ tenant):
   by managers;
 - a consent is revoked (or deleted) only by whoever recorded it, the senior of their team, or a
   manager; a client's perception results are purged only by whoever may change the client;
+- a consent or perception result names only a client and a lead the principal may read, and
+  one that names a client is revoked or purged only by whoever may purge that client's results
+  (`check_names`: it needs the named records, so the hub's commit looks them up);
 - Oracle canvas pages follow their sharing (`check_canvas_write`, for managers too);
 - inventory (projects, towers, units, media) is changed only by managers;
 - a unit is held by one broker at a time (`check_hold`, for managers too): a second claim on a
@@ -53,8 +56,8 @@ from schema.models import LeadStage
 
 __all__ = ["COMMS_AGENT_ID", "GPU_WORKER_DEVICE", "GUARDED", "IN_SCOPE", "MANAGED",
            "check_gpu_request", "check_grant_role", "check_hold", "check_manage_user",
-           "check_message_write", "check_own_account", "check_purge", "check_revoke",
-           "check_write", "comms_agent", "may_change", "may_read"]
+           "check_message_write", "check_names", "check_own_account", "check_purge",
+           "check_revoke", "check_write", "comms_agent", "may_change", "may_read", "named_guids"]
 
 GUARDED = frozenset({"people", "leads", "opportunities", "comms_threads"})
 """Collections whose records only their owner, their team's senior and managers change."""
@@ -186,6 +189,41 @@ def check_purge(principal: Principal, person: Row | None) -> None:
     the client; ``person``: the client's row, None when there is no such client."""
     if person is not None and not may_change(principal, "people", person):
         raise PermissionDenied("this client belongs to another broker", code="not_owner")
+
+
+NAMING = frozenset({"consents", "qd_scores", "perception_sessions"})
+"""Sentinel's collections whose records name a client (``person_id``) and a lead (``lead_id``)."""
+NAMED = {"people": ("person_id", "client"), "leads": ("lead_id", "lead")}
+"""Named collection → the field naming it and what it is called."""
+
+
+def named_guids(principal: Principal, coll_name: str, row: Row) -> list[str]:
+    """The records (guids) that `check_names` judges a write of ``row`` against: the client and
+    lead a consent or perception result names (none for a manager)."""
+    if principal.is_manager or coll_name not in NAMING:
+        return []
+    return [f"{named}/{row[field]}" for named, (field, _) in NAMED.items() if row.get(field)]
+
+
+def check_names(principal: Principal, coll_name: str, before: Row | None, after: Row,
+                named: Mapping[str, Row | None]) -> None:
+    """A consent or perception result names only a client and a lead the principal may read
+    (as the Sentinel routes require), and one that names a client is revoked, deleted or purged
+    only by whoever may purge that client's results (`check_purge`: a revocation purges them
+    all). ``named``: the ``owner_id``, ``team_id`` and ``readers`` of each of `named_guids`,
+    None for a record that does not exist (yet)."""
+    noun = {"consents": "consent", "qd_scores": "QD score"}.get(coll_name, "perception session")
+    for guid in named_guids(principal, coll_name, after):
+        coll, _, _ = guid.partition("/")
+        row = named[guid]
+        if row is not None and not may_read(principal, coll, row.get("owner_id"),
+                                            row.get("team_id"), row.get("readers")):
+            raise PermissionDenied(f"this {noun} names a {NAMED[coll][1]} of another broker",
+                                   code="not_owner")
+    person = after.get("person_id")
+    ends = CONSENT_REVOKE_FIELDS if coll_name == "consents" else ("deleted",)
+    if before is not None and person and any(after.get(f) != before.get(f) for f in ends):
+        check_purge(principal, named.get(f"people/{person}"))
 
 
 def check_manage_user(principal: Principal, target_id: str, target_role: Role) -> None:

@@ -58,9 +58,10 @@ class Hub:
             self.sandbox = await self._stack.enter_async_context(
                 SandboxPool(self.settings.sandbox_workers, self.settings.sandbox_timeout_s)
             )
-            self.gate = Gate(self.store, self.sandbox, self.limits,
-                             hot_documents=self.settings.gate_documents,
-                             hot_bytes=self.settings.gate_memory_mb * 2**20)
+            self.gate = await self._stack.enter_async_context(
+                Gate(self.store, self.sandbox, self.limits,
+                     hot_documents=self.settings.gate_documents,
+                     hot_bytes=self.settings.gate_memory_mb * 2**20))
             self.committer = await self._stack.enter_async_context(
                 GroupCommitter(self.store, on_settled=self.gate.settle))
             self.metrics = HubMetrics(self)

@@ -24,7 +24,7 @@ from core.errors import NotFound, PermissionDenied, RecordInvalid
 from core.identity import Principal
 from core.ids import split_guid
 from hub.database import Database
-from hub.policy import check_write
+from hub.policy import check_names, check_write, named_guids
 from hub.scope import may_read, readers_of, scope_sql
 from schema import collection, to_row
 from schema.ddl import column_types
@@ -522,6 +522,28 @@ async def _record_refused(conn: asyncpg.Connection, tenant_id: str, group: PushG
         group.device_id, change.guid, {"reason": refusal.code, "message": refusal.message})
 
 
+class _Unseen(Exception):
+    """A change names a record whose scope the commit has not read yet."""
+
+    def __init__(self, guid: str) -> None:
+        super().__init__(guid)
+        self.guid = guid
+
+
+async def _scopes(conn: asyncpg.Connection, tenant_id: str, guids: set[str]
+                  ) -> dict[str, Mapping[str, Any] | None]:
+    """``owner_id``, ``team_id`` and ``readers`` of each of ``guids`` (None: no such
+    document)."""
+    if not guids:
+        return {}
+    rows = await conn.fetch(
+        "SELECT guid, owner_id, team_id, readers FROM hub_documents WHERE tenant_id = $1 AND "
+        "guid = ANY($2::text[])", tenant_id, sorted(guids))
+    found: dict[str, Mapping[str, Any] | None] = dict.fromkeys(guids)
+    found |= {r["guid"]: {k: r[k] for k in ("owner_id", "team_id", "readers")} for r in rows}
+    return found
+
+
 @dataclass(slots=True)
 class _Pending:
     change: Change
@@ -553,9 +575,10 @@ class _Draft:
         self.history: list[tuple[int, str | None, str | None, list[str] | None]] = []
         """(seq, owner, team, readers before the change) of each scope change made here."""
 
-    def apply(self, change: Change, seq: int, tenant_id: str, principal: Principal | None
-              ) -> Record | NotCommitted:
-        """Apply one change; on a refusal the draft is left as it was."""
+    def apply(self, change: Change, seq: int, tenant_id: str, principal: Principal | None,
+              scope: Callable[[str], Mapping[str, Any] | None]) -> Record | NotCommitted:
+        """Apply one change; on a refusal (or `_Unseen`: ``scope`` has not read a record the
+        change names) the draft is left as it was."""
         if change.after is not None and change.base == self.state:
             state, record = change.after  # judged on exactly this state
         else:
@@ -570,6 +593,11 @@ class _Draft:
             except (RecordInvalid, PermissionDenied) as exc:
                 return exc
             state = doc.encode_state()
+        if principal is not None:
+            try:
+                self._check_names(principal, record, scope)
+            except PermissionDenied as exc:
+                return exc
         if record.tenant_id != tenant_id:
             return RecordInvalid(f"{self.guid}: tenant_id may not be {record.tenant_id!r}")
         readers = readers_of(self.coll.name, vars(record))
@@ -587,6 +615,18 @@ class _Draft:
         self.state, self.record = state, record
         return record
 
+    def _check_names(self, principal: Principal, record: Record,
+                     scope: Callable[[str], Mapping[str, Any] | None]) -> None:
+        """The records the change names (a consent's client and lead) as the policy needs
+        them (`check_names`), judged with the document as it stands before the change."""
+        guids = named_guids(principal, self.coll.name, vars(record))
+        if not guids:
+            return
+        before = (to_row(RecordDoc(self.coll, self.record_id, state=self.state).project())
+                  if self.state else None)
+        check_names(principal, self.coll.name, before, to_row(record),
+                    {g: scope(g) for g in guids})
+
 
 async def write_changes(
     conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending]
@@ -596,13 +636,30 @@ async def write_changes(
     receipt and the audit entry), and write each changed document and projection row once.
 
     The documents are read without a row lock: every writer of the log and the documents
-    holds the tenant's sequence row first, so no other transaction changes them meanwhile."""
+    holds the tenant's sequence row first, so no other transaction changes them meanwhile.
+    So are the records a change names (`hub.policy.check_names`: a consent's client and lead),
+    in one query for what the gate's results name (and one more for a change applied again
+    that names another)."""
     rows = await conn.fetch(
         "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[])",
         tenant_id, list({p.change.guid for p in pending}),
     )
     by_guid = {r["guid"]: r for r in rows}
     drafts: dict[str, _Draft] = {}
+    named = await _scopes(conn, tenant_id, {
+        g for p in pending if p.principal is not None and p.change.after is not None
+        for g in named_guids(p.principal, split_guid(p.change.guid)[0],
+                             vars(p.change.after[1]))})
+
+    def scope(guid: str) -> Mapping[str, Any] | None:
+        if guid in drafts:  # as this transaction left it
+            d = drafts[guid]
+            return ({"owner_id": d.owner_id, "team_id": d.team_id, "readers": d.readers}
+                    if d.exists else None)
+        if guid not in named:
+            raise _Unseen(guid)
+        return named[guid]
+
     results: list[Committed | NotCommitted] = []
     log: list[tuple[str, int, str, bytes, str | None, str | None, str | None]] = []
     refusals, audits = [], []
@@ -610,7 +667,12 @@ async def write_changes(
         guid = p.change.guid
         draft = drafts.get(guid) or drafts.setdefault(guid, _Draft(guid, by_guid.get(guid)))
         previous = draft.updated_seq
-        outcome = draft.apply(p.change, p.seq, tenant_id, p.principal)
+        while True:
+            try:
+                outcome = draft.apply(p.change, p.seq, tenant_id, p.principal, scope)
+                break
+            except _Unseen as unseen:  # judged on a newer state than the gate's: it names more
+                named |= await _scopes(conn, tenant_id, {unseen.guid})
         receipted = p.change.update_id is not None and p.device_id is not None
         if isinstance(outcome, NotCommitted):
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,

@@ -146,6 +146,9 @@ class Job:
     fault: Fault | None = None
     """A test fault (see `FAULTS`); ignored unless the pool allows test faults."""
     kept: Kept | None = None
+    each: bool = False
+    """Reply with the content after each update too (`SandboxResult.steps`), and stop at the
+    first update that fails, keeping what the ones before it gave."""
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -162,6 +165,11 @@ class SandboxResult:
     """True when some applied update waits for predecessors (pycrdt holds it, content lacks it)."""
     pid: int
     """The worker that computed it."""
+    steps: tuple[tuple[dict[str, Any], bool], ...] = ()
+    """For a job asking for ``each``: (content, pending) after each update applied."""
+    stopped: str | None = None
+    """For a job asking for ``each``: why the update after the last step failed (None: every
+    update applied; the result is then the last step's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +514,7 @@ class SandboxPool:
             [bytes(u) for u in job.updates],
             fault,
             keep,
+            bool(job.each),
         )
 
     # --- workers --------------------------------------------------------------------------------
@@ -718,8 +727,12 @@ def _outcome(reply: Any, seq: int, k: int, pid: int) -> SandboxResult | SandboxF
     match reply[2:]:
         case ("miss",):
             return _MISS
-        case ("ok", bytes() as state, dict() as content, bool() as pending):
-            return SandboxResult(state, content, pending, pid)
+        case ("ok", bytes() as state, dict() as content, bool() as pending, list() as steps):
+            return SandboxResult(state, content, pending, pid, tuple(steps))
+        case ("stopped", list() as steps, str() as message) if steps:
+            content, pending = steps[-1]
+            return SandboxResult(b"", content, pending, pid, tuple(steps),
+                                 f"update could not be applied: {message}")
         case ("panicked", str() as message):
             return SandboxRefused(
                 f"CRDT library panicked in sandbox worker (pid {pid}): {message}",
@@ -784,7 +797,8 @@ def _worker_main(sock: socket.socket, allow_test_faults: bool, max_update_bytes:
 
     def run(job: tuple[Any, ...]) -> tuple[Any, ...]:
         nonlocal kept_bytes
-        coll_name, record_id, state, updates, fault, keep = job
+        coll_name, record_id, state, updates, fault, keep, each = job
+        steps: list[tuple[dict[str, Any], bool]] = []
         try:
             if fault is not None and allow_test_faults:
                 _inject_fault(fault)
@@ -805,17 +819,24 @@ def _worker_main(sock: socket.socket, allow_test_faults: bool, max_update_bytes:
                 doc = RecordDoc(collection(coll_name), record_id, state=state or None)
                 size = len(state)
             for update in updates:
-                doc.apply(update, max_bytes=max_update_bytes)
+                try:
+                    doc.apply(update, max_bytes=max_update_bytes)
+                except Exception as exc:
+                    if not steps or _panic_in(exc) is not None:
+                        raise
+                    return ("stopped", steps, _describe(exc))  # the document is not kept
                 size += len(update)
+                if each:
+                    steps.append((doc.content(), doc.has_pending()))
             pending = doc.has_pending()
             if keep is None:
-                return ("ok", doc.encode_state(), doc.content(), pending)
+                return ("ok", doc.encode_state(), doc.content(), pending, steps)
             if not pending:  # held updates never wait in a kept document
                 kept[key] = (after, doc, size)
                 kept_bytes += size
                 while kept_bytes > KEPT_BYTES and len(kept) > 1:
                     kept_bytes -= kept.popitem(last=False)[1][2]
-            return ("ok", b"", doc.content(), pending)
+            return ("ok", b"", doc.content(), pending, steps)
         except BaseException as exc:  # the library's panics are BaseExceptions
             panic = _panic_in(exc)
             if panic is not None:

@@ -157,7 +157,12 @@ CREATES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
         "comms_messages", {"thread_id": "th-any", "direction": "outbound", "status": "delivered",
                            "occurred_at": "2026-11-20T10:00:00Z", "owner_id": "self"},
         _by_role(*["message_status"] * 4)),
+    "score the junior's lead": (
+        "qd_scores", {"lead_id": "l-scored", "score": 70, "scored_at": "2026-11-20T10:00:00Z",
+                      "owner_id": "self"}, _by_role(OK, OK, OK, "not_owner")),
 }
+NAMES = {"score the junior's lead": "lead"}
+"""Creates naming an existing record (seeded as ``TARGETS[target]`` with id ``l-scored``)."""
 REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
     # change or create: (method, path, body) for a record id and the actor's user id
     "edit a client": lambda rid, _: ("PATCH", f"/api/crm/client-data/{rid}",
@@ -192,6 +197,8 @@ REST_DOORS: dict[str, Callable[[str, str], tuple[str, str, dict[str, Any]]]] = {
         "POST", "/api/crm/contacts", {"values": {"full_name": "New", "owner_id": "t1-junior2"}}),
     "create a project": lambda _, me: ("POST", "/api/inventory/projects",
                                        {"values": {"name": "Sky Gardens", "owner_id": me}}),
+    "score the junior's lead": lambda _, me: ("POST", "/api/sentinel/session/complete", {
+        "session_id": f"s-score-{me}", "qd": 70, "lead_id": "l-scored"}),
 }
 """Every change and create of the tables above that a REST route can express, as a request
 making the same change (a route that sets more, such as a stage move's history record, makes
@@ -202,11 +209,11 @@ ROLES = {"admin": Role.ADMIN, "sales_director": Role.SALES_DIRECTOR,
 
 
 def _reads_target(actor: str, change: str) -> bool:
-    """Whether ``actor`` may read the record ``change`` starts from (REST answers 404 when
-    not: a record outside the caller's scope is never told to exist)."""
+    """Whether ``actor`` may read the record ``change`` starts from, or names (REST answers
+    404 when not: a record outside the caller's scope is never told to exist)."""
     team = "south" if actor == "junior2" else TEAM
     principal = Principal("t1", f"t1-{actor}", ROLES[actor], team)
-    coll, values = TARGETS[CHANGES[change][0]]
+    coll, values = TARGETS[CHANGES[change][0] if change in CHANGES else NAMES[change]]
     return may_read(principal, coll, values.get("owner_id"), values.get("team_id"))
 
 
@@ -226,6 +233,10 @@ async def _seed_targets(server: HubServer) -> dict[tuple[str, str, str], str]:
             extra = {"session_id": f"s-{rid}"} if coll == "consents" else {}
             extra |= {"unit_id": rid} if coll == "unit_holds" else {}
             records.append((coll, rid, {**values, **extra}))
+    records.append(("leads", "l-scored", TARGETS["lead"][1]))
+    records += [("consents", f"c-score-{a}", {"tenant_id": "t1", "session_id": f"s-score-t1-{a}",
+                                              "granted_at": "2026-11-20T10:00:00Z"})
+                for a in ACTORS]  # the consent a REST score needs
     await create_many(server.hub.writer, director, records)
     return ids
 
@@ -288,10 +299,10 @@ async def test_every_write_gets_its_exact_verdict_and_the_same_over_rest_and_syn
         expected = {a: {name: table[a] for name, (_, _, table) in {**CHANGES, **CREATES}.items()}
                     for a in ACTORS}
         assert sync == expected
-        # Over REST the same verdict, except that a record the actor may not read is a 404;
-        # the same change over sync is refused then too.
+        # Over REST the same verdict, except that a record the actor may not read (changed or
+        # named) is a 404; the same change over sync is refused then too.
         hidden = {(a, name) for a in ACTORS for name in REST_DOORS
-                  if name in CHANGES and not _reads_target(a, name)}
+                  if (name in CHANGES or name in NAMES) and not _reads_target(a, name)}
         assert hidden and all(expected[a][name] != OK for a, name in hidden)
         assert rest == {a: {name: "not_found" if (a, name) in hidden else expected[a][name]
                             for name in REST_DOORS} for a in ACTORS}

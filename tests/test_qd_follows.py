@@ -15,7 +15,7 @@ from tests.test_edge_e2e import _paired, _pending_zero, until
 pytestmark = pytest.mark.anyio
 
 
-def _score(lead_id: str, score: int, session: str) -> dict[str, object]:
+def _score(lead_id: str | None, score: int, session: str) -> dict[str, object]:
     return {"lead_id": lead_id, "score": score, "session_id": session, "source": "sentinel",
             "scored_at": datetime.now(UTC).isoformat()}
 
@@ -46,13 +46,22 @@ async def test_a_score_tied_to_a_lead_reaches_its_person_on_every_replica(tmp_pa
                 "SELECT score FROM temp.intel_qd_scores WHERE person_id = ?", (person.id,))
             assert history == [{"score": 91}]
 
-            # A kiosk whose user may not read the lead: the hub attaches the score.
-            async with EdgeAgent(stranger) as walk_in:
+            # A kiosk whose user may not read the lead scores a walk-in (naming the lead would
+            # be refused: tests/test_sentinel_scope.py); the lead's owner tags the session to
+            # the lead, and the hub attaches the score to the person and the lead's last QD.
+            async with EdgeAgent(stranger) as walk_in, httpx.AsyncClient(
+                    base_url=server.url, headers=await login(server, "senior_broker@t1.test")
+                    ) as broker:
                 with pytest.raises(Exception, match="no leads record"):
                     walk_in.replica.record("leads", lead.id)
-                blind = await walk_in.write("qd_scores", None, _score(lead.id, 77, "s-2"))
+                session = await walk_in.write("perception_sessions", None, {
+                    "consent_id": "c-2", "started_at": datetime.now(UTC).isoformat()})
+                blind = await walk_in.write("qd_scores", None, _score(None, 77, session.id))
                 assert blind.person_id is None
                 await until(lambda: _pending_zero(walk_in))
+                r = await broker.post("/api/sentinel/tag-lead",
+                                      json={"session_id": session.id, "lead_id": lead.id})
+                assert r.status_code == 200 and r.json()["records_tagged"] == 2, r.text
                 await until(lambda: ipad_follows(blind.id, 77))
 
                 async def kiosk_sees_person() -> bool:
