@@ -36,6 +36,7 @@ from core.errors import (
     VelocityError,
 )
 from core.ids import make_guid, new_id, split_guid
+from edge_agent.confirmed_docs import ConfirmedDocs
 from edge_agent.crypto import Sealer
 from edge_agent.replica_schema import migrate
 from schema import Collection, CrdtKind, collection, to_row
@@ -127,6 +128,7 @@ class Replica:
         self.client_id = client_id
         self._db: aiosqlite.Connection | None = None
         self._docs: dict[str, RecordDoc] = {}
+        self._confirmed_docs = ConfirmedDocs()
         self._tx_lock = asyncio.Lock()  # one connection: transactions take turns
         self.invalid: dict[str, str] = {}
         """Documents that do not project (guid → problem); kept, never shown as records."""
@@ -411,13 +413,14 @@ class Replica:
                 conf = confirming.get(guid)
                 if conf is None:
                     base = confirmed.get(guid, held.get(guid))
-                    conf = confirming[guid] = RecordDoc(doc.collection, doc.record_id,
-                                                        state=base or None)
+                    conf = confirming[guid] = self._confirmed_docs.take(
+                        doc.collection, doc.record_id, guid, base)
                 conf.apply(data, in_order=True)
                 states.pop(guid, None)
                 touched[guid] = doc
             for guid, conf in confirming.items():
                 confirmed[guid] = conf.encode_state()
+                self._confirmed_docs.keep(guid, conf, confirmed[guid])
             await self._save_many([(doc, states.get(guid) or doc.encode_state(), confirmed[guid])
                                    for guid, doc in touched.items()])
             for guid in removed:
@@ -496,13 +499,14 @@ class Replica:
             for guid, data in rows:
                 if guid not in confirmed:
                     coll_name, record_id = split_guid(guid)
-                    base = await self._confirmed(guid)
-                    confirmed[guid] = RecordDoc(collection(coll_name), record_id,
-                                                state=base or None)
+                    confirmed[guid] = self._confirmed_docs.take(
+                        collection(coll_name), record_id, guid, await self._confirmed(guid))
                 confirmed[guid].apply(self._sealer.open(data, guid), in_order=True)
             for guid, conf in confirmed.items():
+                state = conf.encode_state()
+                self._confirmed_docs.keep(guid, conf, state)
                 await self.db.execute("UPDATE edge_documents SET confirmed = ? WHERE guid = ?",
-                                      (self._sealer.seal(conf.encode_state(), guid), guid))
+                                      (self._sealer.seal(state, guid), guid))
             await self.db.execute(f"DELETE FROM edge_outbox WHERE update_id IN ({marks})",
                                   tuple(update_ids))
 
