@@ -34,7 +34,7 @@ from hub.store import Committed
 from schema import collection
 from sync import yws
 from sync.protocol import close_code_for
-from sync.record import RecordDoc
+from sync.record import RecordDoc, merge_updates
 from sync.yupdate import decode_state_vector, decode_update
 
 if TYPE_CHECKING:
@@ -269,13 +269,16 @@ class YjsSession:
             while last > cursor:
                 items, cursor = await self.hub.feed.read(reader, cursor, FEED_PAGE, last=last)
                 self.cursor = cursor
+                updates: list[bytes] = []
                 for item in items:
                     if item.guid != self.guid or item.seq in self._mine:
                         continue
                     if item.removed:
                         raise PermissionDenied("this canvas page is no longer shared with you",
                                                code="not_shared")
-                    await self.send(yws.encode_sync(yws.SyncStep.UPDATE, item.data))
+                    updates.append(item.data)
+                for update in _merged(updates, self.hub.limits.max_update_bytes // 2):
+                    await self.send(yws.encode_sync(yws.SyncStep.UPDATE, update))
             self._mine = {s for s in self._mine if s > cursor}
             await self._wake.wait()
 
@@ -342,6 +345,19 @@ class YjsSession:
         if not isinstance(result, Committed):
             raise result
         self._mine.add(result.seq)
+
+
+def _merged(updates: list[bytes], max_bytes: int) -> list[bytes]:
+    """The committed updates a read found for a client, as one merged update (Yjs
+    ``mergeUpdates``: a client that fell behind gets one frame, not one per edit), or one by
+    one when merging fails or gives more than ``max_bytes``."""
+    if len(updates) < 2:
+        return updates
+    try:
+        merged = merge_updates(updates)
+    except VelocityError:
+        return updates
+    return [merged] if len(merged) <= max_bytes else updates
 
 
 def _state_vector(state: bytes) -> bytes:
