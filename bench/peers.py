@@ -10,9 +10,12 @@ virtualenv of its own); and our hub (``velocity hub serve``) on PostgreSQL (``DA
 private server from `pgserver`). Each shape is N clients making E one-key edits each, client i on
 document i mod D, as fast as they can (burst) or at a fixed rate (paced). The peers are driven by
 stock ``yjs`` clients (``@hocuspocus/provider``, ``y-websocket``) in one Node.js process; our hub by
-simulated paired devices in one Python process that write each edit as an edge does (a durable
-local change, then pushed with whatever else is pending, up to ``WINDOW`` batches in flight,
-acknowledged after commit). They record receipt times and do not apply what they receive.
+simulated paired devices spread over ``--device-procs`` Python processes (default: one per CPU, at
+least 2; bench/peers_worker.py) that write each edit as an edge does (a durable local change,
+then pushed with whatever else is pending, up to ``peers_worker.WINDOW`` batches in flight,
+acknowledged after commit), all on one schedule from a shared start time. They record receipt
+times and do not apply what they receive. With ``DATABASE_URL`` our hub runs in a database of its
+own on that server, dropped afterwards.
 
 After each run the server is killed with SIGKILL at once (a power cut) and its store is read back
 from disk: every acknowledged edit (for pycrdt-websocket, which has no acknowledgement: every edit
@@ -27,6 +30,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import multiprocessing
 import os
 import re
 import shutil
@@ -36,7 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +49,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asyncpg
 import httpx
 import pycrdt
-import websockets
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import RESULTS, device_handshake, percentile, write_results
+from bench import peers_worker
+from bench._common import RESULTS, create_database, drop_database, percentile, write_results
 from core.auth import DeviceKey
 from core.identity import Principal, Role
 from core.ids import new_id
@@ -57,18 +61,12 @@ from hub.accounts import Accounts
 from hub.app import SYNC_PATH
 from hub.database import Database, start_embedded_postgres, stop_embedded_postgres
 from hub.server import free_port
-from schema import collection
-from sync import protocol as p
-from sync.record import RecordDoc
 
 HERE = Path(__file__).resolve().parent / "peers"
 NPM_PACKAGES = ["@hocuspocus/server@4.7.0", "@hocuspocus/extension-sqlite@4.7.0",
                 "@hocuspocus/provider@4.7.0", "yjs@13", "y-websocket@3", "ws@8",
                 "better-sqlite3@12"]
-WINDOW = 8
-"""Push batches a simulated device keeps in flight (each: whatever is pending, up to 200)."""
 PASSWORD = "bench-password"
-EDIT = re.compile(rb"e(\d+)x(\d+)\.")
 
 
 @dataclass(frozen=True)
@@ -292,97 +290,26 @@ async def peer_run(system: str, shape: Shape, folder: Path, node: Path, pyvenv: 
 
 # --- our hub ------------------------------------------------------------------------------------
 
-@dataclass
-class Device:
-    """A paired device: writes edits locally, pushes what is pending, notes what arrives."""
-
-    number: int
-    user_id: str
-    device_id: str = ""
-    key: DeviceKey = field(default_factory=DeviceKey.generate)
-    docs: dict[str, RecordDoc] = field(default_factory=dict)
-    pending: list[p.PushItem] = field(default_factory=list)
-    in_flight: int = 0
-    sent: dict[str, float] = field(default_factory=dict)
-    acked: dict[str, float] = field(default_factory=dict)
-    refused: list[p.Refusal] = field(default_factory=list)
-    ws: websockets.ClientConnection | None = None
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    bootstrapped: asyncio.Event = field(default_factory=asyncio.Event)
-
-    @property
-    def client_id(self) -> int:
-        return 1_000_000 + self.number
-
-    async def connect(self, sync_url: str, seen: dict[tuple[int, int], list[float]]) -> Any:
-        self.ws = await device_handshake(sync_url, self.device_id, self.key, self.client_id)
-        return asyncio.create_task(self._read(seen))
-
-    async def _read(self, seen: dict[tuple[int, int], list[float]]) -> None:
-        assert self.ws is not None
-        people = collection("people")
-        async for frame in self.ws:
-            now = time.time()
-            message = p.decode(frame)  # type: ignore[arg-type]
-            if isinstance(message, p.PullBatch):
-                for item in message.items:
-                    if item.kind is p.ItemKind.SNAPSHOT and item.guid not in self.docs:
-                        self.docs[item.guid] = RecordDoc(
-                            people, item.guid.partition("/")[2], client_id=self.client_id,
-                            state=item.data)
-                    for client, n in EDIT.findall(item.data):
-                        seen.setdefault((int(client), int(n)), []).append(now)
-                if not message.more:
-                    self.bootstrapped.set()
-            elif isinstance(message, p.Ack):
-                for update_id, _ in message.entries:
-                    self.acked[update_id] = now
-                self.in_flight -= 1
-                self.wake.set()
-            elif isinstance(message, p.Refusal):
-                self.refused.append(message)
-                self.acked[message.update_id] = now
-                self.wake.set()
-
-    async def pusher(self, done: asyncio.Event) -> None:
-        assert self.ws is not None
-        while not (done.is_set() and not self.pending):
-            if self.pending and self.in_flight < WINDOW:
-                batch, self.pending = self.pending[:200], self.pending[200:]
-                self.in_flight += 1
-                await self.ws.send(p.encode(p.PushBatch(tuple(batch))))
-                continue
-            self.wake.clear()
-            await self.wake.wait()
-
-    def edit(self, guid: str, n: int, made: dict[tuple[int, int], float]) -> None:
-        now = time.time()
-        update = self.docs[guid].write({"city": f"e{self.number}x{n}."})
-        update_id = f"{self.device_id}-{n}"
-        made[(self.number, n)] = now
-        self.sent[update_id] = now
-        self.pending.append(p.PushItem(update_id, guid, update))
-        self.wake.set()
-
-
-async def setup_tenant(database_url: str, hub_url: str, shape: Shape) -> tuple[str, list[Device],
-                                                                               list[str]]:
+async def setup_tenant(database_url: str, hub_url: str, shape: Shape
+                       ) -> tuple[str, list[tuple[int, str, str, bytes]], list[str]]:
     """A tenant of its own with an admin and one sales director per device (directors may write
-    every record), D contacts made through the REST API, every device paired."""
+    every record), D contacts made through the REST API, every device paired: the tenant, each
+    device's (number, user id, device id, private key bytes) and the documents' guids."""
     tenant = f"peers-{new_id()}"
     admin = Principal(tenant, f"{tenant}-admin", Role.ADMIN)
-    devices = [Device(n, f"{tenant}-director-{n}") for n in range(shape.clients)]
+    users = [f"{tenant}-director-{n}" for n in range(shape.clients)]
+    keys = [DeviceKey.generate() for _ in users]
     async with Database(database_url, max_size=2) as db:
         accounts = Accounts(db)
         await accounts.ensure_tenant(tenant, "Peers bench")
         await accounts.create_user(tenant, f"admin@{tenant}.test", PASSWORD, Role.ADMIN, "Admin",
                                    user_id=admin.user_id)
         codes = []
-        for device in devices:
-            await accounts.create_user(tenant, f"{device.user_id}@{tenant}.test", PASSWORD,
-                                       Role.SALES_DIRECTOR, device.user_id, team_id="floor",
-                                       user_id=device.user_id)
-            codes.append(await accounts.issue_pairing_code(admin, device.user_id, "ipad", 600))
+        for user_id in users:
+            await accounts.create_user(tenant, f"{user_id}@{tenant}.test", PASSWORD,
+                                       Role.SALES_DIRECTOR, user_id, team_id="floor",
+                                       user_id=user_id)
+            codes.append(await accounts.issue_pairing_code(admin, user_id, "ipad", 600))
     async with httpx.AsyncClient(base_url=hub_url, timeout=60) as http:
         r = await http.post("/api/auth/login", json={"email": f"admin@{tenant}.test",
                                                      "password": PASSWORD})
@@ -394,83 +321,122 @@ async def setup_tenant(database_url: str, hub_url: str, shape: Shape) -> tuple[s
                 "full_name": f"Shared client {d}"}})
             r.raise_for_status()
             guids.append(f"people/{r.json()['id']}")
-        for device, code in zip(devices, codes, strict=True):
+        devices = []
+        for number, (user_id, key, code) in enumerate(zip(users, keys, codes, strict=True)):
             r = await http.post("/api/devices/pair", json={
-                "code": code, "name": device.user_id,
-                "public_key": base64.b64encode(device.key.public_bytes).decode()})
+                "code": code, "name": user_id,
+                "public_key": base64.b64encode(key.public_bytes).decode()})
             r.raise_for_status()
-            device.device_id = r.json()["device_id"]
+            devices.append((number, user_id, r.json()["device_id"], key.to_bytes()))
     return tenant, devices, guids
 
 
-async def hub_run(shape: Shape, database_url: str, folder: Path, timeout_s: float) -> Outcome:
+class DeviceProcesses:
+    """The simulated devices spread over spawned processes (bench/peers_worker.py), round
+    robin; each answers on its pipe."""
+
+    def __init__(self, plans: list[peers_worker.Plan]) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.procs = []
+        self.pipes = []
+        for plan in plans:
+            ours, theirs = ctx.Pipe()
+            proc = ctx.Process(target=peers_worker.main, args=(plan, theirs), daemon=True)
+            proc.start()
+            theirs.close()
+            self.procs.append(proc)
+            self.pipes.append(ours)
+
+    async def answers(self, expect: str, limit_s: float) -> list[Any]:
+        """Each process's next answer, which must be ``expect``."""
+        deadline = time.monotonic() + limit_s
+        out = []
+        for proc, pipe in zip(self.procs, self.pipes, strict=True):
+            while not await asyncio.to_thread(pipe.poll, 0.2):
+                if not proc.is_alive():
+                    raise RuntimeError(f"device process {proc.pid} died")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"device process {proc.pid} gave no {expect!r} within "
+                                       f"{limit_s:g} s")
+            name, payload = pipe.recv()
+            if name == "error":
+                raise RuntimeError(f"device process {proc.pid} failed:\n{payload}")
+            assert name == expect, (name, expect)
+            out.append(payload)
+        return out
+
+    def tell(self, *command: Any) -> None:
+        for pipe in self.pipes:
+            pipe.send(command)
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for pipe in self.pipes:
+            pipe.close()
+
+
+async def hub_run(shape: Shape, database_url: str, folder: Path, timeout_s: float,
+                  device_procs: int) -> Outcome:
     port = free_port()
     server = Server([str(Path(sys.executable).with_name("velocity")), "--log-level", "WARNING",
                      "hub", "serve", "--port", str(port)], folder,
                     env={"DATABASE_URL": database_url, "COLUMNS": "200",
                          "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    workers: DeviceProcesses | None = None
     try:
         server.wait_for(r"hub listening on", timeout=120)
         hub_url = f"http://127.0.0.1:{port}"
         tenant, devices, guids = await setup_tenant(database_url, hub_url, shape)
-        made: dict[tuple[int, int], float] = {}
-        seen: dict[tuple[int, int], list[float]] = {}
-        readers = [await d.connect(f"ws://127.0.0.1:{port}{SYNC_PATH}", seen) for d in devices]
-        await asyncio.wait_for(asyncio.gather(*(d.bootstrapped.wait() for d in devices)), 60)
-        assert all(len(d.docs) == shape.docs for d in devices), "bootstrap incomplete"
-        done = asyncio.Event()
+        count = max(1, min(device_procs, len(devices)))
+        workers = DeviceProcesses([
+            peers_worker.Plan(f"ws://127.0.0.1:{port}{SYNC_PATH}", devices[i::count], guids,
+                              shape.clients, shape.edits, shape.rate, timeout_s)
+            for i in range(count)])
+        await workers.answers("ready", 120)
 
-        async def drive() -> tuple[float, float, float | None, float | None]:
-            start = time.time()
-            pushers = [asyncio.create_task(d.pusher(done)) for d in devices]
+        async def drive() -> list[dict[str, Any]]:
+            start = time.time() + 0.5  # every process starts its schedule at once
+            workers.tell("start", start)
+            limit = 0.5 + (shape.edits / shape.rate if shape.rate else 0) + timeout_s + 120
+            return [{**result, "start": start}
+                    for result in await workers.answers("result", limit)]
 
-            async def edits(device: Device) -> None:
-                guid = guids[device.number % shape.docs]
-                for n in range(shape.edits):
-                    device.edit(guid, n, made)
-                    if shape.rate:
-                        await asyncio.sleep(max(0.0, start + (n + 1) / shape.rate - time.time()))
-                    elif n % 10 == 9:
-                        await asyncio.sleep(0)
-
-            await asyncio.gather(*(edits(d) for d in devices))
-            made_at = time.time()
-            done.set()
-            for d in devices:
-                d.wake.set()
-            deadline = time.time() + timeout_s
-            total = shape.clients * shape.edits
-            while sum(len(d.acked) for d in devices) < total and time.time() < deadline:
-                await asyncio.sleep(0.005)
-            acked_at = time.time() if sum(len(d.acked) for d in devices) >= total else None
-            peers = shape.clients // shape.docs - 1
-            delivered_at = None
-            if peers:
-                while (any(len(seen.get(k, ())) < peers for k in made)
-                       and time.time() < deadline):
-                    await asyncio.sleep(0.005)
-                if all(len(seen.get(k, ())) >= peers for k in made):
-                    delivered_at = time.time()
-            for task in pushers:
-                task.cancel()
-            return start, made_at, acked_at, delivered_at
-
-        (start, made_at, acked_at, delivered_at), cpu = await sampling(server, drive())
-        acked_ids = {uid for d in devices for uid in d.acked}
-        refused = [r for d in devices for r in d.refused]
+        results, cpu = await sampling(server, drive())
     finally:
+        if workers is not None:
+            workers.close()
         server.kill()
-    for reader in readers:
-        reader.cancel()
+    start = results[0]["start"]
+    made_at = max(r["made_at"] for r in results)
+    made = {k: t for r in results for k, t in r["made"].items()}
+    seen: dict[tuple[int, int], list[float]] = {}
+    for r in results:
+        for k, times in r["seen"].items():
+            seen.setdefault(k, []).extend(times)
+    for times in seen.values():
+        times.sort()
+    acked = {uid: t for r in results for uid, t in r["acked"].items()}
+    refused = [uid for r in results for uid in r["refused"]]
+    # As when one process polled: acknowledged once the edits are made and every one is acked,
+    # delivered once also every edit reached its `peers` other devices.
+    acked_at = (max(made_at, *acked.values()) if len(acked) >= shape.clients * shape.edits
+                else None)
     peers = shape.clients // shape.docs - 1
-    latencies = [(max(seen[k][:peers]) - t) * 1e3 for k, t in made.items()
+    delivered_at = None
+    if peers and all(len(seen.get(k, ())) >= peers for k in made):
+        delivered_at = max(acked_at or made_at, *(seen[k][peers - 1] for k in made))
+    latencies = [(seen[k][peers - 1] - t) * 1e3 for k, t in made.items()
                  if peers and len(seen.get(k, ())) >= peers]
     stored = await stored_update_ids(database_url, tenant)
-    missing = len(acked_ids - stored - {r.update_id for r in refused})
+    missing = len(set(acked) - stored - set(refused))
     return Outcome("velocity hub", shape.name, len(made), made_at - start,
                    acked_at - start if acked_at else None,
                    delivered_at - start if delivered_at else None, latencies, missing,
-                   len(acked_ids), cpu, server.peak_rss / 2**20,
+                   len(acked), cpu, server.peak_rss / 2**20,
                    note=f"{len(refused)} refused" if refused else "")
 
 
@@ -583,6 +549,9 @@ def main() -> None:
                         help="seconds a run may take after its last edit")
     parser.add_argument("--only", choices=["hub"], help="run our hub alone (no peers)")
     parser.add_argument("--shape", help='run this shape alone, e.g. "50/1 paced 3/s"')
+    parser.add_argument("--device-procs", type=int, default=max(2, os.cpu_count() or 1),
+                        help="processes our hub's simulated devices are spread over "
+                        "(default: one per CPU, at least 2)")
     args = parser.parse_args()
     edits = 40 if args.quick else 200
     shapes = [Shape("10/10", 10, 10, edits), Shape("10/1", 10, 1, edits),
@@ -595,7 +564,9 @@ def main() -> None:
     console = Console()
     folder = Path(tempfile.mkdtemp(prefix="velocity-peers-bench-"))
     embedded = folder / "pg"
-    database_url = os.environ.get("DATABASE_URL") or start_embedded_postgres(embedded)
+    server_url = os.environ.get("DATABASE_URL")
+    database_url = (asyncio.run(create_database(server_url, "velocity_bench_peers"))
+                    if server_url else start_embedded_postgres(embedded))
     outcomes: list[Outcome] = []
     try:
         systems = ["hocuspocus (defaults)", "hocuspocus (debounce 0)", "pycrdt-websocket",
@@ -613,7 +584,8 @@ def main() -> None:
                 for system in systems:
                     progress.update(task, description=f"{shape.name}: {system}")
                     if system == "velocity hub":
-                        outcome = asyncio.run(hub_run(shape, database_url, folder, args.timeout))
+                        outcome = asyncio.run(hub_run(shape, database_url, folder, args.timeout,
+                                                      args.device_procs))
                     else:
                         outcome = asyncio.run(peer_run(system, shape, folder, node, pyvenv,
                                                        args.timeout))
@@ -623,7 +595,9 @@ def main() -> None:
                                       f"acknowledged edits of {shape.name} after SIGKILL[/]")
                     progress.advance(task)
     finally:
-        if not os.environ.get("DATABASE_URL"):
+        if server_url:
+            asyncio.run(drop_database(server_url, database_url))
+        else:
             stop_embedded_postgres(embedded)
         shutil.rmtree(folder, ignore_errors=True)
     md = report(outcomes, shapes, found)
