@@ -128,7 +128,10 @@ async def test_offline_message_is_sent_after_reconnect_and_its_status_reaches_bo
 
 
 async def _has(agent: EdgeAgent, collection: str, record_id: str) -> bool:
-    return not agent.replica.document(f"{collection}/{record_id}").is_empty
+    """The record is in the edge's projection (what its local API lists), not only in its
+    live document, which is applied before the projection row is written."""
+    table = f"temp.{collection}"  # a fixed collection name of this test, not input
+    return bool(await _rows(agent, f"SELECT id FROM {table} WHERE id = ?", record_id))
 
 
 async def _status(agent: EdgeAgent, message_id: str, status: str) -> bool:
