@@ -7,6 +7,7 @@ trailing byte is a typed `ProtocolError`, never anything else.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -24,7 +25,7 @@ from core.errors import (
     UnsupportedVersion,
     VelocityError,
 )
-from core.settings import SyncLimits
+from core.settings import SyncLimits, load_settings
 from sync._lib0 import Lib0Reader, Lib0Writer
 
 PROTOCOL_VERSION = 1
@@ -381,9 +382,17 @@ _DECODERS: dict[MessageType, Callable[[_Decoder], Message]] = {
 }
 
 
+@functools.cache
+def default_limits() -> SyncLimits:
+    """The limits from the environment, read once per process: building settings costs more
+    than decoding a frame, and a device decodes every frame it pulls."""
+    return load_settings(SyncLimits)
+
+
 def decode(frame: bytes, limits: SyncLimits | None = None) -> Message:
-    """Decode one frame; any defect is a `ProtocolError` subclass."""
-    limits = limits or SyncLimits()
+    """Decode one frame (``limits``: `default_limits()` unless given); any defect is a
+    `ProtocolError` subclass."""
+    limits = limits or default_limits()
     if not isinstance(frame, bytes | bytearray | memoryview):
         raise MalformedFrame("frames must be binary")
     frame = bytes(frame)

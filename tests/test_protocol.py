@@ -116,3 +116,20 @@ def test_close_codes_map_by_family() -> None:
     assert p.close_code_for(FrameTooLarge("x")) is p.CloseCode.TOO_LARGE
     assert p.close_code_for(MalformedFrame("x")) is p.CloseCode.PROTOCOL
     assert p.close_code_for(UnsupportedVersion("x")) is p.CloseCode.UNSUPPORTED_VERSION
+
+
+def test_default_limits_come_from_the_environment_once_per_process(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    frame = p.encode(p.Ack(tuple((f"u{n}", n) for n in range(100))))
+    p.default_limits.cache_clear()
+    monkeypatch.setenv("VELOCITY_MAX_FRAME_BYTES", str(len(frame) - 1))
+    try:
+        with pytest.raises(FrameTooLarge):
+            p.decode(frame)
+        monkeypatch.setenv("VELOCITY_MAX_FRAME_BYTES", str(len(frame)))
+        with pytest.raises(FrameTooLarge):  # read once: a device decodes every frame it pulls
+            p.decode(frame)
+        p.default_limits.cache_clear()  # a new process reads the new value
+        assert p.decode(frame) == p.Ack(tuple((f"u{n}", n) for n in range(100)))
+    finally:
+        p.default_limits.cache_clear()
