@@ -153,10 +153,13 @@ async def drive(plan: Plan, conn: Connection) -> None:
 
         async def edits(device: Device) -> None:
             guid = plan.guids[device.number % docs]
+            # paced: the clients take turns within each period, as people typing do
+            first = start + device.number / (plan.clients * plan.rate) if plan.rate else start
+            await asyncio.sleep(max(0.0, first - time.time()))
             for n in range(plan.edits):
                 device.edit(guid, n, made)
                 if plan.rate:
-                    await asyncio.sleep(max(0.0, start + (n + 1) / plan.rate - time.time()))
+                    await asyncio.sleep(max(0.0, first + (n + 1) / plan.rate - time.time()))
                 elif n % 10 == 9:
                     await asyncio.sleep(0)
 

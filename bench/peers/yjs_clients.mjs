@@ -54,12 +54,15 @@ const made = new Map(); // key -> time made
 const start = now();
 
 async function edit(client) {
+  // paced: the clients take turns within each period, as people typing do
+  const first = cfg.rate > 0 ? start + (client.i * 1000) / (cfg.clients * cfg.rate) : start;
+  await sleep(Math.max(0, first - now()));
   for (let n = 0; n < cfg.edits; n++) {
     const key = `${client.i}:${n}`;
     const t = now();
     made.set(key, t);
     client.map.set(key, t);
-    if (cfg.rate > 0) await sleep(Math.max(0, start + ((n + 1) * 1000) / cfg.rate - now()));
+    if (cfg.rate > 0) await sleep(Math.max(0, first + ((n + 1) * 1000) / cfg.rate - now()));
     else if (n % 10 === 9) await sleep(0); // let the socket breathe, as a UI thread would
   }
 }
