@@ -84,6 +84,7 @@ for (const [key, t] of made) {
   if (seen && seen[0] >= peersOf(Number(key.split(":")[0])) && seen[0] > 0) latencies.push(seen[1] - t);
 }
 const missing = [...made.keys()].filter((key) => (lastSeen.get(key)?.[0] ?? 0) < peersOf(Number(key.split(":")[0]))).length;
-console.log(JSON.stringify({ start, made: madeAll, acked, delivered: deliveredAt, latencies, missing, edits: made.size }));
+const report = JSON.stringify({ start, made: madeAll, acked, delivered: deliveredAt, latencies, missing, edits: made.size }) + "\n";
 for (const c of clients) c.provider.destroy();
-process.exit(0);
+// to a pipe, stdout is written asynchronously: exit only once the whole report is out
+process.stdout.write(report, () => process.exit(0));
