@@ -34,7 +34,7 @@ from sync.lists import (
 from sync.pending import is_ready
 from sync.position import salt_of
 from sync.ycheck import RootKind
-from sync.yupdate import DecodedUpdate, decode_state_vector, decode_update
+from sync.yupdate import DecodedUpdate, decode_update, trusted_state_vector
 
 DEFAULT_MAX_UPDATE_BYTES = 1024 * 1024
 
@@ -298,7 +298,7 @@ class RecordDoc:
         self._content = None
         self._pristine = False
         _call_crdt(self._doc.apply_update, update)
-        have = decode_state_vector(bytes(self._doc.get_state()), TRUSTED_LIMITS)
+        have = trusted_state_vector(bytes(self._doc.get_state()))
         if any(have.get(client, 0) < end for client, (_, end) in clients.items()):
             raise StorageError("a verified update was not integrated whole")
 
@@ -318,7 +318,7 @@ class RecordDoc:
         if start != _SEVERAL_CLIENTS:
             client, first_clock = start
             held = ({} if pristine
-                    else decode_state_vector(self._doc.get_state(), TRUSTED_LIMITS))
+                    else trusted_state_vector(bytes(self._doc.get_state())))
             if first_clock > held.get(client, 0):
                 return False  # a gap in that client's clocks: pycrdt would show it at once
         before = None if pristine else bytes(self._doc.get_update())
@@ -333,8 +333,8 @@ class RecordDoc:
         have_sv = bytes(self._doc.get_state())
         if have_sv == needed_sv:  # the common case on a new document: exactly what came
             return True
-        have = decode_state_vector(have_sv, TRUSTED_LIMITS)
-        needed = decode_state_vector(needed_sv, TRUSTED_LIMITS)
+        have = trusted_state_vector(have_sv)
+        needed = trusted_state_vector(needed_sv)
         if all(have.get(client, 0) >= end for client, end in needed.items()):
             return True
         self._reset(self.client_id, before)
@@ -344,7 +344,7 @@ class RecordDoc:
         progress = True
         while progress and self._held:
             progress = False
-            held = decode_state_vector(self._doc.get_state(), TRUSTED_LIMITS)
+            held = trusted_state_vector(bytes(self._doc.get_state()))
             for entry in list(self._held):
                 if is_ready(entry[1], held):
                     self._held.remove(entry)

@@ -422,6 +422,23 @@ def decode_state_vector(data: bytes, limits: SyncLimits) -> dict[int, int]:
     return state
 
 
+def trusted_state_vector(data: bytes) -> dict[int, int]:
+    """Decode a state vector pycrdt itself made (client → next clock) with no checks: five
+    times faster than `decode_state_vector`, which a document's vector, growing with its
+    writers, met once per applied update. Never for bytes from outside."""
+    values: list[int] = []
+    append = values.append
+    value = shift = 0
+    for byte in data:
+        if byte & 0x80:
+            value |= (byte & 0x7F) << shift
+            shift += 7
+        else:
+            append(value | (byte << shift))
+            value = shift = 0
+    return dict(zip(values[1::2], values[2::2], strict=True))
+
+
 def _unknown(_: ID) -> Where:
     return Unplaced.UNKNOWN
 

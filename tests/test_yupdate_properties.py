@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from core.errors import CausalityError, ProtocolError
 from core.settings import SyncLimits
+from sync._lib0 import Lib0Writer
 from sync.ycheck import (
     OriginIndex,
     RootKind,
@@ -30,7 +31,13 @@ from sync.ycheck import (
     effects,
     inspect,
 )
-from sync.yupdate import ID, StructKind, decode_state_vector, decode_update
+from sync.yupdate import (
+    ID,
+    StructKind,
+    decode_state_vector,
+    decode_update,
+    trusted_state_vector,
+)
 from tests.test_yupdate_hazards import any_item, deleted_item, gc, string_item, update
 
 LIMITS = SyncLimits()
@@ -379,3 +386,22 @@ def test_well_formed_but_arbitrary_updates_give_effects_or_a_protocol_error(data
 def test_the_fuzz_corpus_is_valid() -> None:
     for data in CORPUS:
         decode_update(data, LIMITS)
+
+
+@given(st.dictionaries(st.integers(0, 2**53 - 1), st.integers(0, 2**53 - 1), max_size=60))
+def test_the_trusted_state_vector_reader_agrees_with_the_strict_one(
+        clocks: dict[int, int]) -> None:
+    doc = Y.Doc()
+    for client, length in list(clocks.items())[:3]:  # a vector pycrdt made as well
+        writer = Y.Doc(client_id=client)
+        writer.get("t", type=Y.Text).insert(0, "x" * (1 + length % 5))
+        doc.apply_update(writer.get_update())
+    real = bytes(doc.get_state())
+    assert trusted_state_vector(real) == decode_state_vector(real, LIMITS)
+    w = Lib0Writer()
+    w.write_var_uint(len(clocks))
+    for client, clock in clocks.items():
+        w.write_var_uint(client)
+        w.write_var_uint(clock)
+    made = w.to_bytes()
+    assert trusted_state_vector(made) == decode_state_vector(made, LIMITS) == clocks
