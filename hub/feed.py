@@ -110,11 +110,27 @@ def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit
     """The rows in (cursor, last] as the principal's device receives them (see module doc)."""
     items: list[LogItem] = []
     snapshotted: set[str] = set()
+    plain: dict[str, bool] = {}
+    """Per document: readable, and its scope unchanged since the cursor. Then each of its
+    rows is the update itself unless this device made it (`log_item`'s last rule), decided
+    here without judging the document again for every row."""
+    device = principal.device_id
     start = bisect.bisect_right(window.seqs, cursor)
     end = bisect.bisect_right(window.seqs, last)
     for n in range(start, end):
         seq = window.seqs[n]
         guid, data, origin = window.rows[n]
+        is_plain = plain.get(guid)
+        if is_plain is None:
+            doc = window.docs[guid]
+            is_plain = plain[guid] = doc.scope_seq <= cursor and may_read(
+                principal, doc.collection, doc.owner_id, doc.team_id, doc.readers)
+        if is_plain:
+            if device is None or origin != device:
+                items.append(LogItem(seq, guid, data, False))
+                if len(items) == limit:
+                    return items, seq
+            continue
         if guid in snapshotted:
             continue
         doc = window.docs[guid]
