@@ -61,6 +61,7 @@ from hub.accounts import Accounts
 from hub.app import SYNC_PATH
 from hub.database import Database, start_embedded_postgres, stop_embedded_postgres
 from hub.server import free_port
+from hub.store import HubStore, LocalWriter
 
 HERE = Path(__file__).resolve().parent / "peers"
 NPM_PACKAGES = ["@hocuspocus/server@4.7.0", "@hocuspocus/extension-sqlite@4.7.0",
@@ -292,12 +293,17 @@ async def peer_run(system: str, shape: Shape, folder: Path, node: Path, pyvenv: 
 
 async def setup_tenant(database_url: str, hub_url: str, shape: Shape
                        ) -> tuple[str, list[tuple[int, str, str, bytes]], list[str]]:
-    """A tenant of its own with an admin and one sales director per device (directors may write
-    every record), D contacts made through the REST API, every device paired: the tenant, each
-    device's (number, user id, device id, private key bytes) and the documents' guids."""
+    """A tenant of its own with an admin, one senior broker per device and D leads of one
+    client, every device paired: the tenant, each device's (number, user id, device id, private
+    key bytes) and the documents' guids.
+
+    Device i's user is in team ``doc-<i mod D>`` and lead d belongs to team ``doc-<d>`` (leads
+    are owner-scoped), so a device's scope is its document, as a Yjs client subscribes to its
+    document alone: a device of the whole tenant would receive every other document's edits
+    too (49 times the deliveries at 50/50), which no client of the peers does."""
     tenant = f"peers-{new_id()}"
     admin = Principal(tenant, f"{tenant}-admin", Role.ADMIN)
-    users = [f"{tenant}-director-{n}" for n in range(shape.clients)]
+    users = [f"{tenant}-broker-{n}" for n in range(shape.clients)]
     keys = [DeviceKey.generate() for _ in users]
     async with Database(database_url, max_size=2) as db:
         accounts = Accounts(db)
@@ -305,22 +311,23 @@ async def setup_tenant(database_url: str, hub_url: str, shape: Shape
         await accounts.create_user(tenant, f"admin@{tenant}.test", PASSWORD, Role.ADMIN, "Admin",
                                    user_id=admin.user_id)
         codes = []
-        for user_id in users:
+        for n, user_id in enumerate(users):
             await accounts.create_user(tenant, f"{user_id}@{tenant}.test", PASSWORD,
-                                       Role.SALES_DIRECTOR, user_id, team_id="floor",
-                                       user_id=user_id)
+                                       Role.SENIOR_BROKER, user_id,
+                                       team_id=f"doc-{n % shape.docs}", user_id=user_id)
             codes.append(await accounts.issue_pairing_code(admin, user_id, "ipad", 600))
-    async with httpx.AsyncClient(base_url=hub_url, timeout=60) as http:
-        r = await http.post("/api/auth/login", json={"email": f"admin@{tenant}.test",
-                                                     "password": PASSWORD})
-        r.raise_for_status()
-        auth = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        writer = LocalWriter(HubStore(db), 1 << 52 | 7)
+        person = new_id()
+        await writer.write(admin, "people", person, {"full_name": "Shared client",
+                                                     "tenant_id": tenant}, create=True)
         guids = []
         for d in range(shape.docs):
-            r = await http.post("/api/crm/contacts", headers=auth, json={"values": {
-                "full_name": f"Shared client {d}"}})
-            r.raise_for_status()
-            guids.append(f"people/{r.json()['id']}")
+            lead = new_id()
+            await writer.write(admin, "leads", lead, {
+                "tenant_id": tenant, "person_id": person, "owner_id": users[d],
+                "team_id": f"doc-{d}"}, create=True)
+            guids.append(f"leads/{lead}")
+    async with httpx.AsyncClient(base_url=hub_url, timeout=60) as http:
         devices = []
         for number, (user_id, key, code) in enumerate(zip(users, keys, codes, strict=True)):
             r = await http.post("/api/devices/pair", json={

@@ -67,15 +67,16 @@ class Device:
 
     async def _read(self, seen: dict[tuple[int, int], list[float]]) -> None:
         assert self.ws is not None
-        people = collection("people")
+        leads = collection("leads")
         async for frame in self.ws:
             now = time.time()
             message = p.decode(frame)  # type: ignore[arg-type]
             if isinstance(message, p.PullBatch):
                 for item in message.items:
-                    if item.kind is p.ItemKind.SNAPSHOT and item.guid not in self.docs:
+                    if (item.kind is p.ItemKind.SNAPSHOT and item.guid not in self.docs
+                            and item.guid.startswith("leads/")):  # (its lead's client too)
                         self.docs[item.guid] = RecordDoc(
-                            people, item.guid.partition("/")[2], client_id=self.client_id,
+                            leads, item.guid.partition("/")[2], client_id=self.client_id,
                             state=item.data)
                     for client, n in EDIT.findall(item.data):
                         key = (int(client), int(n))
@@ -107,7 +108,7 @@ class Device:
 
     def edit(self, guid: str, n: int, made: dict[tuple[int, int], float]) -> None:
         now = time.time()
-        update = self.docs[guid].write({"city": f"e{self.number}x{n}."})
+        update = self.docs[guid].write({"source": f"e{self.number}x{n}."})
         update_id = f"{self.device_id}-{n}"
         made[(self.number, n)] = now
         self.sent[update_id] = now
@@ -139,7 +140,8 @@ async def drive(plan: Plan, conn: Connection) -> None:
     readers = [await d.connect(plan.sync_url, seen) for d in devices]
     try:
         await asyncio.wait_for(asyncio.gather(*(d.bootstrapped.wait() for d in devices)), 60)
-        assert all(len(d.docs) == docs for d in devices), "bootstrap incomplete"
+        assert all(set(d.docs) == {plan.guids[d.number % docs]} for d in devices), (
+            "each device's scope is its document alone")
         conn.send(("ready", None))
         name, start = await asyncio.to_thread(conn.recv)
         assert name == "start", name
