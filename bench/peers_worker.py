@@ -80,8 +80,8 @@ class Device:
                             state=item.data)
                     for client, n in EDIT.findall(item.data):
                         key = (int(client), int(n))
-                        seen.setdefault(key, []).append(now)
-                        if key[0] != self.number:
+                        if key[0] != self.number:  # its own, merged with others', is no news
+                            seen.setdefault(key, []).append(now)
                             self.saw.add(key)
                 if not message.more:
                     self.bootstrapped.set()

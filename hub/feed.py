@@ -49,8 +49,8 @@ class _Window:
     """Rows with seq ≤ base are not held; a reader at a cursor below it reads the database."""
     top: int
     seqs: list[int] = field(default_factory=list)
-    rows: list[tuple[str, bytes, str | None]] = field(default_factory=list)
-    """(guid, update, origin device) per seq in ``seqs``."""
+    rows: list[LogItem] = field(default_factory=list)
+    """The update of each seq in ``seqs`` as a pull item, with its origin device."""
     docs: dict[str, _DocInfo] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
@@ -64,9 +64,12 @@ class LogFeed:
         self._window_rows = window_rows
         self._windows: dict[str, _Window] = {}
 
-    async def read(self, principal: Principal, cursor: int, limit: int, *, last: int
-                   ) -> tuple[list[LogItem], int]:
-        """What `HubStore.read_updates` returns for the same arguments, mostly from memory."""
+    async def read(self, principal: Principal, cursor: int, limit: int, *, last: int,
+                   with_own: bool = False) -> tuple[list[LogItem], int]:
+        """What `HubStore.read_updates` returns for the same arguments, mostly from memory.
+        ``with_own``: the reader's own updates of the documents it receives as updates come
+        too, marked by their ``origin`` (for `UpdateMerger`, which merges them with the
+        others' so that every reader of a run shares one merge)."""
         if last <= cursor:
             return [], cursor
         window = self._windows.get(principal.tenant_id)
@@ -76,7 +79,7 @@ class LogFeed:
             await self._extend(principal.tenant_id, window, last)
         if not window.base <= cursor < window.top:  # behind it, or past a capped extension
             return await self._store.read_updates(principal, cursor, limit, last=last)
-        return _filter(window, principal, cursor, min(last, window.top), limit)
+        return _filter(window, principal, cursor, min(last, window.top), limit, with_own)
 
     async def _extend(self, tenant_id: str, window: _Window, last: int) -> None:
         async with window.lock:  # one query however many sessions ask at once
@@ -86,7 +89,8 @@ class LogFeed:
                                           MAX_EXTEND_ROWS)
             for r in rows:
                 window.seqs.append(r["seq"])
-                window.rows.append((r["guid"], bytes(r["data"]), r["device_id"]))
+                window.rows.append(LogItem(r["seq"], r["guid"], bytes(r["data"]), False,
+                                           origin=r["device_id"]))
                 state = r["state"]
                 window.docs[r["guid"]] = _DocInfo(
                     r["collection"], r["owner_id"], r["team_id"], r["prev_owner_id"],
@@ -101,12 +105,12 @@ def _trim(window: _Window, drop: int) -> None:
     """Forget the oldest ``drop`` rows, and the documents no remaining row refers to."""
     window.base = window.seqs[drop - 1]
     del window.seqs[:drop], window.rows[:drop]
-    kept = {guid for guid, _, _ in window.rows}
+    kept = {item.guid for item in window.rows}
     window.docs = {g: d for g, d in window.docs.items() if g in kept}
 
 
-def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit: int
-            ) -> tuple[list[LogItem], int]:
+def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit: int,
+            with_own: bool = False) -> tuple[list[LogItem], int]:
     """The rows in (cursor, last] as the principal's device receives them (see module doc)."""
     items: list[LogItem] = []
     snapshotted: set[str] = set()
@@ -118,16 +122,16 @@ def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit
     start = bisect.bisect_right(window.seqs, cursor)
     end = bisect.bisect_right(window.seqs, last)
     for n in range(start, end):
-        seq = window.seqs[n]
-        guid, data, origin = window.rows[n]
+        row = window.rows[n]
+        seq, guid, origin = row.seq, row.guid, row.origin
         is_plain = plain.get(guid)
         if is_plain is None:
             doc = window.docs[guid]
             is_plain = plain[guid] = doc.scope_seq <= cursor and may_read(
                 principal, doc.collection, doc.owner_id, doc.team_id, doc.readers)
         if is_plain:
-            if device is None or origin != device:
-                items.append(LogItem(seq, guid, data, False))
+            if with_own or device is None or origin != device:
+                items.append(row)
                 if len(items) == limit:
                     return items, seq
             continue
@@ -140,7 +144,7 @@ def _filter(window: _Window, principal: Principal, cursor: int, last: int, limit
                         collection=doc.collection, prev_owner_id=doc.prev_owner_id,
                         prev_team_id=doc.prev_team_id, prev_readers=doc.prev_readers,
                         scope_seq=doc.scope_seq,
-                        state=doc.state, data=data, origin=origin)
+                        state=doc.state, data=row.data, origin=origin)
         if item is None:
             continue
         if item.snapshot or item.removed:  # it stands for the document's history

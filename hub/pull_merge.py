@@ -53,9 +53,11 @@ class UpdateMerger:
         self.merges = 0
         """Merges computed (not found remembered), for tests and metrics."""
 
-    def merge(self, items: Sequence[LogItem]) -> list[Outgoing]:
+    def merge(self, items: Sequence[LogItem], own: str | None = None) -> list[Outgoing]:
         """``items`` (in sequence order) with each document's updates as one item at the
-        position of its last; a run over ``max_bytes`` is cut into several."""
+        position of its last; a run over ``max_bytes`` is cut into several. Updates whose
+        ``origin`` is ``own`` (the reader's device) go only into a merge with others' updates:
+        a run of its own updates alone is left out."""
         out: list[Outgoing] = []
         runs: dict[str, list[LogItem]] = {}
         sizes: dict[str, int] = {}
@@ -63,24 +65,26 @@ class UpdateMerger:
             run = runs.get(item.guid)
             if item.snapshot or item.removed:  # never merged across (the read skips them)
                 if run is not None:
-                    out += self._merged(runs.pop(item.guid))
+                    out += self._merged(runs.pop(item.guid), own)
                 out.append(Outgoing(item, item.seq))
                 continue
             if run is not None and sizes[item.guid] + len(item.data) > self._max_bytes:
-                out += self._merged(runs.pop(item.guid))
+                out += self._merged(runs.pop(item.guid), own)
                 run = None
             if run is None:
                 run, sizes[item.guid] = runs.setdefault(item.guid, []), 0
             run.append(item)
             sizes[item.guid] += len(item.data)
         for run in runs.values():
-            out += self._merged(run)
+            out += self._merged(run, own)
         out.sort(key=lambda o: o.item.seq)  # each where its last update was read
         return out
 
-    def _merged(self, run: list[LogItem]) -> list[Outgoing]:
-        """One item for the run, or its items unmerged when merging fails or gives more than
-        ``max_bytes``."""
+    def _merged(self, run: list[LogItem], own: str | None) -> list[Outgoing]:
+        """One item for the run, or its items unmerged (the reader's own left out) when
+        merging fails or gives more than ``max_bytes``; nothing for a run of its own only."""
+        if own is not None and all(i.origin == own for i in run):
+            return []
         if len(run) == 1:
             return [Outgoing(run[0], run[0].seq)]
         key = (run[0].guid, tuple(i.seq for i in run))
@@ -95,7 +99,7 @@ class UpdateMerger:
         else:
             self._cache.move_to_end(key)
         if not data or len(data) > self._max_bytes:
-            return [Outgoing(i, i.seq) for i in run]
+            return [Outgoing(i, i.seq) for i in run if own is None or i.origin != own]
         return [Outgoing(LogItem(run[-1].seq, run[0].guid, data, False), run[0].seq)]
 
     def _remember(self, key: tuple[str, tuple[int, ...]], data: bytes) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -122,6 +122,9 @@ class LogItem:
     snapshot: bool
     removed: bool = False
     """The document left the reader's scope (reassigned away): the device drops it."""
+    origin: str | None = field(default=None, compare=False)
+    """The device that pushed the update, where the reader was told it (`LogFeed.read` with
+    ``with_own``)."""
 
 
 def _doc(row: asyncpg.Record) -> Document:

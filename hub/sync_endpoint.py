@@ -263,18 +263,19 @@ class SyncSession:
                 self._known_last, _ = await store.high_water(self.tenant_id)
             last = self._known_last
             if last > cursor or not told:
+                merger = self.hub.merger
                 items, new_cursor = await self.hub.feed.read(self.principal, cursor, batch,
-                                                             last=last)
+                                                             last=last,
+                                                             with_own=merger is not None)
                 more = new_cursor < last
                 lag.read(last - cursor, more)
                 # Commits this device may not read move its cursor at most once a second: an
                 # empty batch per commit of the tenant was a frame, and on the device a
                 # durable write, for every device online.
-                if (items or more or not told or self._owed_final
+                outgoing = merger.merge(items, self.device_id) if merger else _as_is(items)
+                if (outgoing or more or not told or self._owed_final
                         or time.monotonic() - told_at >= SEEN_INTERVAL_S):
-                    merger = self.hub.merger
-                    await self._send_items(merger.merge(items) if merger else _as_is(items),
-                                           new_cursor, more=more)
+                    await self._send_items(outgoing, new_cursor, more=more)
                     told, told_at, self._owed_final = True, time.monotonic(), more
                 cursor = self._cursor = new_cursor
                 if not recorded:  # at once for the admin list, then within a second
