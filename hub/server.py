@@ -11,6 +11,7 @@ import uvicorn
 
 from hub.app import SYNC_PATH, create_app
 from hub.service import Hub
+from hub.ws_compression import HubWebSocketProtocol
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -44,7 +45,7 @@ class HubServer:
                 self.port = free_port(self.host)
             config = uvicorn.Config(
                 create_app(self.hub), host=self.host, port=self.port, log_level="warning",
-                lifespan="on", ws_max_size=self.hub.limits.max_frame_bytes, ws="websockets-sansio",
+                lifespan="on", ws_max_size=self.hub.limits.max_frame_bytes, ws=HubWebSocketProtocol,
             )
             self._server = uvicorn.Server(config)
             self._task = asyncio.create_task(self._server.serve(), name="velocity-hub-http")
