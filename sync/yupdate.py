@@ -553,6 +553,8 @@ def _combine(struct: Struct, left: Where | None, right: Where | None, strict: bo
 
 
 def _bound_per_key(placements: tuple[Where, ...], limit: int) -> None:
+    if len(placements) <= limit:  # no key can hold more than the whole update
+        return
     counts = Counter(p for p in placements if isinstance(p, Placement))
     for placement, count in counts.items():
         if count > limit:
