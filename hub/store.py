@@ -14,6 +14,7 @@ log's sequence). Refused update ids keep their refusal in ``hub_refusals``.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -692,25 +693,19 @@ async def write_changes(
     if log:
         await append_log(conn, log)
     if written:
-        await conn.executemany(
-            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id,"
-            " state, created_seq, updated_seq, scope_seq, prev_owner_id, prev_team_id, readers,"
-            " prev_readers) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
-            " ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = $5, team_id = $6,"
-            " state = $7, updated_seq = $9, scope_seq = $10, prev_owner_id = $11,"
-            " prev_team_id = $12, readers = $13, prev_readers = $14",
-            [(tenant_id, d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id,
-              d.state, d.created_seq, d.updated_seq, d.scope_seq,
-              d.prev_owner_id, d.prev_team_id, d.readers, d.prev_readers) for d in written])
+        await conn.execute(_DOCUMENTS_UPSERT, tenant_id, *_columns(
+            [(d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id, d.state, d.created_seq,
+              d.updated_seq, d.scope_seq, d.prev_owner_id, d.prev_team_id,
+              _json_text(d.readers), _json_text(d.prev_readers)) for d in written], 13))
         by_table: dict[str, list[_Draft]] = {}
         for d in written:
             by_table.setdefault(d.coll.table, []).append(d)
         for table, drafts_of_table in by_table.items():
             types = column_types(drafts_of_table[0].coll)
-            await conn.executemany(
+            await conn.execute(
                 projection_upsert_sql(table, types),
-                [projection_values(types, to_row(d.record)) for d in drafts_of_table
-                 if d.record is not None])
+                *projection_columns(types, [to_row(d.record) for d in drafts_of_table
+                                            if d.record is not None]))
     history = [(tenant_id, d.guid, seq, d.coll.name, owner, team, readers)
                for d in drafts.values() for seq, owner, team, readers in d.history]
     if history:
@@ -746,17 +741,69 @@ async def append_log(conn: asyncpg.Connection,
             " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
 
 
+def _text_array(json_column: str) -> str:
+    """SQL turning a JSON array in text (or NULL) back into a text[] column value."""
+    return (f"CASE WHEN {json_column} IS NULL THEN NULL ELSE ARRAY(SELECT e FROM "
+            f"jsonb_array_elements_text({json_column}::jsonb) WITH ORDINALITY AS r(e, n) "
+            "ORDER BY n) END")
+
+
+_ARRAY_TYPES = {"str": "text", "int": "bigint", "float": "float8", "bool": "boolean",
+                "datetime": "timestamptz", "date": "date", "json": "text"}
+"""The array each neutral column type travels in (JSON as text, cast on the way in: a list
+value would otherwise read as one more array dimension)."""
+
+_DOCUMENTS_UPSERT = (
+    "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id, state,"
+    " created_seq, updated_seq, scope_seq, prev_owner_id, prev_team_id, readers, prev_readers)"
+    " SELECT $1, v.guid, v.collection, v.record_id, v.owner_id, v.team_id, v.state,"
+    " v.created_seq, v.updated_seq, v.scope_seq, v.prev_owner_id, v.prev_team_id,"
+    f" {_text_array('v.readers')}, {_text_array('v.prev_readers')} FROM unnest($2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[],"
+    " $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) AS v(guid, collection,"
+    " record_id, owner_id, team_id, state, created_seq, updated_seq, scope_seq, prev_owner_id,"
+    " prev_team_id, readers, prev_readers)"
+    " ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = EXCLUDED.owner_id,"
+    " team_id = EXCLUDED.team_id, state = EXCLUDED.state, updated_seq = EXCLUDED.updated_seq,"
+    " scope_seq = EXCLUDED.scope_seq, prev_owner_id = EXCLUDED.prev_owner_id,"
+    " prev_team_id = EXCLUDED.prev_team_id, readers = EXCLUDED.readers,"
+    " prev_readers = EXCLUDED.prev_readers")
+"""Every changed document of a transaction in one statement (one plan for all rows, where a
+batched INSERT plans each row again under ``force_custom_plan``)."""
+
+
 def projection_upsert_sql(table: str, types: Mapping[str, str]) -> str:
-    """Insert or replace one projection row (columns from the schema, never from input)."""
+    """Insert or replace projection rows, one per element of the column arrays
+    `projection_columns` gives (columns from the schema, never from input)."""
     cols = list(types)
-    placeholders = ", ".join(f"${i + 1}" for i in range(len(cols)))
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in ("tenant_id", "id"))
-    return (f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({placeholders}) "
-            f"ON CONFLICT (tenant_id, id) DO UPDATE SET {updates}")
+    return (f"{projection_insert_sql(table, types)} ON CONFLICT (tenant_id, id) DO UPDATE SET "
+            f"{updates}")
 
 
-def projection_values(types: Mapping[str, str], row: Mapping[str, Any]) -> list[Any]:
-    return [_sql_value(types[c], row.get(c)) for c in types]
+def projection_insert_sql(table: str, types: Mapping[str, str]) -> str:
+    """Insert projection rows, one per element of the column arrays `projection_columns`
+    gives, in one statement."""
+    cols = list(types)
+    arrays = ", ".join(f"${i + 1}::{_ARRAY_TYPES[types[c]]}[]" for i, c in enumerate(cols))
+    values = ", ".join(f"v.{c}::jsonb" if types[c] == "json" else f"v.{c}" for c in cols)
+    return (f"INSERT INTO {table} ({', '.join(cols)}) SELECT {values} FROM unnest({arrays}) "
+            f"AS v({', '.join(cols)})")
+
+
+def projection_columns(types: Mapping[str, str], rows: Sequence[Mapping[str, Any]]
+                       ) -> list[list[Any]]:
+    """The rows' values column by column, as the statements above take them."""
+    return _columns([[_sql_value(t, row.get(c)) for c, t in types.items()] for row in rows],
+                    len(types))
+
+
+def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    return [[row[k] for row in rows] for k in range(width)]
+
+
+def _json_text(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def _sql_value(sql_type: str, value: Any) -> Any:
@@ -771,7 +818,7 @@ def _sql_value(sql_type: str, value: Any) -> Any:
 
         return date.fromisoformat(value)
     if sql_type == "json":
-        return value
+        return json.dumps(value)
     if sql_type == "float":
         return float(value)
     return value
@@ -898,33 +945,27 @@ async def create_many(
             "'hub') ON CONFLICT DO NOTHING", tenant, writer.client_id)
         first = last - len(docs) + 1
         seqs = range(first, last + 1)
-        await conn.executemany(  # audited below as 'create' entries, not by the log rows
-            "INSERT INTO hub_updates (tenant_id, seq, guid, data, user_id, audit_id) "
-            "VALUES ($1, $2, $3, $4, $5, NULL)",
-            [(tenant, seq, d[2].guid, d[3], principal.user_id) for seq, d in zip(seqs, docs,
-                                                                                  strict=True)])
-        await conn.executemany(
-            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, "
-            "team_id, state, created_seq, updated_seq, scope_seq, readers) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $8, $9)",
-            [(tenant, d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
-              d[2].encode_state(), seq, readers_of(d[0], d[4]))
-             for seq, d in zip(seqs, docs, strict=True)])
+        await conn.copy_records_to_table(  # audited below as 'create' entries, not by the log
+            "hub_updates", columns=("tenant_id", "seq", "guid", "data", "user_id", "audit_id"),
+            records=[(tenant, seq, d[2].guid, d[3], principal.user_id, None)
+                     for seq, d in zip(seqs, docs, strict=True)])
+        await conn.execute(_DOCUMENTS_UPSERT, tenant, *_columns(
+            [(d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
+              d[2].encode_state(), seq, seq, seq, None, None,
+              _json_text(readers_of(d[0], d[4])), None)
+             for seq, d in zip(seqs, docs, strict=True)], 13))
         by_table: dict[str, list[dict[str, Any]]] = {}
         for coll_name, _, _, _, row in docs:
             by_table.setdefault(coll_name, []).append(row)
         for coll_name, rows in by_table.items():
             coll = collection(coll_name)
             types = column_types(coll)
-            cols = list(types)
-            await conn.executemany(
-                f"INSERT INTO {coll.table} ({', '.join(cols)}) VALUES "
-                f"({', '.join(f'${i + 1}' for i in range(len(cols)))})",
-                [[_sql_value(types[c], r.get(c)) for c in cols] for r in rows])
-        await conn.executemany(
-            "INSERT INTO hub_audit (tenant_id, user_id, action, guid, seq) "
-            "VALUES ($1, $2, 'create', $3, $4)",
-            [(tenant, principal.user_id, d[2].guid, seq) for seq, d in zip(seqs, docs,
-                                                                           strict=True)])
+            await conn.execute(projection_insert_sql(coll.table, types),
+                               *projection_columns(types, rows))
+        await conn.execute(
+            "INSERT INTO hub_audit (tenant_id, user_id, action, guid, seq) SELECT $1, $2, "
+            "'create', v.guid, v.seq FROM unnest($3::text[], $4::bigint[]) WITH ORDINALITY "
+            "AS v(guid, seq, n) ORDER BY v.n", tenant, principal.user_id,
+            [d[2].guid for d in docs], list(seqs))
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{tenant}:{last}")
     return len(docs)
