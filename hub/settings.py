@@ -49,9 +49,9 @@ class HubSettings(BaseSettings):
     push_window: int = Field(4, ge=1, le=64)
     """Push batches of one device the hub holds unanswered (one judged, the rest waiting); it
     reads no further batch of that device until one is answered (backpressure)."""
-    gate_documents: int = Field(4096, ge=0)
+    gate_documents: int = Field(16384, ge=0)
     """Documents the gate keeps as it judged them, for their next push (about 13 KiB each
-    for a lead with a few edits; 0 turns it off)."""
+    for a lead with a few edits, so ``gate_memory_mb`` is what bounds it; 0 turns it off)."""
     gate_memory_mb: int = Field(256, ge=1)
     """About how much memory the documents the gate keeps may take (least recently used go
     first); their sandbox workers keep copies within a bound of their own."""
