@@ -693,19 +693,17 @@ async def write_changes(
     if log:
         await append_log(conn, log)
     if written:
-        await conn.execute(_DOCUMENTS_UPSERT, tenant_id, *_columns(
-            [(d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id, d.state, d.created_seq,
-              d.updated_seq, d.scope_seq, d.prev_owner_id, d.prev_team_id,
-              _json_text(d.readers), _json_text(d.prev_readers)) for d in written], 13))
+        await upsert_documents(conn, tenant_id, [
+            (d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id, d.state, d.created_seq,
+             d.updated_seq, d.scope_seq, d.prev_owner_id, d.prev_team_id, d.readers,
+             d.prev_readers) for d in written])
         by_table: dict[str, list[_Draft]] = {}
         for d in written:
             by_table.setdefault(d.coll.table, []).append(d)
         for table, drafts_of_table in by_table.items():
             types = column_types(drafts_of_table[0].coll)
-            await conn.execute(
-                projection_upsert_sql(table, types),
-                *projection_columns(types, [to_row(d.record) for d in drafts_of_table
-                                            if d.record is not None]))
+            await write_projection(conn, table, types, [
+                to_row(d.record) for d in drafts_of_table if d.record is not None])
     history = [(tenant_id, d.guid, seq, d.coll.name, owner, team, readers)
                for d in drafts.values() for seq, owner, team, readers in d.history]
     if history:
@@ -741,6 +739,26 @@ async def append_log(conn: asyncpg.Connection,
             " VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
 
 
+UNNEST_FROM_ROWS = 5
+"""From this many rows on, documents and projection rows are written by one statement over
+column arrays (``unnest``), below it by a batched INSERT of one row each (measured: see
+docs/decisions.md, "Hub at scale")."""
+
+DocumentRow = tuple[str, str, str, str | None, str | None, bytes, int, int, int, str | None,
+                    str | None, Sequence[str] | None, Sequence[str] | None]
+"""guid, collection, record id, owner, team, state, created, updated and scope sequences,
+previous owner and team, readers, previous readers."""
+
+_DOCUMENT_COLUMNS = ("guid, collection, record_id, owner_id, team_id, state, created_seq, "
+                     "updated_seq, scope_seq, prev_owner_id, prev_team_id, readers, prev_readers")
+_DOCUMENT_UPDATES = (" ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = EXCLUDED.owner_id,"
+                     " team_id = EXCLUDED.team_id, state = EXCLUDED.state,"
+                     " updated_seq = EXCLUDED.updated_seq, scope_seq = EXCLUDED.scope_seq,"
+                     " prev_owner_id = EXCLUDED.prev_owner_id,"
+                     " prev_team_id = EXCLUDED.prev_team_id, readers = EXCLUDED.readers,"
+                     " prev_readers = EXCLUDED.prev_readers")
+
+
 def _text_array(json_column: str) -> str:
     """SQL turning a JSON array in text (or NULL) back into a text[] column value."""
     return (f"CASE WHEN {json_column} IS NULL THEN NULL ELSE ARRAY(SELECT e FROM "
@@ -748,58 +766,62 @@ def _text_array(json_column: str) -> str:
             "ORDER BY n) END")
 
 
+_DOCUMENTS_UPSERT_MANY = (
+    f"INSERT INTO hub_documents (tenant_id, {_DOCUMENT_COLUMNS}) SELECT $1, v.guid,"
+    " v.collection, v.record_id, v.owner_id, v.team_id, v.state, v.created_seq, v.updated_seq,"
+    f" v.scope_seq, v.prev_owner_id, v.prev_team_id, {_text_array('v.readers')},"
+    f" {_text_array('v.prev_readers')} FROM unnest($2::text[], $3::text[], $4::text[],"
+    " $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[],"
+    f" $11::text[], $12::text[], $13::text[], $14::text[]) AS v({_DOCUMENT_COLUMNS})"
+    f"{_DOCUMENT_UPDATES}")
+"""Readers travel as JSON text: a list inside an array parameter would read as one more
+dimension."""
+_DOCUMENTS_UPSERT_ONE = (
+    f"INSERT INTO hub_documents (tenant_id, {_DOCUMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
+    f" $7, $8, $9, $10, $11, $12, $13, $14){_DOCUMENT_UPDATES}")
+
+
+async def upsert_documents(conn: asyncpg.Connection, tenant_id: str,
+                           rows: Sequence[DocumentRow]) -> None:
+    """Insert or replace documents (a new one keeps the sequence it was created at)."""
+    if len(rows) < UNNEST_FROM_ROWS:
+        await conn.executemany(_DOCUMENTS_UPSERT_ONE, [(tenant_id, *row) for row in rows])
+        return
+    await conn.execute(_DOCUMENTS_UPSERT_MANY, tenant_id, *_columns(
+        [(*row[:11], _json_text(row[11]), _json_text(row[12])) for row in rows]))
+
+
 _ARRAY_TYPES = {"str": "text", "int": "bigint", "float": "float8", "bool": "boolean",
                 "datetime": "timestamptz", "date": "date", "json": "text"}
-"""The array each neutral column type travels in (JSON as text, cast on the way in: a list
-value would otherwise read as one more array dimension)."""
-
-_DOCUMENTS_UPSERT = (
-    "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, owner_id, team_id, state,"
-    " created_seq, updated_seq, scope_seq, prev_owner_id, prev_team_id, readers, prev_readers)"
-    " SELECT $1, v.guid, v.collection, v.record_id, v.owner_id, v.team_id, v.state,"
-    " v.created_seq, v.updated_seq, v.scope_seq, v.prev_owner_id, v.prev_team_id,"
-    f" {_text_array('v.readers')}, {_text_array('v.prev_readers')} FROM unnest($2::text[],"
-    " $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[],"
-    " $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[]) AS v(guid, collection,"
-    " record_id, owner_id, team_id, state, created_seq, updated_seq, scope_seq, prev_owner_id,"
-    " prev_team_id, readers, prev_readers)"
-    " ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = EXCLUDED.owner_id,"
-    " team_id = EXCLUDED.team_id, state = EXCLUDED.state, updated_seq = EXCLUDED.updated_seq,"
-    " scope_seq = EXCLUDED.scope_seq, prev_owner_id = EXCLUDED.prev_owner_id,"
-    " prev_team_id = EXCLUDED.prev_team_id, readers = EXCLUDED.readers,"
-    " prev_readers = EXCLUDED.prev_readers")
-"""Every changed document of a transaction in one statement (one plan for all rows, where a
-batched INSERT plans each row again under ``force_custom_plan``)."""
+"""The array each neutral column type travels in (JSON as text, cast where it is stored)."""
 
 
-def projection_upsert_sql(table: str, types: Mapping[str, str]) -> str:
-    """Insert or replace projection rows, one per element of the column arrays
-    `projection_columns` gives (columns from the schema, never from input)."""
+async def write_projection(conn: asyncpg.Connection, table: str, types: Mapping[str, str],
+                           rows: Sequence[Mapping[str, Any]], *, replace: bool = True) -> None:
+    """Insert projection rows (``replace``: or replace them); columns come from the schema,
+    never from input."""
     cols = list(types)
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in ("tenant_id", "id"))
-    return (f"{projection_insert_sql(table, types)} ON CONFLICT (tenant_id, id) DO UPDATE SET "
-            f"{updates}")
-
-
-def projection_insert_sql(table: str, types: Mapping[str, str]) -> str:
-    """Insert projection rows, one per element of the column arrays `projection_columns`
-    gives, in one statement."""
-    cols = list(types)
+    values = [[_sql_value(t, row.get(c)) for c, t in types.items()] for row in rows]
+    conflict = ""
+    if replace:
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c not in ("tenant_id", "id"))
+        conflict = f" ON CONFLICT (tenant_id, id) DO UPDATE SET {updates}"
+    if len(rows) < UNNEST_FROM_ROWS:
+        params = ", ".join(f"${i + 1}::text::jsonb" if types[c] == "json" else f"${i + 1}"
+                           for i, c in enumerate(cols))
+        await conn.executemany(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({params}){conflict}", values)
+        return
     arrays = ", ".join(f"${i + 1}::{_ARRAY_TYPES[types[c]]}[]" for i, c in enumerate(cols))
-    values = ", ".join(f"v.{c}::jsonb" if types[c] == "json" else f"v.{c}" for c in cols)
-    return (f"INSERT INTO {table} ({', '.join(cols)}) SELECT {values} FROM unnest({arrays}) "
-            f"AS v({', '.join(cols)})")
+    picked = ", ".join(f"v.{c}::jsonb" if types[c] == "json" else f"v.{c}" for c in cols)
+    await conn.execute(
+        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {picked} FROM unnest({arrays}) "
+        f"AS v({', '.join(cols)}){conflict}", *_columns(values))
 
 
-def projection_columns(types: Mapping[str, str], rows: Sequence[Mapping[str, Any]]
-                       ) -> list[list[Any]]:
-    """The rows' values column by column, as the statements above take them."""
-    return _columns([[_sql_value(t, row.get(c)) for c, t in types.items()] for row in rows],
-                    len(types))
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    return [[row[k] for row in rows] for k in range(width)]
+def _columns(rows: Sequence[Sequence[Any]]) -> list[list[Any]]:
+    """Rows as columns (every row as long as the first)."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else []
 
 
 def _json_text(value: Any) -> str | None:
@@ -949,19 +971,17 @@ async def create_many(
             "hub_updates", columns=("tenant_id", "seq", "guid", "data", "user_id", "audit_id"),
             records=[(tenant, seq, d[2].guid, d[3], principal.user_id, None)
                      for seq, d in zip(seqs, docs, strict=True)])
-        await conn.execute(_DOCUMENTS_UPSERT, tenant, *_columns(
-            [(d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
-              d[2].encode_state(), seq, seq, seq, None, None,
-              _json_text(readers_of(d[0], d[4])), None)
-             for seq, d in zip(seqs, docs, strict=True)], 13))
+        await upsert_documents(conn, tenant, [
+            (d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
+             d[2].encode_state(), seq, seq, seq, None, None, readers_of(d[0], d[4]), None)
+            for seq, d in zip(seqs, docs, strict=True)])
         by_table: dict[str, list[dict[str, Any]]] = {}
         for coll_name, _, _, _, row in docs:
             by_table.setdefault(coll_name, []).append(row)
         for coll_name, rows in by_table.items():
             coll = collection(coll_name)
             types = column_types(coll)
-            await conn.execute(projection_insert_sql(coll.table, types),
-                               *projection_columns(types, rows))
+            await write_projection(conn, coll.table, types, rows, replace=False)
         await conn.execute(
             "INSERT INTO hub_audit (tenant_id, user_id, action, guid, seq) SELECT $1, $2, "
             "'create', v.guid, v.seq FROM unnest($3::text[], $4::bigint[]) WITH ORDINALITY "

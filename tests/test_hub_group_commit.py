@@ -235,3 +235,59 @@ async def test_two_hubs_given_one_update_id_at_once_commit_it_once() -> None:
             else:
                 assert held == {uid: refusal} and getattr(outcome, "code", "") == "forbidden"
             assert await stores[0].receipts("t1", "dev-s", [uid]) == held
+
+
+async def _stored_rows(hub: Hub, guids: list[str]) -> list[tuple[Any, ...]]:
+    """Each document's scope columns and its projection row, as PostgreSQL holds them."""
+    out = []
+    for guid in guids:
+        coll_name, record_id = guid.split("/", 1)
+        doc = await hub.db.pool.fetchrow(
+            "SELECT owner_id, team_id, readers, prev_readers, created_seq = updated_seq AS new "
+            "FROM hub_documents WHERE tenant_id = 't1' AND guid = $1", guid)
+        row = await hub.db.pool.fetchrow(
+            f"SELECT * FROM {collection(coll_name).table} WHERE tenant_id = 't1' AND id = $1",
+            record_id)
+        assert doc is not None and row is not None
+        out.append((tuple(doc), {k: v for k, v in dict(row).items() if k != "id"}))
+    return out
+
+
+async def test_a_transaction_of_many_documents_stores_what_one_at_a_time_stores() -> None:
+    """From `UNNEST_FROM_ROWS` documents on, a transaction writes documents and projection rows
+    as column arrays: lists (readers, JSON fields), dates and numbers land as they do when each
+    document commits alone."""
+    pages, leads = collection("canvas_pages"), collection("leads")
+    many = store_module.UNNEST_FROM_ROWS + 1
+
+    def changes(prefix: str, client_id: int) -> list[Change]:
+        out = []
+        for n in range(many):
+            page = RecordDoc(pages, f"{prefix}-page-{n}", client_id=client_id)
+            out.append(Change(page.guid, page.write({
+                "tenant_id": "t1", "owner_id": "t1-admin", "title": f"Page {n}",
+                "sharing": "private", "editors": [f"u-{n}", "u-x"], "viewers": ["u-v"]})))
+            lead = RecordDoc(leads, f"{prefix}-lead-{n}", client_id=client_id)
+            out.append(Change(lead.guid, lead.write({
+                "tenant_id": "t1", "owner_id": "t1-admin", "person_id": f"p-{n}",
+                "tags": ["sea view", f"tag {n}", 'quote " and \\ slash'],
+                "budget_min": 45_000_000.5, "last_qd": 70 + n})))
+        return out
+
+    async with running_hub() as server:
+        hub = server.hub
+        one_by_one = changes("single", 31)
+        for change in one_by_one:
+            (result,) = await hub.store.commit("t1", [change], user_id="t1-admin", device_id=None)
+            assert isinstance(result, Committed)
+        together = changes("group", 32)
+        results = await hub.store.commit("t1", together, user_id="t1-admin", device_id=None)
+        assert all(isinstance(r, Committed) for r in results)
+        alone = await _stored_rows(hub, [c.guid for c in one_by_one])
+        grouped = await _stored_rows(hub, [c.guid for c in together])
+        assert grouped == alone
+        page_doc, _ = grouped[0]
+        assert set(page_doc[2]) == {"t1-admin", "u-0", "u-x", "u-v"} and page_doc[3] is None
+        _, lead_row = grouped[1]
+        assert sorted(lead_row["tags"]) == ['quote " and \\ slash', "sea view", "tag 0"]
+        assert lead_row["budget_min"] == 45_000_000.5 and lead_row["last_qd"] == 70
