@@ -4,7 +4,8 @@ A junior broker's device logs calls and imports recorded calls (transcript segme
 through its local API with no network; then it reconnects, and we time until the hub has
 acknowledged every change and until the senior's device (online all along) holds every record;
 last, reads of a lead's events on the hub and on the device. The hub runs in this process on
-PostgreSQL (embedded unless ``VELOCITY_DATABASE_URL`` is set).
+PostgreSQL: a database of its own on the ``DATABASE_URL`` server, dropped at the end, or a
+private one from `pgserver` when it is unset.
 Run: ``.venv/bin/python bench/mobile_edge.py [--events 200 --imports 20 --segments 20]``.
 Writes bench/results/mobile_edge.*.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import sys
 import tempfile
@@ -26,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from rich.console import Console
 
-from bench._common import median, percentile, write_results
+from bench._common import create_database, drop_database, median, percentile, write_results
 from core.identity import Principal, Role
 from edge_agent.device import pair
 from edge_agent.local_api import create_local_app
@@ -52,7 +54,20 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 600) -
 
 
 async def run(folder: Path, events: int, imports: int, segments: int) -> dict[str, Any]:
-    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2)
+    server_url = os.environ.get("DATABASE_URL")
+    url = await create_database(server_url, "velocity_bench_mobile") if server_url else None
+    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2, database_url=url)
+    try:
+        return await _measure(settings, folder, events, imports, segments)
+    finally:  # the database (or the embedded PostgreSQL) and its data go with the benchmark
+        if server_url and url:
+            await drop_database(server_url, url)
+        else:
+            stop_embedded_postgres(folder / "hub" / "pg")
+
+
+async def _measure(settings: HubSettings, folder: Path, events: int, imports: int,
+                   segments: int) -> dict[str, Any]:
     async with HubServer(Hub(settings)) as server:
         hub = server.hub
         await hub.accounts.ensure_tenant(TENANT, "Bench")
@@ -83,8 +98,6 @@ async def run(folder: Path, events: int, imports: int, segments: int) -> dict[st
                 await wait_for(lambda: _holds(senior, made))
                 on_other = time.perf_counter() - start
         hub_reads = await _hub_reads(server)
-    if not settings.database_url:
-        stop_embedded_postgres(folder / "hub" / "pg")
     return {**offline, "drain_s": drained, "other_device_s": on_other, **hub_reads}
 
 
