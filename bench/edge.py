@@ -1,8 +1,9 @@
 """Benchmark of the edge agent: durable local writes, contact search, bootstrap, catch-up.
 
 Run: ``.venv/bin/python bench/edge.py [--contacts N] [--local N] [--remote N]``.
-Writes bench/results/edge.*. Targets: write p99 < 5 ms, search p95 < 10 ms,
-bootstrap ≥ 5,000 records/s.
+The hub runs on a database of its own on the ``DATABASE_URL`` server (dropped at the end), or
+a private one from `pgserver` when it is unset. Writes bench/results/edge.*. Targets: write
+p99 < 5 ms, search p95 < 10 ms, bootstrap ≥ 5,000 records/s.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import tempfile
 import time
@@ -20,7 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench._common import hub_in_process, percentile, write_results
+from bench._common import (
+    create_database,
+    drop_database,
+    hub_in_process,
+    percentile,
+    write_results,
+)
 from core.identity import Principal, Role
 from edge_agent.crypto import Sealer
 from edge_agent.device import pair
@@ -57,15 +65,16 @@ async def local_writes_and_search(folder: Path, contacts: int) -> dict[str, floa
             "search_p95_ms": percentile(searches, 0.95) * 1e3, "contacts": contacts}
 
 
-def _hub_process(folder: Path, remote: int, conn: Connection) -> None:
-    """The hub in its own process, as in production: seeded, it hands out a pairing code,
-    then adds ``remote`` changes when asked, then stops when asked."""
-    asyncio.run(_serve_hub(folder, remote, conn))
+def _hub_process(folder: Path, remote: int, url: str | None, conn: Connection) -> None:
+    """The hub in its own process, as in production (on ``url``, else a private PostgreSQL):
+    seeded, it hands out a pairing code, then adds ``remote`` changes when asked, then stops
+    when asked."""
+    asyncio.run(_serve_hub(folder, remote, url, conn))
 
 
-async def _serve_hub(folder: Path, remote: int, conn: Connection) -> None:
+async def _serve_hub(folder: Path, remote: int, url: str | None, conn: Connection) -> None:
     data = generate("acme", "small")
-    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2)
+    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2, database_url=url)
     async with HubServer(Hub(settings)) as server:
         hub = server.hub
         await load(hub, data)
@@ -92,7 +101,18 @@ async def _serve_hub(folder: Path, remote: int, conn: Connection) -> None:
 async def bootstrap_and_catch_up(folder: Path, local: int, remote: int) -> dict[str, float]:
     """Bootstrap a device from a hub running in another process, then catch up after
     ``local`` offline edits on the device and ``remote`` changes on the hub."""
-    with hub_in_process(_hub_process, folder, remote) as ours:
+    server_url = os.environ.get("DATABASE_URL")
+    url = await create_database(server_url, "velocity_bench_edge") if server_url else None
+    try:
+        return await _bootstrap_and_catch_up(folder, local, remote, url)
+    finally:
+        if server_url and url:
+            await drop_database(server_url, url)
+
+
+async def _bootstrap_and_catch_up(folder: Path, local: int, remote: int, url: str | None
+                                  ) -> dict[str, float]:
+    with hub_in_process(_hub_process, folder, remote, url) as ours:
         seeded = await asyncio.to_thread(ours.recv)
         device = folder / "ipad"
         await pair(device, seeded["url"], seeded["code"], "bench iPad", "bench passphrase")

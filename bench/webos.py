@@ -1,7 +1,8 @@
 """Benchmark of the WebOS: how long each page takes the hub to render with a seeded CRM.
 
-Loads the ``medium`` seed (10,000 people) into a hub on PostgreSQL, signs in as the sales
-director (the whole tenant in scope) and as a broker, and requests every main page several
+Loads the ``medium`` seed (10,000 people) into a hub on PostgreSQL (a database of its own on
+the ``DATABASE_URL`` server, dropped at the end, or a private one from `pgserver`), signs in as
+the sales director (the whole tenant in scope) and as a broker, and requests every main page several
 times over loopback HTTP; the figure is the request's wall time (server-side rendering plus a
 loopback round trip), median and worst of the repeats. Target: < 300 ms per page.
 Run: ``.venv/bin/python bench/webos.py [--size medium] [--repeats 5]`` (``--quick``: the small
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import statistics
@@ -27,7 +29,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from bench._common import write_results
+from bench._common import create_database, drop_database, write_results
 from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
@@ -54,7 +56,9 @@ async def run(size: str, repeats: int, console: Console, shots: Path | None
               ) -> dict[str, dict[str, float]]:
     data = generate("bench", size)
     folder = Path(tempfile.mkdtemp(prefix="velocity-webos-bench-"))
-    settings = HubSettings(data_dir=folder, sandbox_workers=1)
+    server_url = os.environ.get("DATABASE_URL")
+    url = await create_database(server_url, "velocity_bench_webos") if server_url else None
+    settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
     try:
         async with HubServer(Hub(settings), host="127.0.0.1", port=0) as server:
             with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -70,8 +74,10 @@ async def run(size: str, repeats: int, console: Console, shots: Path | None
                     await _screenshots(server, data, plan[0][0], shots,
                                        lambda: bar.advance(task))
                 return figures
-    finally:  # the embedded PostgreSQL and its data go with the benchmark
-        if not settings.database_url:
+    finally:  # the database (or the embedded PostgreSQL) and its data go with the benchmark
+        if server_url and url:
+            await drop_database(server_url, url)
+        else:
             stop_embedded_postgres(folder / "pg")
         shutil.rmtree(folder, ignore_errors=True)
 
