@@ -2,7 +2,8 @@
 
 Run: ``.venv/bin/python bench/gate_history.py [--edits 10000] [--samples 60]``.
 
-One person record on the hub (PostgreSQL: ``DATABASE_URL`` or a private one from `pgserver`) is
+One person record on the hub (PostgreSQL: a database of its own on the ``DATABASE_URL`` server,
+dropped at the end, or a private one from `pgserver`) is
 edited as a broker would: every other edit rewrites one word of its notes (about 200
 characters, so the record stays the same size while its history grows), the others its city;
 each edit is pushed alone and committed through the hub's group committer. The time of the gate
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.progress import Progress
 
-from bench._common import median, write_results
+from bench._common import create_database, drop_database, median, write_results
 from core.identity import Principal, Role
 from core.ids import new_id
 from core.settings import SyncLimits
@@ -151,11 +152,15 @@ def main() -> None:
     embedded = folder / "pg"
     from hub.database import start_embedded_postgres, stop_embedded_postgres
 
-    url = os.environ.get("DATABASE_URL") or start_embedded_postgres(embedded)
+    server = os.environ.get("DATABASE_URL")
+    url = (asyncio.run(create_database(server, "velocity_bench_gate")) if server
+           else start_embedded_postgres(embedded))
     try:
         figures = asyncio.run(run(args.edits, args.samples, url, console))
     finally:
-        if not os.environ.get("DATABASE_URL"):
+        if server:
+            asyncio.run(drop_database(server, url))
+        else:
             stop_embedded_postgres(embedded)
         shutil.rmtree(folder, ignore_errors=True)
     early, late = figures["early_us"], figures["late_us"]
