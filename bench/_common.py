@@ -5,13 +5,14 @@ from __future__ import annotations
 import gc
 import json
 import multiprocessing
+import os
 import platform
 import secrets
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -50,7 +51,7 @@ def write_results(name: str, figures: dict[str, Any], markdown: str) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {"ran_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": __import__("os").cpu_count()}
+            "cpus": os.cpu_count()}
     (RESULTS / f"{name}.json").write_text(json.dumps({"meta": meta, **figures}, indent=2))
     path = RESULTS / f"{name}.md"
     path.write_text(markdown + f"\n\n_{meta['ran_at']}, Python {meta['python']}, "
@@ -105,6 +106,21 @@ async def create_database(server_url: str, prefix: str) -> str:
     finally:
         await conn.close()
     return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+@asynccontextmanager
+async def database_of_its_own(prefix: str) -> AsyncIterator[str | None]:
+    """A database of the run's own on the ``DATABASE_URL`` server, dropped on exit; None when
+    ``DATABASE_URL`` is unset (the hub then starts a private PostgreSQL of its own)."""
+    server_url = os.environ.get("DATABASE_URL")
+    if not server_url:
+        yield None
+        return
+    url = await create_database(server_url, prefix)
+    try:
+        yield url
+    finally:
+        await drop_database(server_url, url)
 
 
 async def drop_database(server_url: str, url: str) -> None:

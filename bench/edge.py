@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 import tempfile
 import time
@@ -22,13 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rich.console import Console
 
-from bench._common import (
-    create_database,
-    drop_database,
-    hub_in_process,
-    percentile,
-    write_results,
-)
+from bench._common import database_of_its_own, hub_in_process, percentile, write_results
 from core.identity import Principal, Role
 from edge_agent.crypto import Sealer
 from edge_agent.device import pair
@@ -101,13 +94,8 @@ async def _serve_hub(folder: Path, remote: int, url: str | None, conn: Connectio
 async def bootstrap_and_catch_up(folder: Path, local: int, remote: int) -> dict[str, float]:
     """Bootstrap a device from a hub running in another process, then catch up after
     ``local`` offline edits on the device and ``remote`` changes on the hub."""
-    server_url = os.environ.get("DATABASE_URL")
-    url = await create_database(server_url, "velocity_bench_edge") if server_url else None
-    try:
+    async with database_of_its_own("velocity_bench_edge") as url:
         return await _bootstrap_and_catch_up(folder, local, remote, url)
-    finally:
-        if server_url and url:
-            await drop_database(server_url, url)
 
 
 async def _bootstrap_and_catch_up(folder: Path, local: int, remote: int, url: str | None

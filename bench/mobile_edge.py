@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -28,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from rich.console import Console
 
-from bench._common import create_database, drop_database, median, percentile, write_results
+from bench._common import database_of_its_own, median, percentile, write_results
 from core.identity import Principal, Role
 from edge_agent.device import pair
 from edge_agent.local_api import create_local_app
@@ -54,16 +53,14 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 600) -
 
 
 async def run(folder: Path, events: int, imports: int, segments: int) -> dict[str, Any]:
-    server_url = os.environ.get("DATABASE_URL")
-    url = await create_database(server_url, "velocity_bench_mobile") if server_url else None
-    settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2, database_url=url)
-    try:
-        return await _measure(settings, folder, events, imports, segments)
-    finally:  # the database (or the embedded PostgreSQL) and its data go with the benchmark
-        if server_url and url:
-            await drop_database(server_url, url)
-        else:
-            stop_embedded_postgres(folder / "hub" / "pg")
+    async with database_of_its_own("velocity_bench_mobile") as url:
+        settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2,
+                               database_url=url)
+        try:
+            return await _measure(settings, folder, events, imports, segments)
+        finally:  # the embedded PostgreSQL, if any, goes with the benchmark
+            if url is None:
+                stop_embedded_postgres(folder / "hub" / "pg")
 
 
 async def _measure(settings: HubSettings, folder: Path, events: int, imports: int,

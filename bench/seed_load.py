@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import sys
 import tempfile
@@ -23,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from bench._common import create_database, drop_database, write_results
+from bench._common import database_of_its_own, write_results
 from core.identity import Principal, Role
 from hub.database import stop_embedded_postgres
 from hub.service import Hub
@@ -36,17 +35,14 @@ from seeds.loader import load
 async def run(size: str, compare: int, console: Console) -> dict[str, float]:
     data = generate("bench", size)
     folder = Path(tempfile.mkdtemp(prefix="velocity-seed-bench-"))
-    server = os.environ.get("DATABASE_URL")
-    url = await create_database(server, "velocity_bench_seed") if server else None
-    settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
-    try:
-        return await _measure(settings, data, compare, console)
-    finally:  # the database (or the embedded PostgreSQL) and its data go with the benchmark
-        if server and url:
-            await drop_database(server, url)
-        else:
-            stop_embedded_postgres(folder / "pg")
-        shutil.rmtree(folder, ignore_errors=True)
+    async with database_of_its_own("velocity_bench_seed") as url:
+        settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
+        try:
+            return await _measure(settings, data, compare, console)
+        finally:  # the embedded PostgreSQL, if any, and its data go with the benchmark
+            if url is None:
+                stop_embedded_postgres(folder / "pg")
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _measure(settings: HubSettings, data: Dataset, compare: int, console: Console

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import statistics
@@ -29,7 +28,7 @@ import httpx
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from bench._common import create_database, drop_database, write_results
+from bench._common import database_of_its_own, write_results
 from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
@@ -56,30 +55,31 @@ async def run(size: str, repeats: int, console: Console, shots: Path | None
               ) -> dict[str, dict[str, float]]:
     data = generate("bench", size)
     folder = Path(tempfile.mkdtemp(prefix="velocity-webos-bench-"))
-    server_url = os.environ.get("DATABASE_URL")
-    url = await create_database(server_url, "velocity_bench_webos") if server_url else None
-    settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
-    try:
-        async with HubServer(Hub(settings), host="127.0.0.1", port=0) as server:
-            with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                          console=console) as bar:
-                task = bar.add_task(f"loading the {size} seed", total=len(data.records))
-                await load(server.hub, data, progress=lambda n: bar.advance(task, n))
-                plan = _plan(data)
-                task = bar.add_task("rendering pages", total=len(plan) * repeats)
-                figures = await _measure(server, data, plan, repeats,
-                                         lambda: bar.advance(task))
-                if shots is not None:
-                    task = bar.add_task("screenshots", total=len(PAGES) * len(SHOT_WIDTHS))
-                    await _screenshots(server, data, plan[0][0], shots,
-                                       lambda: bar.advance(task))
-                return figures
-    finally:  # the database (or the embedded PostgreSQL) and its data go with the benchmark
-        if server_url and url:
-            await drop_database(server_url, url)
-        else:
-            stop_embedded_postgres(folder / "pg")
-        shutil.rmtree(folder, ignore_errors=True)
+    async with database_of_its_own("velocity_bench_webos") as url:
+        settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
+        try:
+            return await _load_and_measure(settings, data, size, repeats, console, shots)
+        finally:  # the embedded PostgreSQL, if any, and its data go with the benchmark
+            if url is None:
+                stop_embedded_postgres(folder / "pg")
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+async def _load_and_measure(settings: HubSettings, data: Dataset, size: str, repeats: int,
+                            console: Console, shots: Path | None
+                            ) -> dict[str, dict[str, float]]:
+    async with HubServer(Hub(settings), host="127.0.0.1", port=0) as server:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      console=console) as bar:
+            task = bar.add_task(f"loading the {size} seed", total=len(data.records))
+            await load(server.hub, data, progress=lambda n: bar.advance(task, n))
+            plan = _plan(data)
+            task = bar.add_task("rendering pages", total=len(plan) * repeats)
+            figures = await _measure(server, data, plan, repeats, lambda: bar.advance(task))
+            if shots is not None:
+                task = bar.add_task("screenshots", total=len(PAGES) * len(SHOT_WIDTHS))
+                await _screenshots(server, data, plan[0][0], shots, lambda: bar.advance(task))
+            return figures
 
 
 def _plan(data: Dataset) -> list[tuple[str, str]]:
