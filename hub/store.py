@@ -693,7 +693,7 @@ async def write_changes(
     if log:
         await append_log(conn, log)
     if written:
-        await upsert_documents(conn, tenant_id, [
+        await write_documents(conn, tenant_id, [
             (d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id, d.state, d.created_seq,
              d.updated_seq, d.scope_seq, d.prev_owner_id, d.prev_team_id, d.readers,
              d.prev_readers) for d in written])
@@ -766,28 +766,30 @@ def _text_array(json_column: str) -> str:
             "ORDER BY n) END")
 
 
-_DOCUMENTS_UPSERT_MANY = (
+_DOCUMENTS_INSERT_MANY = (
     f"INSERT INTO hub_documents (tenant_id, {_DOCUMENT_COLUMNS}) SELECT $1, v.guid,"
     " v.collection, v.record_id, v.owner_id, v.team_id, v.state, v.created_seq, v.updated_seq,"
     f" v.scope_seq, v.prev_owner_id, v.prev_team_id, {_text_array('v.readers')},"
     f" {_text_array('v.prev_readers')} FROM unnest($2::text[], $3::text[], $4::text[],"
     " $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[],"
-    f" $11::text[], $12::text[], $13::text[], $14::text[]) AS v({_DOCUMENT_COLUMNS})"
-    f"{_DOCUMENT_UPDATES}")
+    f" $11::text[], $12::text[], $13::text[], $14::text[]) AS v({_DOCUMENT_COLUMNS})")
 """Readers travel as JSON text: a list inside an array parameter would read as one more
 dimension."""
-_DOCUMENTS_UPSERT_ONE = (
+_DOCUMENTS_INSERT_ONE = (
     f"INSERT INTO hub_documents (tenant_id, {_DOCUMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
-    f" $7, $8, $9, $10, $11, $12, $13, $14){_DOCUMENT_UPDATES}")
+    f" $7, $8, $9, $10, $11, $12, $13, $14)")
 
 
-async def upsert_documents(conn: asyncpg.Connection, tenant_id: str,
-                           rows: Sequence[DocumentRow]) -> None:
-    """Insert or replace documents (a new one keeps the sequence it was created at)."""
+async def write_documents(conn: asyncpg.Connection, tenant_id: str,
+                          rows: Sequence[DocumentRow], *, replace: bool = True) -> None:
+    """Insert documents (``replace``: or replace them; a replaced one keeps the sequence it was
+    created at)."""
+    conflict = _DOCUMENT_UPDATES if replace else ""
     if len(rows) < UNNEST_FROM_ROWS:
-        await conn.executemany(_DOCUMENTS_UPSERT_ONE, [(tenant_id, *row) for row in rows])
+        await conn.executemany(_DOCUMENTS_INSERT_ONE + conflict,
+                               [(tenant_id, *row) for row in rows])
         return
-    await conn.execute(_DOCUMENTS_UPSERT_MANY, tenant_id, *_columns(
+    await conn.execute(_DOCUMENTS_INSERT_MANY + conflict, tenant_id, *_columns(
         [(*row[:11], _json_text(row[11]), _json_text(row[12])) for row in rows]))
 
 
@@ -971,10 +973,10 @@ async def create_many(
             "hub_updates", columns=("tenant_id", "seq", "guid", "data", "user_id", "audit_id"),
             records=[(tenant, seq, d[2].guid, d[3], principal.user_id, None)
                      for seq, d in zip(seqs, docs, strict=True)])
-        await upsert_documents(conn, tenant, [
+        await write_documents(conn, tenant, [
             (d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
              d[2].encode_state(), seq, seq, seq, None, None, readers_of(d[0], d[4]), None)
-            for seq, d in zip(seqs, docs, strict=True)])
+            for seq, d in zip(seqs, docs, strict=True)], replace=False)
         by_table: dict[str, list[dict[str, Any]]] = {}
         for coll_name, _, _, _, row in docs:
             by_table.setdefault(coll_name, []).append(row)
