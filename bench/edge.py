@@ -74,8 +74,7 @@ async def _serve_hub(folder: Path, remote: int, url: str | None, conn: Connectio
         admin = Principal("acme", "acme-admin", Role.ADMIN)
         director = next(u for u in data.users if u.role is Role.SALES_DIRECTOR)
         code = await hub.accounts.issue_pairing_code(admin, director.user_id, "ipad", 600)
-        wire = sum(len(r["state"]) for r in await hub.db.pool.fetch(
-            "SELECT state FROM hub_documents WHERE tenant_id = 'acme'"))
+        wire = sum(len(state) for state in (await hub.storage.documents.states("acme")).values())
         as_json = sum(len(json.dumps(v)) for _, _, v in data.records)
         conn.send({"url": server.url, "code": code, "records": len(data.records),
                    "wire": wire, "json": as_json})

@@ -66,7 +66,7 @@ from hub.database import Database
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
-from hub.store import Change, Committed, HubStore
+from hub.store import Change, Committed, HubStore, Judged, Version
 from schema import collection
 from sync import protocol as p
 from sync.record import RecordDoc
@@ -391,18 +391,18 @@ async def commit_path_run(database_url: str, devices: int, updates: int, batch: 
     for number, device in enumerate(pushers):
         prepare(device, tenant, number, updates, batch)
         docs: dict[str, RecordDoc] = {}
-        states: dict[str, bytes] = {}
+        versions: dict[str, Version] = {}
         device_batches = []
         for push in device.batches:
             changes = []
             for item in push:  # the result the gate hands over, worked out before the clock
                 rid = item.guid.partition("/")[2]
                 doc = docs.setdefault(item.guid, RecordDoc(collection("leads"), rid))
-                base = states.get(item.guid, b"")
+                base = versions.get(item.guid) or Version(0)  # a new record
                 doc.apply(item.data)
-                states[item.guid] = doc.encode_state()
+                versions[item.guid] = Version()
                 changes.append(Change(item.guid, item.data, item.update_id, base=base,
-                                      after=(states[item.guid], doc.project())))
+                                      after=Judged(versions[item.guid], doc.project())))
             device_batches.append(changes)
         work.append(device_batches)
     async with Database(database_url, max_size=POOL_SIZE) as db:

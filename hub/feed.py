@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from core.identity import Principal
 from hub.scope import may_read
+from hub.storage.checkpoints import materialize
 from hub.storage.log import LogReads
 from hub.store import HubStore, LogItem, log_item
 
@@ -87,15 +88,19 @@ class LogFeed:
                 return
             rows = await self._log.window(tenant_id, window.top, last, window.base,
                                           MAX_EXTEND_ROWS)
+            states: dict[str, bytes] = {}
+            """Each snapshot's state, worked out once per document (its rows repeat it)."""
             for r in rows:
                 window.seqs.append(r["seq"])
                 window.rows.append(LogItem(r["seq"], r["guid"], bytes(r["data"]), False,
                                            origin=r["device_id"]))
                 state = r["state"]
+                if state is not None and r["guid"] not in states:
+                    states[r["guid"]] = materialize(r["guid"], state, r["tail"])
                 window.docs[r["guid"]] = _DocInfo(
                     r["collection"], r["owner_id"], r["team_id"], r["prev_owner_id"],
                     r["prev_team_id"], r["readers"], r["prev_readers"], r["scope_seq"],
-                    bytes(state) if state is not None else None)
+                    states.get(r["guid"]))
             window.top = rows[-1]["seq"] if len(rows) == MAX_EXTEND_ROWS else last
             if len(window.seqs) > self._window_rows:
                 _trim(window, len(window.seqs) - self._window_rows // 2)

@@ -37,7 +37,7 @@ from core.identity import Principal
 from core.ids import split_guid
 from core.settings import SyncLimits
 from hub.policy import check_write
-from hub.store import Change, Committed, HubStore, NotCommitted
+from hub.store import Change, Committed, HubStore, Judged, NotCommitted, Version
 from schema import Collection, collection, project, to_row
 from schema.models import Record
 from sync.record import TRUSTED_LIMITS, RecordDoc, root_kinds
@@ -104,10 +104,11 @@ def _damaged_error(held: _Held, cause: VelocityError) -> DocumentDamaged:
 
 def _fails_checks(held: _Held) -> bool:
     """Whether the stored document, taken as one update onto nothing, fails the checks."""
-    if not held.state:
+    state = held.snapshot()
+    if not state:
         return False
     try:
-        inspect(held.state, limits=TRUSTED_LIMITS, roots=root_kinds(held.coll), held={},
+        inspect(state, limits=TRUSTED_LIMITS, roots=root_kinds(held.coll), held={},
                 bound_clients=held.clocks.keys(), index=OriginIndex())
     except VelocityError:
         return True
@@ -177,6 +178,7 @@ class Gate:
             if entry is None:
                 continue
             held = entry[1]
+            held.unsettled -= 1
             result = results[n] if results is not None else None
             if isinstance(result, Committed):
                 if result.previous is not None and result.previous == held.seq:
@@ -341,8 +343,11 @@ class Gate:
                 return Deferred(exc)
             except VelocityError as exc:
                 return self._refusal(held, exc, hostile=False)
-            change = Change(guid, update, update_id, base=prep.base, after=(held.state, after))
+            held.version = Version()
+            change = Change(guid, update, update_id, base=prep.base,
+                            after=Judged(held.version, after))
             self._unsettled[id(change)] = (change, held)
+            held.unsettled += 1
             return Admitted(change)
 
         try:
@@ -379,7 +384,7 @@ class Gate:
                     else:
                         queue.appendleft((n, i))
                         runs.append((guid, run, held, prep))
-                jobs = [Job(h.coll.name, h.record_id, h.state,
+                jobs = [Job(h.coll.name, h.record_id, h.snapshot,
                             [group[n].items[i][1] for n, i in run], kept=h.sandbox_job(),
                             each=True) for _, run, h, _ in runs]
                 names = [h.next_name for _, _, h, _ in runs]
@@ -471,7 +476,7 @@ class Gate:
         the hub's (deferred)."""
         if not work:
             return []
-        jobs = [Job(h.coll.name, h.record_id, h.state, (update,), kept=h.sandbox_job())
+        jobs = [Job(h.coll.name, h.record_id, h.snapshot, (update,), kept=h.sandbox_job())
                 for h, update in work]
         for held, _ in work:
             held.sandbox = None  # until the job is admitted: the worker moved on
@@ -482,7 +487,7 @@ class Gate:
             r if isinstance(r, SandboxResult) else Deferred(r) for r in first]
         if not again:
             return out
-        alone = [Job(work[n][0].coll.name, work[n][0].record_id, work[n][0].state, ())
+        alone = [Job(work[n][0].coll.name, work[n][0].record_id, work[n][0].snapshot, ())
                  for n in again]
         outcomes = await self._sandbox.apply_many(
             alone + [Job(jobs[n].collection, jobs[n].record_id, jobs[n].state, jobs[n].updates)
@@ -601,7 +606,7 @@ class Gate:
             if exc.code == "already_applied":
                 return None
             raise
-        return _Prepared(held, held.state, inspection, held.next_name)
+        return _Prepared(held, held.version, inspection, held.next_name)
 
     def _judge(self, principal: Principal, prep: _Prepared, update: bytes,
                result: SandboxResult) -> Record:
@@ -620,7 +625,8 @@ class Gate:
             raise DocumentDamaged(f"the hub could not apply {held.key[1]} after judging it "
                                   f"({exc.message}); push again") from exc
         held.index.extend(prep.inspection)
-        held.state, held.row = held.doc.encode_state(), row  # the commit writes it
+        held.moved(len(update))
+        held.row = row
         for client, (_, end) in prep.inspection.decoded.clients.items():
             held.clocks[client] = end  # it continued exactly these clocks
         held.dirty, held.damaged = False, None
@@ -659,13 +665,20 @@ class _Held:
     """(tenant, guid)."""
     coll: Collection
     record_id: str
-    state: bytes
+    encoded: bytes | None
+    """The document's state as bytes, while none was applied since (see `snapshot`)."""
     doc: RecordDoc
     row: dict[str, Any] | None
     clocks: dict[int, int]
     index: OriginIndex
     seq: int
     """The stored document's sequence this holds (0: not stored yet)."""
+    version: Version
+    """The version of the state it holds (the base of the next change admitted on it)."""
+    state_bytes: int = 0
+    """About how large its state is (the last one encoded, and the updates applied since)."""
+    unsettled: int = 0
+    """Changes admitted on it that have not committed (or failed to) yet."""
     sandbox: tuple[int, list[bytes]] | None = None
     """The name of the state the document's sandbox worker keeps, and the log updates applied
     here since (None: the next job sends the state)."""
@@ -689,7 +702,20 @@ class _Held:
         return cls(key, coll, record_id, state, doc, row,
                    decode_state_vector(doc.state_vector(), TRUSTED_LIMITS),
                    OriginIndex.from_state(state, TRUSTED_LIMITS) if state else OriginIndex(),
-                   seq)
+                   seq, Version(seq), len(state))
+
+    def snapshot(self) -> bytes:
+        """The whole state as bytes, encoded only when asked for (a sandbox worker that lost
+        its copy, a damaged-document check): judging an update does not encode it."""
+        if self.encoded is None:
+            self.encoded = self.doc.encode_state()
+            self.state_bytes = len(self.encoded)
+        return self.encoded
+
+    def moved(self, update_bytes: int) -> None:
+        """An update of ``update_bytes`` was applied to ``doc``."""
+        self.encoded = None
+        self.state_bytes += update_bytes
 
     def sandbox_job(self) -> Kept:
         """How the next update's sandbox job finds this document in its worker."""
@@ -716,6 +742,7 @@ class _Held:
                     raise
                 self.dirty = applied = True
                 self.doc.apply_verified(data, inspection.decoded.clients)
+                self.moved(len(data))
                 self.index.extend(inspection)
                 for client, (_, end) in inspection.decoded.clients.items():
                     self.clocks[client] = end
@@ -724,22 +751,23 @@ class _Held:
                     if len(self.sandbox[1]) > TRUSTED_BACKLOG:
                         self.sandbox = None
             if applied:
-                self.state = self.doc.encode_state()
                 self.row = to_row(self.doc.project())
         except VelocityError:
             return False
         self.seq, self.dirty, self.damaged = upto, False, None
+        if applied:  # the stored document's state at upto, unless changes admitted here wait
+            self.version = Version(upto if not self.unsettled else None)
         return True
 
     def weight(self) -> int:
         """About how much memory it takes (its state, and the origin index's entries)."""
-        return 4096 + 2 * len(self.state) + 160 * self.index.entries
+        return 4096 + 2 * self.state_bytes + 160 * self.index.entries
 
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
     held: _Held
-    base: bytes
+    base: Version
     """``held``'s state when the update was inspected: what it is judged on."""
     inspection: Inspection
     after: int

@@ -27,6 +27,13 @@ from core.ids import split_guid
 from hub.database import Database
 from hub.policy import check_names, check_write, named_guids
 from hub.scope import may_read, readers_of, scope_sql
+from hub.storage.checkpoints import (
+    CHECKPOINT_ROWS,
+    checkpoint_behind,
+    materialize,
+    state_of,
+    tail_sql,
+)
 from schema import collection, to_row
 from schema.ddl import column_types
 from schema.models import Record
@@ -48,6 +55,25 @@ class Document:
     scope_seq: int
 
 
+@dataclass(eq=False, slots=True)
+class Version:
+    """A state of a document that changes were judged on (compared by identity): ``seq`` is
+    the stored sequence at which the document is exactly this state, once known (a state
+    loaded from the store, or one a commit wrote from a change judged on it)."""
+
+    seq: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Judged:
+    """What applying a change to its ``base`` gave: the state's version, the record, and the
+    state's bytes where the judge had them at hand (else the commit appends to the tail)."""
+
+    version: Version
+    record: Record
+    state: bytes | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One validated update to commit; ``update_id`` is the device's id for exactly-once."""
@@ -55,11 +81,11 @@ class Change:
     guid: str
     update: bytes
     update_id: str | None = None
-    base: bytes | None = None
+    base: Version | None = None
     """The document state the update was judged on, when ``after`` says what it led to."""
-    after: tuple[bytes, Record] | None = None
-    """The state and record applying the update to ``base`` gave: a commit that finds the
-    document at exactly ``base`` takes them instead of applying the update again."""
+    after: Judged | None = None
+    """What applying the update to ``base`` gave: a commit that finds the document at exactly
+    ``base`` takes it instead of applying the update again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +157,12 @@ class LogItem:
 def _doc(row: asyncpg.Record) -> Document:
     return Document(
         row["tenant_id"], row["guid"], row["collection"], row["owner_id"], row["team_id"],
-        bytes(row["state"]), row["updated_seq"], row["scope_seq"],
+        state_of(row), row["updated_seq"], row["scope_seq"],
     )
+
+
+_DOCUMENT_SELECT = ("SELECT d.tenant_id, d.guid, d.collection, d.owner_id, d.team_id, d.state, "
+                    f"d.updated_seq, d.scope_seq, {tail_sql()} AS tail FROM hub_documents d ")
 
 
 class HubStore:
@@ -143,14 +173,13 @@ class HubStore:
 
     async def document(self, tenant_id: str, guid: str) -> Document | None:
         row = await self.db.pool.fetchrow(
-            "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = $2", tenant_id, guid
-        )
+            _DOCUMENT_SELECT + "WHERE d.tenant_id = $1 AND d.guid = $2", tenant_id, guid)
         return _doc(row) if row else None
 
     async def documents(self, tenant_id: str, guids: Sequence[str]) -> dict[str, Document]:
         """The stored documents among ``guids`` (one query)."""
         rows = await self.db.pool.fetch(
-            "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[])",
+            _DOCUMENT_SELECT + "WHERE d.tenant_id = $1 AND d.guid = ANY($2::text[])",
             tenant_id, list(guids))
         return {r["guid"]: _doc(r) for r in rows}
 
@@ -235,6 +264,7 @@ class HubStore:
         """
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
         results: list[Committed | NotCommitted | tuple[int, int] | None] = [None] * len(flat)
+        taken: list[tuple[Version, int]] = []
         async with self.db.pool.acquire() as conn, conn.transaction():
             last = await conn.fetchval(
                 "SELECT last_seq FROM hub_tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id)
@@ -269,12 +299,15 @@ class HubStore:
                             [e for e in entries if flat[e[0]][0] == g])
                 for i, result in written:
                     results[i] = result
+                taken = appender.taken
                 top = max((r.seq for _, r in written if isinstance(r, Committed)), default=0)
                 if top:
                     await conn.execute(
                         "WITH counter AS (UPDATE hub_tenants SET last_seq = $2 WHERE "
                         "tenant_id = $1) SELECT pg_notify($3, $4)",
                         tenant_id, top, NOTIFY_CHANNEL, f"{tenant_id}:{top}")
+        for version, seq in taken:  # committed: the stored document is at these versions
+            version.seq = seq
         out: list[list[Committed | NotCommitted]] = [[] for _ in groups]
         for i, result in enumerate(results):
             if isinstance(result, tuple):  # same outcome as its first
@@ -318,6 +351,7 @@ class HubStore:
         rows = await self.db.pool.fetch(
             "SELECT u.seq, u.guid, u.data, u.device_id, d.scope_seq, d.collection, "
             "CASE WHEN d.scope_seq > $2 THEN d.state END AS state, "  # only snapshots need it
+            f"CASE WHEN d.scope_seq > $2 THEN {tail_sql()} END AS tail, "
             f"d.prev_owner_id, d.prev_team_id, d.prev_readers, ({cond}) AS visible "
             "FROM hub_updates u JOIN hub_documents d "
             "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
@@ -336,7 +370,8 @@ class HubStore:
                             collection=r["collection"], prev_owner_id=r["prev_owner_id"],
                             prev_team_id=r["prev_team_id"], prev_readers=r["prev_readers"],
                             scope_seq=r["scope_seq"],
-                            state=r["state"], data=r["data"], origin=r["device_id"])
+                            state=r["state"], tail=r["tail"], data=r["data"],
+                            origin=r["device_id"])
             if item is not None:
                 if item.snapshot or item.removed:  # it stands for the document's history
                     snapshotted.add(item.guid)
@@ -386,11 +421,11 @@ class HubStore:
         """Snapshots of every document in scope, paged by guid (bootstrap, or behind horizon)."""
         cond, params = scope_sql(principal, "d", 4)
         rows = await self.db.pool.fetch(
-            "SELECT d.guid, d.state, d.updated_seq FROM hub_documents d WHERE d.tenant_id = $1 "
-            f"AND d.guid > $2 AND {cond} ORDER BY d.guid LIMIT $3",
+            f"SELECT d.guid, d.state, d.updated_seq, {tail_sql()} AS tail FROM hub_documents d "
+            f"WHERE d.tenant_id = $1 AND d.guid > $2 AND {cond} ORDER BY d.guid LIMIT $3",
             principal.tenant_id, after_guid, limit, *params,
         )
-        return [LogItem(r["updated_seq"], r["guid"], bytes(r["state"]), True) for r in rows]
+        return [LogItem(r["updated_seq"], r["guid"], state_of(r), True) for r in rows]
 
     async def compact(self, tenant_id: str, horizon: int) -> int:
         """Drop the data of raw updates up to ``horizon`` (their effect lives on in the
@@ -401,6 +436,7 @@ class HubStore:
                 "SELECT last_seq FROM hub_tenants WHERE tenant_id = $1 FOR UPDATE", tenant_id
             )
             horizon = min(horizon, last or 0)
+            await checkpoint_behind(conn, tenant_id, horizon)
             status = await conn.execute(
                 "UPDATE hub_updates SET data = ''::bytea WHERE tenant_id = $1 AND seq <= $2 "
                 "AND data <> ''::bytea", tenant_id, horizon)
@@ -415,11 +451,13 @@ def log_item(
     principal: Principal, cursor: int, seq: int, guid: str, *, visible: bool, collection: str,
     prev_owner_id: str | None, prev_team_id: str | None, scope_seq: int, state: bytes | None,
     data: bytes, origin: str | None, prev_readers: Sequence[str] | None = None,
+    tail: Sequence[bytes] | None = None,
 ) -> LogItem | None:
     """What a reader at ``cursor`` receives for one log row (None: nothing), judged on the
     row's document as it is now: a document that left the reader's scope after the cursor
     comes as a removal, one whose scope changed after it as a snapshot (``state`` is needed
-    then), otherwise the update, unless the reader's own device made it."""
+    then, with the ``tail`` of log rows after it), otherwise the update, unless the reader's own
+    device made it."""
     if not visible:
         if scope_seq > cursor and may_read(principal, collection, prev_owner_id, prev_team_id,
                                            prev_readers):
@@ -427,7 +465,7 @@ def log_item(
         return None
     if scope_seq > cursor:
         assert state is not None
-        return LogItem(seq, guid, bytes(state), snapshot=True)
+        return LogItem(seq, guid, materialize(guid, state, tail), snapshot=True)
     if principal.device_id is None or origin != principal.device_id:
         return LogItem(seq, guid, bytes(data), snapshot=False)
     return None
@@ -471,17 +509,21 @@ class _Appender:
 
     def __init__(self, conn: asyncpg.Connection, tenant_id: str, last: int) -> None:
         self.conn, self.tenant_id, self.last = conn, tenant_id, last
+        self.taken: list[tuple[Version, int]] = []
+        """Judged versions the written changes took, with their sequences (`write_changes`)."""
 
     async def isolated(self, entries: Sequence[_Entry]
                        ) -> list[tuple[int, Committed | NotCommitted]]:
         """Append ``entries`` under a savepoint (a refused value rolls back only them);
         (index, result) per entry."""
         first = self.last + 1
+        taken: list[tuple[Version, int]] = []
         async with self.conn.transaction():
             written = await write_changes(self.conn, self.tenant_id, [
                 _Pending(ch, first + n, group.user_id, group.device_id, group.principal)
-                for n, (_, ch, group) in enumerate(entries)])
+                for n, (_, ch, group) in enumerate(entries)], taken)
         self.last += len(entries)
+        self.taken += taken
         return [(i, result) for (i, _, _), result in zip(entries, written, strict=True)]
 
     async def batch(self, entries: Sequence[_Entry]
@@ -557,14 +599,24 @@ class _Pending:
     principal: Principal | None = None
 
 
+class _NeedsState(Exception):
+    """A change must be applied to the document's state, which the commit has not read."""
+
+
+_DRAFT_COLUMNS = ("guid, owner_id, team_id, prev_owner_id, prev_team_id, readers, prev_readers, "
+                  "created_seq, updated_seq, scope_seq, state_seq, tail_rows")
+"""What a commit reads of each document it changes: all but the state (read only when a
+change must be applied to it, or to write a checkpoint)."""
+
+
 class _Draft:
-    """A document as a transaction changes it: its merged state and visibility columns."""
+    """A document as a transaction changes it: its state (as far as read) and visibility
+    columns."""
 
     def __init__(self, guid: str, row: asyncpg.Record | None) -> None:
         coll_name, self.record_id = split_guid(guid)
         self.coll = collection(coll_name)
         self.guid = guid
-        self.state = bytes(row["state"]) if row else b""
         self.exists = row is not None
         self.owner_id = row["owner_id"] if row else None
         self.team_id = row["team_id"] if row else None
@@ -575,20 +627,53 @@ class _Draft:
         self.created_seq = row["created_seq"] if row else 0
         self.scope_seq = row["scope_seq"] if row else 0
         self.updated_seq = row["updated_seq"] if row else 0
+        self.stored_seq = self.updated_seq
+        """The sequence the stored row stands at (before this transaction)."""
+        self.state_seq: int | None = row["state_seq"] if row else 0
+        """Where the stored state column stands (None: exact at ``stored_seq``)."""
+        self.tail_rows = row["tail_rows"] if row else 0
+        self.new_rows = 0
+        """Log rows of the document this transaction appends."""
+        self.state: bytes | None = None if row else b""
+        """The document's state before ``unapplied`` (None: not read yet)."""
+        self.unapplied: list[bytes] = []
+        """Updates taken since ``state`` (their result came judged along)."""
+        self.written = False
+        """``state`` is newer than the stored one (a change was applied to it here)."""
+        self.version: Version | None = None
+        """The version the document is at now, where a change judged on one was taken."""
+        self.taken: list[tuple[Version, int]] = []
+        """Each version taken here, with the sequence it was written at."""
         self.record: Record | None = None
         self.history: list[tuple[int, str | None, str | None, list[str] | None]] = []
         """(seq, owner, team, readers before the change) of each scope change made here."""
 
+    def at(self, base: Version | None) -> bool:
+        """Whether the document is exactly at ``base`` now."""
+        return base is not None and (base is self.version or (
+            self.version is None and not self.new_rows and base.seq == self.stored_seq))
+
+    def current(self) -> RecordDoc:
+        """The document as it stands now (its state must have been read)."""
+        if self.state is None:
+            raise _NeedsState(self.guid)
+        doc = RecordDoc(self.coll, self.record_id, state=self.state or None)
+        doc.apply_log(self.unapplied)
+        return doc
+
     def apply(self, change: Change, seq: int, tenant_id: str, principal: Principal | None,
               scope: Callable[[str], Mapping[str, Any] | None]) -> Record | NotCommitted:
         """Apply one change; on a refusal (or `_Unseen`: ``scope`` has not read a record the
-        change names) the draft is left as it was."""
-        if change.after is not None and change.base == self.state:
-            state, record = change.after  # judged on exactly this state
+        change names; `_NeedsState`: the change must be applied to a state not read yet) the
+        draft is left as it was."""
+        judged = change.after if self.at(change.base) else None
+        state: bytes | None = None
+        if judged is not None:
+            record = judged.record  # judged on exactly this state
         else:
-            doc = RecordDoc(self.coll, self.record_id, state=self.state or None)
+            doc = self.current()
             try:
-                before = (to_row(doc.project()) if principal is not None and self.state
+                before = (to_row(doc.project()) if principal is not None and self.exists
                           else None)
                 doc.apply(change.update, in_order=True)  # the gate checked causality
                 record = doc.project()
@@ -616,7 +701,17 @@ class _Draft:
         if not self.exists:
             self.created_seq, self.exists = seq, True
         self.owner_id, self.team_id, self.updated_seq = record.owner_id, record.team_id, seq
-        self.state, self.record = state, record
+        self.record = record
+        self.new_rows += 1
+        if judged is None:
+            self.state, self.unapplied, self.written, self.version = state, [], True, None
+        else:
+            self.version = judged.version
+            self.taken.append((judged.version, seq))
+            if judged.state is not None:
+                self.state, self.unapplied, self.written = judged.state, [], True
+            else:
+                self.unapplied.append(change.update)
         return record
 
     def _check_names(self, principal: Principal, record: Record,
@@ -626,18 +721,49 @@ class _Draft:
         guids = named_guids(principal, self.coll.name, vars(record))
         if not guids:
             return
-        before = (to_row(RecordDoc(self.coll, self.record_id, state=self.state).project())
-                  if self.state else None)
+        before = to_row(self.current().project()) if self.exists else None
         check_names(principal, self.coll.name, before, to_row(record),
                     {g: scope(g) for g in guids})
 
+    def checkpoint_due(self) -> bool:
+        """Whether the write must bring the stored state up to date (else the tail grows)."""
+        if self.written and not self.unapplied:
+            return True  # the state is at hand: writing it is cheaper than a tail
+        tail = self.new_rows + (self.tail_rows if self.state_seq is not None else 0)
+        return tail >= CHECKPOINT_ROWS
+
+    def row(self) -> DocumentRow:
+        """The document row to write: with its state when a checkpoint is due (the state must
+        have been read then), else with the stored state kept and its tail longer."""
+        if self.checkpoint_due():
+            state = (self.state if not self.unapplied and self.state is not None
+                     else self.current().encode_state())
+            state_seq, tail = None, 0
+        else:
+            state = b""  # the stored state stays (see _DOCUMENT_UPDATES)
+            state_seq = self.state_seq if self.state_seq is not None else self.stored_seq
+            tail = self.new_rows + (self.tail_rows if self.state_seq is not None else 0)
+        return (self.guid, self.coll.name, self.record_id, self.owner_id, self.team_id, state,
+                self.created_seq, self.updated_seq, self.scope_seq, self.prev_owner_id,
+                self.prev_team_id, self.readers, self.prev_readers, state_seq, tail)
+
+    async def read_state(self, conn: asyncpg.Connection, tenant_id: str) -> None:
+        """Read the stored state (checkpoint and tail) as this transaction found it."""
+        row = await conn.fetchrow(
+            f"SELECT d.guid, d.state, {tail_sql()} AS tail FROM hub_documents d "
+            "WHERE d.tenant_id = $1 AND d.guid = $2", tenant_id, self.guid)
+        self.state = state_of(row) if row is not None else b""
+
 
 async def write_changes(
-    conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending]
+    conn: asyncpg.Connection, tenant_id: str, pending: Sequence[_Pending],
+    taken: list[tuple[Version, int]] | None = None,
 ) -> list[Committed | NotCommitted]:
     """Inside a transaction that holds the tenant's sequence: apply each change to its
     document, then append the log (one row per update: the record of truth, the device's
-    receipt and the audit entry), and write each changed document and projection row once.
+    receipt and the audit entry), and write each changed document and projection row once
+    (the document's whole state only when a checkpoint is due: `hub.storage.checkpoints`).
+    ``taken``: gets each judged version the commit took, with the sequence it is at.
 
     The documents are read without a row lock: every writer of the log and the documents
     holds the tenant's sequence row first, so no other transaction changes them meanwhile.
@@ -645,15 +771,14 @@ async def write_changes(
     in one query for what the gate's results name (and one more for a change applied again
     that names another)."""
     rows = await conn.fetch(
-        "SELECT * FROM hub_documents WHERE tenant_id = $1 AND guid = ANY($2::text[])",
-        tenant_id, list({p.change.guid for p in pending}),
-    )
+        f"SELECT {_DRAFT_COLUMNS} FROM hub_documents WHERE tenant_id = $1 AND "
+        "guid = ANY($2::text[])", tenant_id, list({p.change.guid for p in pending}))
     by_guid = {r["guid"]: r for r in rows}
     drafts: dict[str, _Draft] = {}
     named = await _scopes(conn, tenant_id, {
         g for p in pending if p.principal is not None and p.change.after is not None
         for g in named_guids(p.principal, split_guid(p.change.guid)[0],
-                             vars(p.change.after[1]))})
+                             vars(p.change.after.record))})
 
     def scope(guid: str) -> Mapping[str, Any] | None:
         if guid in drafts:  # as this transaction left it
@@ -677,6 +802,8 @@ async def write_changes(
                 break
             except _Unseen as unseen:  # judged on a newer state than the gate's: it names more
                 named |= await _scopes(conn, tenant_id, {unseen.guid})
+            except _NeedsState:
+                await draft.read_state(conn, tenant_id)
         receipted = p.change.update_id is not None and p.device_id is not None
         if isinstance(outcome, NotCommitted):
             audits.append((tenant_id, p.user_id, p.device_id, "refused", guid, None,
@@ -690,13 +817,15 @@ async def write_changes(
                     p.change.update_id if receipted else None))
         results.append(Committed(guid, p.seq, outcome, previous=previous))
     written = [d for d in drafts.values() if d.record is not None]
+    for d in written:
+        if d.checkpoint_due() and d.state is None:
+            await d.read_state(conn, tenant_id)
+        if taken is not None:
+            taken += d.taken
     if log:
         await append_log(conn, log)
     if written:
-        await write_documents(conn, tenant_id, [
-            (d.guid, d.coll.name, d.record_id, d.owner_id, d.team_id, d.state, d.created_seq,
-             d.updated_seq, d.scope_seq, d.prev_owner_id, d.prev_team_id, d.readers,
-             d.prev_readers) for d in written])
+        await write_documents(conn, tenant_id, [d.row() for d in written])
         by_table: dict[str, list[_Draft]] = {}
         for d in written:
             by_table.setdefault(d.coll.table, []).append(d)
@@ -745,18 +874,23 @@ column arrays (``unnest``), below it by a batched INSERT of one row each (measur
 docs/decisions.md, "Hub at scale")."""
 
 DocumentRow = tuple[str, str, str, str | None, str | None, bytes, int, int, int, str | None,
-                    str | None, Sequence[str] | None, Sequence[str] | None]
+                    str | None, Sequence[str] | None, Sequence[str] | None, int | None, int]
 """guid, collection, record id, owner, team, state, created, updated and scope sequences,
-previous owner and team, readers, previous readers."""
+previous owner and team, readers, previous readers, the state's sequence (None: exact) and the
+rows of its tail (`hub.storage.checkpoints`)."""
 
 _DOCUMENT_COLUMNS = ("guid, collection, record_id, owner_id, team_id, state, created_seq, "
-                     "updated_seq, scope_seq, prev_owner_id, prev_team_id, readers, prev_readers")
+                     "updated_seq, scope_seq, prev_owner_id, prev_team_id, readers, prev_readers,"
+                     " state_seq, tail_rows")
 _DOCUMENT_UPDATES = (" ON CONFLICT (tenant_id, guid) DO UPDATE SET owner_id = EXCLUDED.owner_id,"
-                     " team_id = EXCLUDED.team_id, state = EXCLUDED.state,"
+                     " team_id = EXCLUDED.team_id, state = CASE WHEN EXCLUDED.state_seq IS NULL"
+                     " THEN EXCLUDED.state ELSE hub_documents.state END,"
                      " updated_seq = EXCLUDED.updated_seq, scope_seq = EXCLUDED.scope_seq,"
                      " prev_owner_id = EXCLUDED.prev_owner_id,"
                      " prev_team_id = EXCLUDED.prev_team_id, readers = EXCLUDED.readers,"
-                     " prev_readers = EXCLUDED.prev_readers")
+                     " prev_readers = EXCLUDED.prev_readers, state_seq = EXCLUDED.state_seq,"
+                     " tail_rows = EXCLUDED.tail_rows")
+"""A replaced row keeps its stored state unless the new one is exact (a checkpoint)."""
 
 
 def _text_array(json_column: str) -> str:
@@ -770,14 +904,15 @@ _DOCUMENTS_INSERT_MANY = (
     f"INSERT INTO hub_documents (tenant_id, {_DOCUMENT_COLUMNS}) SELECT $1, v.guid,"
     " v.collection, v.record_id, v.owner_id, v.team_id, v.state, v.created_seq, v.updated_seq,"
     f" v.scope_seq, v.prev_owner_id, v.prev_team_id, {_text_array('v.readers')},"
-    f" {_text_array('v.prev_readers')} FROM unnest($2::text[], $3::text[], $4::text[],"
-    " $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[], $10::bigint[],"
-    f" $11::text[], $12::text[], $13::text[], $14::text[]) AS v({_DOCUMENT_COLUMNS})")
+    f" {_text_array('v.prev_readers')}, v.state_seq, v.tail_rows FROM unnest($2::text[],"
+    " $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[], $8::bigint[], $9::bigint[],"
+    " $10::bigint[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[],"
+    f" $16::integer[]) AS v({_DOCUMENT_COLUMNS})")
 """Readers travel as JSON text: a list inside an array parameter would read as one more
 dimension."""
 _DOCUMENTS_INSERT_ONE = (
     f"INSERT INTO hub_documents (tenant_id, {_DOCUMENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6,"
-    f" $7, $8, $9, $10, $11, $12, $13, $14)")
+    f" $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)")
 
 
 async def write_documents(conn: asyncpg.Connection, tenant_id: str,
@@ -790,7 +925,7 @@ async def write_documents(conn: asyncpg.Connection, tenant_id: str,
                                [(tenant_id, *row) for row in rows])
         return
     await conn.execute(_DOCUMENTS_INSERT_MANY + conflict, tenant_id, *_columns(
-        [(*row[:11], _json_text(row[11]), _json_text(row[12])) for row in rows]))
+        [(*row[:11], _json_text(row[11]), _json_text(row[12]), *row[13:]) for row in rows]))
 
 
 _ARRAY_TYPES = {"str": "text", "int": "bigint", "float": "float8", "bool": "boolean",
@@ -900,8 +1035,9 @@ class LocalWriter:
                 coll = collection(coll_name)
                 guid = f"{coll_name}/{record_id}"
                 row = await conn.fetchrow(
-                    "SELECT state, owner_id, team_id, updated_seq FROM hub_documents WHERE "
-                    "tenant_id = $1 AND guid = $2 FOR UPDATE", principal.tenant_id, guid,
+                    f"SELECT d.guid, d.state, {tail_sql()} AS tail, d.owner_id, d.team_id, "
+                    "d.updated_seq FROM hub_documents d WHERE d.tenant_id = $1 AND d.guid = $2 "
+                    "FOR UPDATE", principal.tenant_id, guid,
                 )
                 if row is not None and not may_read(principal, coll_name, row["owner_id"],
                                                     row["team_id"]):
@@ -911,7 +1047,7 @@ class LocalWriter:
                 if not create_one and row is None:
                     raise NotFound(f"no {coll_name} record {record_id}")
                 doc = RecordDoc(coll, record_id, client_id=self.client_id,
-                                state=bytes(row["state"]) if row else None)
+                                state=state_of(row) if row else None)
                 before = to_row(doc.project()) if row else None
                 update = doc.write(values(doc.content()) if callable(values) else values)
                 record = doc.project()
@@ -920,8 +1056,8 @@ class LocalWriter:
                     results.append(Committed(guid, row["updated_seq"], record, duplicate=True))
                     continue
                 seq = last - len(writes) + offset + 1
-                change = Change(guid, update, base=bytes(row["state"]) if row else b"",
-                                after=(doc.encode_state(), record))
+                change = Change(guid, update, base=Version(row["updated_seq"] if row else 0),
+                                after=Judged(Version(), record, doc.encode_state()))
                 (result,) = await write_changes(conn, principal.tenant_id, [
                     _Pending(change, seq, principal.user_id, None)])
                 if not isinstance(result, Committed):
@@ -975,7 +1111,8 @@ async def create_many(
                      for seq, d in zip(seqs, docs, strict=True)])
         await write_documents(conn, tenant, [
             (d[2].guid, d[0], d[1], d[4].get("owner_id"), d[4].get("team_id"),
-             d[2].encode_state(), seq, seq, seq, None, None, readers_of(d[0], d[4]), None)
+             d[2].encode_state(), seq, seq, seq, None, None, readers_of(d[0], d[4]), None, None,
+             0)
             for seq, d in zip(seqs, docs, strict=True)], replace=False)
         by_table: dict[str, list[dict[str, Any]]] = {}
         for coll_name, _, _, _, row in docs:

@@ -302,6 +302,25 @@ class RecordDoc:
         if any(have.get(client, 0) < end for client, (_, end) in clients.items()):
             raise StorageError("a verified update was not integrated whole")
 
+    def apply_log(self, updates: Sequence[bytes]) -> None:
+        """Apply a run of updates from a log that holds every one after its predecessors (the
+        hub's, read in sequence): natively, with no restore point per update; raises
+        `StorageError` when pycrdt held part of them back (the log does not continue this
+        document), after which the document must not be used."""
+        if not updates:
+            return
+        self._content = None
+        self._pristine = False
+        needed: dict[int, int] = {}
+        for update in updates:
+            for client, end in trusted_state_vector(
+                    bytes(_call_crdt(Y.get_state, update))).items():
+                needed[client] = max(needed.get(client, 0), end)
+            _call_crdt(self._doc.apply_update, update)
+        have = trusted_state_vector(bytes(self._doc.get_state()))
+        if any(have.get(client, 0) < end for client, end in needed.items()):
+            raise StorageError("the log's updates do not continue this document")
+
     def _apply_in_order(self, update: bytes) -> bool:
         """The fast path for an update of one client (a device's or the hub's change) or a
         merge of several (the hub sends one per document it has several updates of): a

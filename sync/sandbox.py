@@ -47,7 +47,7 @@ import struct
 import time
 import zlib
 from collections import Counter, OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import TracebackType
@@ -137,11 +137,12 @@ class Kept:
 
 @dataclass(frozen=True, slots=True)
 class Job:
-    """One record to rebuild from ``state`` and apply ``updates`` to, in order."""
+    """One record to rebuild from ``state`` and apply ``updates`` to, in order (``state`` may
+    be a function giving it, called only when the job is sent with its state)."""
 
     collection: str
     record_id: str
-    state: bytes
+    state: bytes | Callable[[], bytes]
     updates: Sequence[bytes]
     fault: Fault | None = None
     """A test fault (see `FAULTS`); ignored unless the pool allows test faults."""
@@ -510,7 +511,8 @@ class SandboxPool:
         return (
             str(job.collection),
             str(job.record_id),
-            None if kept is not None and kept.base is not None else bytes(job.state),
+            None if kept is not None and kept.base is not None else bytes(
+                job.state() if callable(job.state) else job.state),
             [bytes(u) for u in job.updates],
             fault,
             keep,

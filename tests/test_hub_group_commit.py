@@ -120,7 +120,8 @@ async def test_changes_judged_on_one_state_both_land_when_committed_one_after_th
         (vb,) = await other.admit_batch(
             director, {33}, [(b.guid, b.write({"primary_phone": "+91 98000 00001"}), "u-b")])
         assert isinstance(va, Admitted) and isinstance(vb, Admitted)
-        assert va.change.base == vb.change.base  # both judged on the same stored state
+        assert va.change.base is not None and vb.change.base is not None
+        assert va.change.base.seq == vb.change.base.seq == 1  # both on the same stored state
         for verdict in (va, vb):
             (result,) = await hub.committer.commit("t1", [verdict.change],
                                                    user_id=director.user_id, device_id=None,
@@ -171,10 +172,10 @@ async def test_a_batch_postgresql_refuses_fails_alone_not_the_batches_beside_it(
         hub = server.hub
         real = store_module.write_changes
 
-        async def failing(conn: Any, tenant_id: str, pending: Any) -> Any:
+        async def failing(conn: Any, tenant_id: str, pending: Any, taken: Any = None) -> Any:
             if any((p.change.update_id or "").startswith("poison") for p in pending):
                 await conn.execute("SELECT 1 / 0")  # a real PostgreSQL error, mid-transaction
-            return await real(conn, tenant_id, pending)
+            return await real(conn, tenant_id, pending, taken)
 
         monkeypatch.setattr(store_module, "write_changes", failing)
         _, a = _create(51, "p-a")

@@ -43,9 +43,10 @@ async def test_hostile_updates_are_refused_and_other_devices_keep_syncing() -> N
         await good.wait_for(lambda: "g-2" in good.acks)
         await evil.wait_for(lambda: evil.docs.get("people/p1") is not None
                             and evil.docs["people/p1"].content().get("city") == "Pune")
-        state = await server.hub.db.pool.fetchval("SELECT state FROM hub_documents")
-        assert RecordDoc(evil.docs["people/p1"].collection, "p1", state=state).project().city \
-            == "Pune"
+        stored = await server.hub.store.document("t1", "people/p1")
+        assert stored is not None
+        assert RecordDoc(evil.docs["people/p1"].collection, "p1",
+                         state=stored.state).project().city == "Pune"
         assert await server.hub.db.pool.fetchval("SELECT count(*) FROM hub_updates") == 2
         # A fourth unsafe update blocks the device; an admin sees why.
         await evil.push([p.PushItem("h-4", "people/p1", b"\x01\x01\x64\x00\x1f")])

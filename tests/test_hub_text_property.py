@@ -60,13 +60,12 @@ async def _push(hub: Hub, guid: str, client: int, data: bytes) -> str | None:
 
 
 async def _stored(hub: Hub, record_id: str) -> tuple[RecordDoc, dict[str, Any]]:
-    state = await hub.db.pool.fetchval(
-        "SELECT state FROM hub_documents WHERE tenant_id = $1 AND guid = $2",
-        TENANT, f"people/{record_id}")
+    stored = await hub.store.document(TENANT, f"people/{record_id}")
+    assert stored is not None
     row = await hub.db.pool.fetchrow(
         "SELECT notes, full_name FROM crm_people WHERE tenant_id = $1 AND id = $2",
         TENANT, record_id)
-    return RecordDoc(PEOPLE, record_id, state=bytes(state)), dict(row)
+    return RecordDoc(PEOPLE, record_id, state=stored.state), dict(row)
 
 
 async def _run(hub: Hub, seed_text: str, steps: list[tuple[int, bool, tuple[Any, ...]]]) -> None:

@@ -7,6 +7,8 @@ routes, the feed, Sentinel, seeds and the demo call its methods and hold no SQL 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from hub.database import Database
 from hub.storage.accounts import AccountStore
 from hub.storage.audit import AuditLog
@@ -24,7 +26,9 @@ from hub.storage.server import ServerInfo
 from hub.storage.settings import SettingsStore
 from hub.storage.surfaces import SurfaceStore
 from hub.storage.webos import WebosReads
-from hub.store import HubStore
+
+if TYPE_CHECKING:  # hub.store reads its checkpoints from this package
+    from hub.store import HubStore
 
 
 class Storage:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from hub.database import Database
+from hub.storage.checkpoints import tail_sql
 
 
 class LogReads:
@@ -17,13 +18,14 @@ class LogReads:
     async def window(self, tenant_id: str, after: int, upto: int, base: int, limit: int
                      ) -> list[asyncpg.Record]:
         """Log rows ``after < seq <= upto`` (at most ``limit``, oldest first) with their
-        document's scope columns; the document's ``state`` only when its scope changed after
-        ``base``."""
+        document's scope columns; the document's ``state`` (and its checkpoint's ``tail``) only
+        when its scope changed after ``base``."""
         rows: list[asyncpg.Record] = await self._db.pool.fetch(
             "SELECT u.seq, u.guid, u.data, u.device_id, d.collection, d.owner_id, "
             "d.team_id, d.prev_owner_id, d.prev_team_id, d.readers, d.prev_readers, "
             "d.scope_seq, "
-            "CASE WHEN d.scope_seq > $4 THEN d.state END AS state "
+            "CASE WHEN d.scope_seq > $4 THEN d.state END AS state, "
+            f"CASE WHEN d.scope_seq > $4 THEN {tail_sql()} END AS tail "
             "FROM hub_updates u JOIN hub_documents d "
             "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
             "WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 ORDER BY u.seq LIMIT $5",
