@@ -133,6 +133,11 @@ def _blames_update(error: VelocityError) -> bool:
 CATCH_UP_ROWS = 64
 """A kept document at most this many sequences behind what is stored catches up from the log;
 further behind, it is loaded from the stored state."""
+EXACT_STATE_BYTES = 16 * 1024
+"""A kept document about this small or smaller hands the commit its encoded state with each
+admitted change, so the commit writes it exact (encoding it costs less than a reader applying
+a log tail later); a larger one hands only its update, and the commit appends it to the
+document's tail (`hub.storage.checkpoints`)."""
 TRUSTED_BACKLOG = 256
 """Log updates a kept document may apply before its sandbox worker's copy is given up (the
 next job sends the whole state)."""
@@ -344,8 +349,9 @@ class Gate:
             except VelocityError as exc:
                 return self._refusal(held, exc, hostile=False)
             held.version = Version()
+            state = held.snapshot() if held.state_bytes <= EXACT_STATE_BYTES else None
             change = Change(guid, update, update_id, base=prep.base,
-                            after=Judged(held.version, after))
+                            after=Judged(held.version, after, state))
             self._unsettled[id(change)] = (change, held)
             held.unsettled += 1
             return Admitted(change)

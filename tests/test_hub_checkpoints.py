@@ -1,6 +1,7 @@
-"""Document checkpoints: a record edited many times keeps its stored state as a checkpoint plus
-the log rows after it, and every reader (documents, snapshots, the hub's own writes, compaction)
-gets the whole of it (real PostgreSQL, the hub's gate and committer)."""
+"""Document checkpoints: a large record edited many times keeps its stored state as a checkpoint
+plus the log rows after it, and every reader (documents, snapshots, the hub's own writes,
+compaction) gets the whole of it; a small record's state stays exact (real PostgreSQL, the hub's
+gate and committer)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from core.identity import Principal, Role
 from hub import store as store_module
-from hub.gate import Admitted
+from hub.gate import EXACT_STATE_BYTES, Admitted
 from hub.service import Hub
 from hub.storage.checkpoints import CHECKPOINT_ROWS
 from hub.store import Committed
@@ -21,6 +22,8 @@ from tests.hubkit import running_hub
 pytestmark = pytest.mark.anyio
 PEOPLE = collection("people")
 DIRECTOR = Principal("t1", "t1-sales_director", Role.SALES_DIRECTOR)
+LONG_NOTES = " ".join(f"paragraph {n} of the site visit report" for n in range(500))
+"""About 17,000 characters: a record larger than the gate hands over encoded."""
 
 
 async def _push(hub: Hub, doc: RecordDoc, values: dict[str, Any], update_id: str) -> int:
@@ -42,9 +45,11 @@ async def _stored_row(hub: Hub, guid: str) -> Any:
 
 async def _edited_many_times(hub: Hub, edits: int) -> RecordDoc:
     doc = RecordDoc(PEOPLE, "p-long", client_id=4711)
-    await _push(hub, doc, {"tenant_id": "t1", "full_name": "Long History"}, "create")
+    await _push(hub, doc, {"tenant_id": "t1", "full_name": "Long History", "notes": LONG_NOTES},
+                "create")
+    assert len(doc.encode_state()) > EXACT_STATE_BYTES
     for n in range(edits):
-        await _push(hub, doc, {"notes": f"visit {n}"}, f"edit-{n}")
+        await _push(hub, doc, {"city": f"visit {n}"}, f"edit-{n}")
         row = await _stored_row(hub, doc.guid)
         assert row["tail_rows"] < CHECKPOINT_ROWS  # the tail never outgrows a checkpoint
     return doc
@@ -58,7 +63,7 @@ async def test_a_record_edited_many_times_is_read_whole_though_its_state_is_a_ch
         row = await _stored_row(hub, doc.guid)
         assert row["state_seq"] is not None and 0 < row["tail_rows"] < CHECKPOINT_ROWS
         behind = RecordDoc(PEOPLE, "p-long", state=bytes(row["state"])).content()
-        assert behind["notes"] != doc.content()["notes"]  # the column alone is behind
+        assert behind["city"] != doc.content()["city"]  # the column alone is behind
 
         stored = await hub.store.document("t1", doc.guid)
         assert stored is not None and stored.updated_seq == row["updated_seq"]
@@ -80,17 +85,17 @@ async def test_the_hubs_own_write_builds_on_the_tail_and_compaction_keeps_it() -
         row = await _stored_row(hub, doc.guid)
         assert row["state_seq"] is None and row["tail_rows"] == 0  # it had the state at hand
         both = RecordDoc(PEOPLE, "p-long", state=bytes(row["state"])).content()
-        assert both["city"] == "Pune" and both["notes"] == doc.content()["notes"]
+        assert both["city"] == "Pune" and both["notes"] == LONG_NOTES
 
-        await _push(hub, doc, {"notes": "after the hub's write"}, "late-1")
-        await _push(hub, doc, {"notes": "and once more"}, "late-2")
+        await _push(hub, doc, {"primary_phone": "+91 98000 00001"}, "late-1")
+        await _push(hub, doc, {"primary_phone": "+91 98000 00002"}, "late-2")
         assert (await _stored_row(hub, doc.guid))["tail_rows"] == 2
         last = (await hub.store.high_water("t1"))[0]
         await hub.store.compact("t1", last)
         row = await _stored_row(hub, doc.guid)
         assert row["state_seq"] is None and row["tail_rows"] == 0  # written before its rows went
         kept = RecordDoc(PEOPLE, "p-long", state=bytes(row["state"])).content()
-        assert kept["notes"] == "and once more" and kept["city"] == "Pune"
+        assert kept["primary_phone"] == "+91 98000 00002" and kept["city"] == "Pune"
         assert result.seq < row["updated_seq"]
 
 
@@ -125,3 +130,18 @@ async def test_a_change_judged_while_the_one_before_waits_takes_the_gates_result
         stored = await hub.store.document("t1", doc.guid)
         assert stored is not None
         assert RecordDoc(PEOPLE, "p-chain", state=stored.state).content()["city"] == "City 2"
+
+
+async def test_a_small_records_state_stays_exact() -> None:
+    """A record the size of most CRM records is written whole with every commit (encoding it
+    costs less than applying a tail on every read)."""
+    async with running_hub() as server:
+        hub = server.hub
+        doc = RecordDoc(PEOPLE, "p-small", client_id=4713)
+        await _push(hub, doc, {"tenant_id": "t1", "full_name": "Small"}, "create")
+        for n in range(5):
+            await _push(hub, doc, {"city": f"City {n}"}, f"s{n}")
+            row = await _stored_row(hub, doc.guid)
+            assert row["state_seq"] is None and row["tail_rows"] == 0
+            assert RecordDoc(PEOPLE, "p-small", state=bytes(row["state"])).content() == (
+                doc.content())

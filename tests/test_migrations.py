@@ -109,3 +109,45 @@ async def test_an_upgrade_moves_receipts_into_the_log_without_losing_one() -> No
         listed = await audit.entries(db.pool, "t1", audit.AuditFilter(limit=200))
         assert [(e["action"], e["seq"]) for e in listed] == [
             ("write", 4), ("refused", None), ("write", 3), ("write", 2), ("write", 1)]
+
+
+CHECKPOINTS = "hub/0061_document_checkpoints.sql"
+
+
+async def test_an_upgrade_to_checkpoints_reads_every_document_as_it_was() -> None:
+    """Documents stored before checkpoints (every state exact) read the same after the upgrade,
+    and take changes as before."""
+    url = await fresh_database()
+    conn = await asyncpg.connect(url)
+    person = RecordDoc(collection("people"), "p1", client_id=7)
+    first = person.write({"tenant_id": "t1", "full_name": "Meera Iyer"})
+    try:
+        await conn.execute("CREATE TABLE hub_schema_migrations (version text PRIMARY KEY, "
+                           "applied_at timestamptz NOT NULL DEFAULT now())")
+        for version, sql in _migrations():
+            if version != CHECKPOINTS:
+                await conn.execute(sql)
+                await conn.execute("INSERT INTO hub_schema_migrations VALUES ($1)", version)
+        await conn.execute("INSERT INTO hub_tenants (tenant_id, name, last_seq, horizon) "
+                           "VALUES ('t1', 'T1', 1, 0)")
+        await conn.execute("INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id) "
+                           "VALUES ('t1', 1, 'people/p1', $1, 'dev-a')", first)
+        await conn.execute(
+            "INSERT INTO hub_documents (tenant_id, guid, collection, record_id, state, "
+            "created_seq, updated_seq, scope_seq) VALUES ('t1', 'people/p1', 'people', 'p1', "
+            "$1, 1, 1, 1)", person.encode_state())
+        assert CHECKPOINTS in await apply_migrations(conn)
+    finally:
+        await conn.close()
+
+    async with Database(url) as db:
+        store = HubStore(db)
+        stored = await store.document("t1", "people/p1")
+        assert stored is not None and stored.state == person.encode_state()
+        (result,) = await store.commit("t1", [Change("people/p1", person.write(
+            {"city": "Pune"}), "a-2")], user_id="u1", device_id="dev-a")
+        assert isinstance(result, Committed) and result.seq == 2
+        stored = await store.document("t1", "people/p1")
+        assert stored is not None
+        assert RecordDoc(collection("people"), "p1", state=stored.state).content() == (
+            person.content())
