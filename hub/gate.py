@@ -711,8 +711,8 @@ class _Held:
                    seq, Version(seq), len(state))
 
     def snapshot(self) -> bytes:
-        """The whole state as bytes, encoded only when asked for (a sandbox worker that lost
-        its copy, a damaged-document check): judging an update does not encode it."""
+        """The whole state as bytes, encoded only when asked for (a small document's state
+        for the commit, a sandbox worker that lost its copy, a damaged-document check)."""
         if self.encoded is None:
             self.encoded = self.doc.encode_state()
             self.state_bytes = len(self.encoded)
