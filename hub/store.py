@@ -9,6 +9,9 @@ that commits late. The same lock makes receipts exact: a commit reads them under
 The log row is the record of truth: it holds the device's update id (its receipt: a unique key on
 tenant, device and update id) and is the audit entry of the write (``audit_id`` from the audit
 log's sequence). Refused update ids keep their refusal in ``hub_refusals``.
+
+A document's stored state may be a checkpoint with its log rows after it (`hub.storage.
+checkpoints`): every read of a state here applies them, in the same statement as the row.
 """
 
 from __future__ import annotations
