@@ -74,6 +74,14 @@ async def test_a_record_edited_many_times_is_read_whole_though_its_state_is_a_ch
         assert RecordDoc(PEOPLE, "p-long", state=snapshot.data).content() == doc.content()
         states = await hub.storage.documents.states("t1")
         assert RecordDoc(PEOPLE, "p-long", state=states[doc.guid]).content() == doc.content()
+        # A reader whose scope took the record in after its cursor gets one snapshot, from the
+        # pull query and from the live feed alike.
+        last = (await hub.store.high_water("t1"))[0]
+        for items, _ in (await hub.store.read_updates(DIRECTOR, 0, 1000),
+                         await hub.feed.read(DIRECTOR, 0, 1000, last=last)):
+            (item,) = [i for i in items if i.guid == doc.guid]
+            assert item.snapshot
+            assert RecordDoc(PEOPLE, "p-long", state=item.data).content() == doc.content()
 
 
 async def test_the_hubs_own_write_builds_on_the_tail_and_compaction_keeps_it() -> None:
