@@ -306,15 +306,17 @@ class RecordDoc:
         """Apply a run of updates from a log that holds every one after its predecessors (the
         hub's, read in sequence): natively, with no restore point per update; raises
         `StorageError` when pycrdt held part of them back (the log does not continue this
-        document), after which the document must not be used."""
+        document), after which the document must not be used. Each update's clock ranges come
+        from its header walk (`decode_update` without resolving): ``Y.get_state`` of an update
+        that does not start at clock 0 is empty, so it could not tell."""
         if not updates:
             return
         self._content = None
         self._pristine = False
         needed: dict[int, int] = {}
         for update in updates:
-            for client, end in trusted_state_vector(
-                    bytes(_call_crdt(Y.get_state, update))).items():
+            for client, (_, end) in decode_update(update, TRUSTED_LIMITS,
+                                                  resolve=False).clients.items():
                 needed[client] = max(needed.get(client, 0), end)
             _call_crdt(self._doc.apply_update, update)
         have = trusted_state_vector(bytes(self._doc.get_state()))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.errors import FrameTooLarge, MalformedFrame, PendingUpdates, RecordInvalid
+from core.errors import FrameTooLarge, MalformedFrame, PendingUpdates, RecordInvalid, StorageError
 from schema import collection
 from sync.record import RecordDoc
 
@@ -147,3 +147,17 @@ def test_in_order_fast_path_holds_an_update_whose_origin_is_missing() -> None:
     assert c.has_pending() and c.is_empty
     c.apply(created, in_order=True)
     assert not c.has_pending() and c.content() == b.content()
+
+
+def test_a_log_run_applies_natively_and_refuses_one_that_does_not_continue_the_document() -> None:
+    """`apply_log` (a checkpoint's tail) takes a run of updates in log order; a run that skips
+    one (an incremental update whose predecessor is missing) is refused, not half-applied in
+    silence."""
+    source = RecordDoc(PEOPLE, "p1", client_id=7)
+    first = source.write({"tenant_id": "t1", "full_name": "Meera Iyer"})
+    second = source.write({"city": "Pune"})
+    whole = RecordDoc(PEOPLE, "p1")
+    whole.apply_log([first, second])
+    assert whole.content() == source.content()
+    with pytest.raises(StorageError):
+        RecordDoc(PEOPLE, "p1").apply_log([second])
