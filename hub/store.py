@@ -32,10 +32,11 @@ from hub.policy import check_names, check_write, named_guids
 from hub.scope import may_read, readers_of, scope_sql
 from hub.storage.checkpoints import (
     CHECKPOINT_ROWS,
+    STATE_SQL,
+    TAIL_SQL,
     checkpoint_behind,
     materialize,
     state_of,
-    tail_sql,
 )
 from schema import collection, to_row
 from schema.ddl import column_types
@@ -164,8 +165,8 @@ def _doc(row: asyncpg.Record) -> Document:
     )
 
 
-_DOCUMENT_SELECT = ("SELECT d.tenant_id, d.guid, d.collection, d.owner_id, d.team_id, d.state, "
-                    f"d.updated_seq, d.scope_seq, {tail_sql()} AS tail FROM hub_documents d ")
+_DOCUMENT_SELECT = ("SELECT d.tenant_id, d.collection, d.owner_id, d.team_id, d.updated_seq, "
+                    f"d.scope_seq, {STATE_SQL} FROM hub_documents d ")
 
 
 class HubStore:
@@ -354,7 +355,7 @@ class HubStore:
         rows = await self.db.pool.fetch(
             "SELECT u.seq, u.guid, u.data, u.device_id, d.scope_seq, d.collection, "
             "CASE WHEN d.scope_seq > $2 THEN d.state END AS state, "  # only snapshots need it
-            f"CASE WHEN d.scope_seq > $2 THEN {tail_sql()} END AS tail, "
+            f"CASE WHEN d.scope_seq > $2 THEN {TAIL_SQL} END AS tail, "
             f"d.prev_owner_id, d.prev_team_id, d.prev_readers, ({cond}) AS visible "
             "FROM hub_updates u JOIN hub_documents d "
             "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
@@ -424,7 +425,7 @@ class HubStore:
         """Snapshots of every document in scope, paged by guid (bootstrap, or behind horizon)."""
         cond, params = scope_sql(principal, "d", 4)
         rows = await self.db.pool.fetch(
-            f"SELECT d.guid, d.state, d.updated_seq, {tail_sql()} AS tail FROM hub_documents d "
+            f"SELECT d.updated_seq, {STATE_SQL} FROM hub_documents d "
             f"WHERE d.tenant_id = $1 AND d.guid > $2 AND {cond} ORDER BY d.guid LIMIT $3",
             principal.tenant_id, after_guid, limit, *params,
         )
@@ -640,9 +641,8 @@ class _Draft:
         self.state: bytes | None = None if row else b""
         """The document's state before ``unapplied`` (None: not read yet)."""
         self.unapplied: list[bytes] = []
-        """Updates taken since ``state`` (their result came judged along)."""
-        self.written = False
-        """``state`` is newer than the stored one (a change was applied to it here)."""
+        """Updates taken since ``state`` (their result came judged along). Every change taken
+        here either brings or makes ``state``, or goes here."""
         self.version: Version | None = None
         """The version the document is at now, where a change judged on one was taken."""
         self.taken: list[tuple[Version, int]] = []
@@ -707,12 +707,12 @@ class _Draft:
         self.record = record
         self.new_rows += 1
         if judged is None:
-            self.state, self.unapplied, self.written, self.version = state, [], True, None
+            self.state, self.unapplied, self.version = state, [], None
         else:
             self.version = judged.version
             self.taken.append((judged.version, seq))
             if judged.state is not None:
-                self.state, self.unapplied, self.written = judged.state, [], True
+                self.state, self.unapplied = judged.state, []
             else:
                 self.unapplied.append(change.update)
         return record
@@ -729,11 +729,14 @@ class _Draft:
                     {g: scope(g) for g in guids})
 
     def checkpoint_due(self) -> bool:
-        """Whether the write must bring the stored state up to date (else the tail grows)."""
-        if self.written and not self.unapplied:
-            return True  # the state is at hand: writing it is cheaper than a tail
-        tail = self.new_rows + (self.tail_rows if self.state_seq is not None else 0)
-        return tail >= CHECKPOINT_ROWS
+        """Whether the write (of a document a change was taken into) must bring the stored
+        state up to date, else its tail grows."""
+        # No update waits to be applied: a change brought or made the state, which is at hand.
+        return not self.unapplied or self._tail_after() >= CHECKPOINT_ROWS
+
+    def _tail_after(self) -> int:
+        """The log rows after the stored checkpoint once this transaction's are appended."""
+        return self.new_rows + (self.tail_rows if self.state_seq is not None else 0)
 
     def row(self) -> DocumentRow:
         """The document row to write: with its state when a checkpoint is due (the state must
@@ -745,7 +748,7 @@ class _Draft:
         else:
             state = b""  # the stored state stays (see _DOCUMENT_UPDATES)
             state_seq = self.state_seq if self.state_seq is not None else self.stored_seq
-            tail = self.new_rows + (self.tail_rows if self.state_seq is not None else 0)
+            tail = self._tail_after()
         return (self.guid, self.coll.name, self.record_id, self.owner_id, self.team_id, state,
                 self.created_seq, self.updated_seq, self.scope_seq, self.prev_owner_id,
                 self.prev_team_id, self.readers, self.prev_readers, state_seq, tail)
@@ -753,8 +756,8 @@ class _Draft:
     async def read_state(self, conn: asyncpg.Connection, tenant_id: str) -> None:
         """Read the stored state (checkpoint and tail) as this transaction found it."""
         row = await conn.fetchrow(
-            f"SELECT d.guid, d.state, {tail_sql()} AS tail FROM hub_documents d "
-            "WHERE d.tenant_id = $1 AND d.guid = $2", tenant_id, self.guid)
+            f"SELECT {STATE_SQL} FROM hub_documents d WHERE d.tenant_id = $1 AND d.guid = $2",
+            tenant_id, self.guid)
         self.state = state_of(row) if row is not None else b""
 
 
@@ -1038,8 +1041,8 @@ class LocalWriter:
                 coll = collection(coll_name)
                 guid = f"{coll_name}/{record_id}"
                 row = await conn.fetchrow(
-                    f"SELECT d.guid, d.state, {tail_sql()} AS tail, d.owner_id, d.team_id, "
-                    "d.updated_seq FROM hub_documents d WHERE d.tenant_id = $1 AND d.guid = $2 "
+                    f"SELECT {STATE_SQL}, d.owner_id, d.team_id, d.updated_seq "
+                    "FROM hub_documents d WHERE d.tenant_id = $1 AND d.guid = $2 "
                     "FOR UPDATE", principal.tenant_id, guid,
                 )
                 if row is not None and not may_read(principal, coll_name, row["owner_id"],

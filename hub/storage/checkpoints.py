@@ -22,41 +22,41 @@ CHECKPOINT_ROWS = 32
 see docs/decisions.md, "Hub at scale")."""
 
 
-def tail_sql(alias: str = "d") -> str:
-    """SQL for the data of the log rows of document ``alias`` after its checkpoint, in order
-    (NULL when the stored state is exact); selected ``AS tail``."""
-    return (f"CASE WHEN {alias}.state_seq IS NULL THEN NULL ELSE ARRAY(SELECT u.data FROM "
-            f"hub_updates u WHERE u.tenant_id = {alias}.tenant_id AND u.guid = {alias}.guid AND "
-            f"u.seq > {alias}.state_seq AND u.seq <= {alias}.updated_seq ORDER BY u.seq) END")
+TAIL_SQL = ("CASE WHEN d.state_seq IS NULL THEN NULL ELSE ARRAY(SELECT u.data FROM "
+            "hub_updates u WHERE u.tenant_id = d.tenant_id AND u.guid = d.guid AND "
+            "u.seq > d.state_seq AND u.seq <= d.updated_seq ORDER BY u.seq) END")
+"""SQL for the data of the log rows of document ``d`` (``hub_documents d``) after its
+checkpoint, in order (NULL when the stored state is exact); selected ``AS tail``."""
+STATE_SQL = f"d.guid, d.state, {TAIL_SQL} AS tail"
+"""The columns `state_of` reads, for a select from ``hub_documents d``."""
 
 
 def materialize(guid: str, state: bytes, tail: Sequence[bytes] | None) -> bytes:
     """The document's state now: ``state`` with its ``tail`` applied."""
     if not tail:
         return bytes(state)
-    coll_name, record_id = split_guid(guid)
-    doc = RecordDoc(collection(coll_name), record_id, state=bytes(state) or None)
     if any(not data for data in tail):
         raise StorageError(f"{guid}: a log row of its tail was compacted away")
+    coll_name, record_id = split_guid(guid)
+    doc = RecordDoc(collection(coll_name), record_id, state=bytes(state) or None)
     doc.apply_log([bytes(data) for data in tail])
     return doc.encode_state()
 
 
 def state_of(row: asyncpg.Record) -> bytes:
-    """The current state of a row selected with ``guid``, ``state`` and `tail_sql`'s ``tail``."""
+    """The current state of a row selected with `STATE_SQL`."""
     return materialize(row["guid"], row["state"], row["tail"])
 
 
-async def checkpoint_behind(conn: asyncpg.Connection, tenant_id: str, horizon: int) -> int:
+async def checkpoint_behind(conn: asyncpg.Connection, tenant_id: str, horizon: int) -> None:
     """Write the exact state of every document whose tail reaches back to ``horizon`` or
-    before (compaction is about to blank those rows); the number written. The caller holds the
-    tenant's sequence row."""
+    before (compaction is about to blank those rows). The caller holds the tenant's sequence
+    row."""
     rows = await conn.fetch(
-        f"SELECT d.guid, d.state, {tail_sql()} AS tail FROM hub_documents d WHERE d.tenant_id = $1 "
+        f"SELECT {STATE_SQL} FROM hub_documents d WHERE d.tenant_id = $1 "
         "AND d.state_seq IS NOT NULL AND d.state_seq < $2", tenant_id, horizon)
     if rows:
         await conn.executemany(
             "UPDATE hub_documents SET state = $3, state_seq = NULL, tail_rows = 0 "
             "WHERE tenant_id = $1 AND guid = $2",
             [(tenant_id, r["guid"], state_of(r)) for r in rows])
-    return len(rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hub.database import Database
-from hub.storage.checkpoints import state_of, tail_sql
+from hub.storage.checkpoints import STATE_SQL, state_of
 
 
 class DocumentReads:
@@ -21,6 +21,6 @@ class DocumentReads:
     async def states(self, tenant_id: str) -> dict[str, bytes]:
         """Every document of the tenant: its state, by guid."""
         rows = await self._db.pool.fetch(
-            f"SELECT d.guid, d.state, {tail_sql()} AS tail FROM hub_documents d "
+            f"SELECT {STATE_SQL} FROM hub_documents d "
             "WHERE d.tenant_id = $1", tenant_id)
         return {r["guid"]: state_of(r) for r in rows}

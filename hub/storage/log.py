@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncpg
 
 from hub.database import Database
-from hub.storage.checkpoints import tail_sql
+from hub.storage.checkpoints import TAIL_SQL
 
 
 class LogReads:
@@ -25,7 +25,7 @@ class LogReads:
             "d.team_id, d.prev_owner_id, d.prev_team_id, d.readers, d.prev_readers, "
             "d.scope_seq, "
             "CASE WHEN d.scope_seq > $4 THEN d.state END AS state, "
-            f"CASE WHEN d.scope_seq > $4 THEN {tail_sql()} END AS tail "
+            f"CASE WHEN d.scope_seq > $4 THEN {TAIL_SQL} END AS tail "
             "FROM hub_updates u JOIN hub_documents d "
             "ON d.tenant_id = u.tenant_id AND d.guid = u.guid "
             "WHERE u.tenant_id = $1 AND u.seq > $2 AND u.seq <= $3 ORDER BY u.seq LIMIT $5",
