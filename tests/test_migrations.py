@@ -46,6 +46,17 @@ async def test_migrations_build_the_tables_the_models_describe() -> None:
 LEAN_COMMITS = "hub/0060_lean_commits.sql"
 
 
+async def _migrated_but(conn: asyncpg.Connection, skipped: str) -> None:
+    """Every migration but ``skipped``, recorded as the hub records them: a database from
+    before ``skipped`` came."""
+    await conn.execute("CREATE TABLE hub_schema_migrations (version text PRIMARY KEY, "
+                       "applied_at timestamptz NOT NULL DEFAULT now())")
+    for version, sql in _migrations():
+        if version != skipped:
+            await conn.execute(sql)
+            await conn.execute("INSERT INTO hub_schema_migrations VALUES ($1)", version)
+
+
 async def test_an_upgrade_moves_receipts_into_the_log_without_losing_one() -> None:
     """A database from before lean commits (a receipt table, an audit row per write, and a
     receipt whose log row compaction deleted) upgrades with every receipt, refusal and audit
@@ -57,12 +68,7 @@ async def test_an_upgrade_moves_receipts_into_the_log_without_losing_one() -> No
     first = person.write({"tenant_id": "t1", "full_name": "Meera Iyer"})
     second = person.write({"city": "Pune"})
     try:
-        await conn.execute("CREATE TABLE hub_schema_migrations (version text PRIMARY KEY, "
-                           "applied_at timestamptz NOT NULL DEFAULT now())")
-        for version, sql in _migrations():
-            if version != LEAN_COMMITS:
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO hub_schema_migrations VALUES ($1)", version)
+        await _migrated_but(conn, LEAN_COMMITS)
         # As the hub wrote it before: seq 1 (compacted away) and 2 from dev-a, 3 the hub's own.
         await conn.execute("INSERT INTO hub_tenants (tenant_id, name, last_seq, horizon) "
                            "VALUES ('t1', 'T1', 3, 1)")
@@ -122,12 +128,7 @@ async def test_an_upgrade_to_checkpoints_reads_every_document_as_it_was() -> Non
     person = RecordDoc(collection("people"), "p1", client_id=7)
     first = person.write({"tenant_id": "t1", "full_name": "Meera Iyer"})
     try:
-        await conn.execute("CREATE TABLE hub_schema_migrations (version text PRIMARY KEY, "
-                           "applied_at timestamptz NOT NULL DEFAULT now())")
-        for version, sql in _migrations():
-            if version != CHECKPOINTS:
-                await conn.execute(sql)
-                await conn.execute("INSERT INTO hub_schema_migrations VALUES ($1)", version)
+        await _migrated_but(conn, CHECKPOINTS)
         await conn.execute("INSERT INTO hub_tenants (tenant_id, name, last_seq, horizon) "
                            "VALUES ('t1', 'T1', 1, 0)")
         await conn.execute("INSERT INTO hub_updates (tenant_id, seq, guid, data, device_id) "
