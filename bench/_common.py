@@ -21,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from hub.database import stop_embedded_postgres
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -109,12 +111,18 @@ async def create_database(server_url: str, prefix: str) -> str:
 
 
 @asynccontextmanager
-async def database_of_its_own(prefix: str) -> AsyncIterator[str | None]:
+async def database_of_its_own(prefix: str, embedded: Path | None = None
+                              ) -> AsyncIterator[str | None]:
     """A database of the run's own on the ``DATABASE_URL`` server, dropped on exit; None when
-    ``DATABASE_URL`` is unset (the hub then starts a private PostgreSQL of its own)."""
+    ``DATABASE_URL`` is unset (the hub then starts a private PostgreSQL of its own, in
+    ``embedded``, which is stopped on exit)."""
     server_url = os.environ.get("DATABASE_URL")
     if not server_url:
-        yield None
+        try:
+            yield None
+        finally:
+            if embedded is not None:
+                stop_embedded_postgres(embedded)
         return
     url = await create_database(server_url, prefix)
     try:

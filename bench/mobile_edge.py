@@ -33,7 +33,6 @@ from edge_agent.device import pair
 from edge_agent.local_api import create_local_app
 from edge_agent.service import EdgeAgent
 from edge_agent.settings import EdgeSettings
-from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -53,14 +52,10 @@ async def wait_for(check: Callable[[], Awaitable[bool]], timeout: float = 600) -
 
 
 async def run(folder: Path, events: int, imports: int, segments: int) -> dict[str, Any]:
-    async with database_of_its_own("velocity_bench_mobile") as url:
+    async with database_of_its_own("velocity_bench_mobile", folder / "hub" / "pg") as url:
         settings = HubSettings(data_dir=folder / "hub", port=0, sandbox_workers=2,
                                database_url=url)
-        try:
-            return await _measure(settings, folder, events, imports, segments)
-        finally:  # the embedded PostgreSQL, if any, goes with the benchmark
-            if url is None:
-                stop_embedded_postgres(folder / "hub" / "pg")
+        return await _measure(settings, folder, events, imports, segments)
 
 
 async def _measure(settings: HubSettings, folder: Path, events: int, imports: int,

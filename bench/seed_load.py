@@ -24,7 +24,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bench._common import database_of_its_own, write_results
 from core.identity import Principal, Role
-from hub.database import stop_embedded_postgres
 from hub.service import Hub
 from hub.settings import HubSettings
 from schema.inventory import HOLDS
@@ -35,14 +34,12 @@ from seeds.loader import load
 async def run(size: str, compare: int, console: Console) -> dict[str, float]:
     data = generate("bench", size)
     folder = Path(tempfile.mkdtemp(prefix="velocity-seed-bench-"))
-    async with database_of_its_own("velocity_bench_seed") as url:
-        settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
-        try:
+    try:
+        async with database_of_its_own("velocity_bench_seed", folder / "pg") as url:
+            settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
             return await _measure(settings, data, compare, console)
-        finally:  # the embedded PostgreSQL, if any, and its data go with the benchmark
-            if url is None:
-                stop_embedded_postgres(folder / "pg")
-            shutil.rmtree(folder, ignore_errors=True)
+    finally:  # the data go with the benchmark
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _measure(settings: HubSettings, data: Dataset, compare: int, console: Console

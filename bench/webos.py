@@ -29,7 +29,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from bench._common import database_of_its_own, write_results
-from hub.database import stop_embedded_postgres
 from hub.server import HubServer
 from hub.service import Hub
 from hub.settings import HubSettings
@@ -55,14 +54,12 @@ async def run(size: str, repeats: int, console: Console, shots: Path | None
               ) -> dict[str, dict[str, float]]:
     data = generate("bench", size)
     folder = Path(tempfile.mkdtemp(prefix="velocity-webos-bench-"))
-    async with database_of_its_own("velocity_bench_webos") as url:
-        settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
-        try:
+    try:
+        async with database_of_its_own("velocity_bench_webos", folder / "pg") as url:
+            settings = HubSettings(data_dir=folder, sandbox_workers=1, database_url=url)
             return await _load_and_measure(settings, data, size, repeats, console, shots)
-        finally:  # the embedded PostgreSQL, if any, and its data go with the benchmark
-            if url is None:
-                stop_embedded_postgres(folder / "pg")
-            shutil.rmtree(folder, ignore_errors=True)
+    finally:  # the data go with the benchmark
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 async def _load_and_measure(settings: HubSettings, data: Dataset, size: str, repeats: int,
