@@ -96,7 +96,7 @@ class PresenceRelay:
 
     async def _notify(self, payload: str) -> None:
         try:
-            await self._db.pool.execute("SELECT pg_notify($1, $2)", PRESENCE_CHANNEL, payload)
+            await self._db.notify(PRESENCE_CHANNEL, payload)
         except Exception as exc:  # presence is best effort: the clients renew their states
             log.warning("awareness not relayed to other hubs: %s", exc)
 

@@ -101,6 +101,10 @@ class Database(AbstractAsyncContextManager["Database"]):
         """A dedicated connection (for LISTEN), outside the pool."""
         return await asyncpg.connect(self.url)
 
+    async def notify(self, channel: str, payload: str) -> None:
+        """Send ``payload`` to every listener of ``channel`` (in any hub process), at once."""
+        await self.pool.execute("SELECT pg_notify($1, $2)", channel, payload)
+
     async def listen_forever(self, listeners: Mapping[str, Callable[..., None]], *,
                              what: str, on_listening: Callable[[], None]) -> None:
         """LISTEN on each channel with its callback on a dedicated connection, for as long as

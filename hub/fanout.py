@@ -53,8 +53,7 @@ class Fanout:
                 await self._task
 
     async def publish_revocation(self, device_id: str) -> None:
-        await self._db.pool.execute("SELECT pg_notify($1, $2)", CONTROL_CHANNEL,
-                                    f"revoke:{device_id}")
+        await self._db.notify(CONTROL_CHANNEL, f"revoke:{device_id}")
 
     def _on_update(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         tenant_id, _, last = payload.rpartition(":")

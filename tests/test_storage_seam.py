@@ -19,11 +19,9 @@ SCANNED = ("hub", "cli", "seeds")
 STORAGE = ("hub/storage/", "hub/store.py")
 """The storage layer: `hub.storage` and the sync store (log, commit, documents) it exposes."""
 ALLOWED = {
-    "hub/database.py": "the pool and the LISTEN connection",
+    "hub/database.py": "the pool, and LISTEN/NOTIFY between hub processes",
     "hub/scope.py": "the read rule as SQL, beside the same rule in Python (may_read)",
     "hub/migrations/__init__.py": "applies the numbered schema migrations",
-    "hub/fanout.py": "NOTIFY of commits between hub processes",
-    "hub/awareness_relay.py": "NOTIFY of awareness between hub processes",
     "hub/service.py": "hands the pool to gpu_hub's own job store",
     "cli/gpu.py": "hands the pool to gpu_hub's own job store",
 }
