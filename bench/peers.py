@@ -14,8 +14,10 @@ simulated paired devices spread over ``--device-procs`` Python processes (defaul
 least 2; bench/peers_worker.py) that write each edit as an edge does (a durable local change,
 then pushed with whatever else is pending, up to ``peers_worker.WINDOW`` batches in flight,
 acknowledged after commit), all on one schedule from a shared start time. They record receipt
-times and do not apply what they receive. With ``DATABASE_URL`` our hub runs in a database of its
-own on that server, dropped afterwards.
+times and do not apply what they receive; for our hub the note column also gives each edit's
+push → acknowledgement time and how late the device processes' own event loops ran (the share of
+a receipt time that is the simulated devices' load, not the hub's). With ``DATABASE_URL`` our
+hub runs in a database of its own on that server, dropped afterwards.
 
 After each run the server is killed with SIGKILL at once (a power cut) and its store is read back
 from disk: every acknowledged edit (for pycrdt-websocket, which has no acknowledgement: every edit
@@ -40,7 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,10 @@ class Outcome:
     peak_rss_mb: float
     stored_s: float | None = None
     """For a system without acknowledgements: when its store on disk held every edit."""
+    ack_ms: list[float] = field(default_factory=list)
+    """Our hub: each edit's time from its push to its acknowledgement (after commit)."""
+    device_lag_ms: list[float] = field(default_factory=list)
+    """Our hub: how late the simulated devices' own event loops ran (adds to receipt times)."""
     note: str = ""
 
     @property
@@ -113,6 +119,10 @@ class Outcome:
                 "made_s": self.made_s,
                 "visible_p50_ms": percentile(lat, 0.5) if lat else None,
                 "visible_p99_ms": percentile(lat, 0.99) if lat else None,
+                "ack_p50_ms": percentile(self.ack_ms, 0.5) if self.ack_ms else None,
+                "ack_p99_ms": percentile(self.ack_ms, 0.99) if self.ack_ms else None,
+                "device_lag_p99_ms": (percentile(self.device_lag_ms, 0.99)
+                                      if self.device_lag_ms else None),
                 "missing_after_kill": self.missing_after_kill, "checked": self.checked,
                 "server_cpu_s": self.cpu_s, "server_peak_rss_mb": self.peak_rss_mb,
                 "note": self.note}
@@ -427,6 +437,7 @@ async def hub_run(shape: Shape, database_url: str, folder: Path, timeout_s: floa
     for times in seen.values():
         times.sort()
     acked = {uid: t for r in results for uid, t in r["acked"].items()}
+    sent = {uid: t for r in results for uid, t in r["sent"].items()}
     refused = [uid for r in results for uid in r["refused"]]
     # As when one process polled: acknowledged once the edits are made and every one is acked,
     # delivered once also every edit reached its `peers` other devices.
@@ -438,13 +449,18 @@ async def hub_run(shape: Shape, database_url: str, folder: Path, timeout_s: floa
         delivered_at = max(acked_at or made_at, *(seen[k][peers - 1] for k in made))
     latencies = [(seen[k][peers - 1] - t) * 1e3 for k, t in made.items()
                  if peers and len(seen.get(k, ())) >= peers]
+    ack_ms = [(t - sent[uid]) * 1e3 for uid, t in acked.items() if uid in sent]
+    lags = [lag for r in results for lag in r["loop_lag_ms"]]
     stored = await stored_update_ids(database_url, tenant)
     missing = len(set(acked) - stored - set(refused))
+    notes = [f"ack p50 / p99 {percentile(ack_ms, 0.5):.1f} / {percentile(ack_ms, 0.99):.1f} ms"
+             if ack_ms else "", f"devices' own loop lag p99 {percentile(lags, 0.99):.1f} ms"
+             if lags else "", f"{len(refused)} refused" if refused else ""]
     return Outcome("velocity hub", shape.name, len(made), made_at - start,
                    acked_at - start if acked_at else None,
                    delivered_at - start if delivered_at else None, latencies, missing,
-                   len(acked), cpu, server.peak_rss / 2**20,
-                   note=f"{len(refused)} refused" if refused else "")
+                   len(acked), cpu, server.peak_rss / 2**20, ack_ms=ack_ms, device_lag_ms=lags,
+                   note="; ".join(n for n in notes if n))
 
 
 async def stored_update_ids(database_url: str, tenant: str) -> set[str]:

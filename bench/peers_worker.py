@@ -3,7 +3,8 @@
 Spawned with its devices and the shape; it connects them, waits until each has its bootstrap,
 answers ``("ready", None)`` on its pipe and waits for ``start`` (an epoch time, the same for every
 process). From then on it makes the same edit schedule as the other processes (paced, or a
-burst), pushes, and records what it made, saw, sent and had acknowledged, until its devices hold
+burst), pushes, and records what it made, saw, sent and had acknowledged (and how late its own
+event loop ran, which adds to every receipt time), until its devices hold
 every acknowledgement and every edit of their peers (or the timeout). It answers
 ``("result", {...})`` with those records (epoch times, comparable across processes on one
 machine) and exits; on a failure it answers ``("error", traceback)``.
@@ -35,6 +36,8 @@ from sync.record import RecordDoc
 WINDOW = 8
 """Push batches a simulated device keeps in flight (each: whatever is pending, up to 200)."""
 EDIT = re.compile(rb"e(\d+)x(\d+)\.")
+LAG_TICK_S = 0.002
+"""How often a device process checks how late its own event loop runs."""
 
 
 @dataclass
@@ -131,6 +134,15 @@ class Plan:
     timeout_s: float
 
 
+async def loop_lag(samples: list[float]) -> None:
+    """Until cancelled, note how late the event loop wakes a ``LAG_TICK_S`` sleep (ms): the
+    delay the process's own load adds to the receipt times it records."""
+    while True:
+        asked = time.perf_counter()
+        await asyncio.sleep(LAG_TICK_S)
+        samples.append((time.perf_counter() - asked - LAG_TICK_S) * 1e3)
+
+
 async def drive(plan: Plan, conn: Connection) -> None:
     devices = [Device(number, user_id, device_id, DeviceKey.from_bytes(key))
                for number, user_id, device_id, key in plan.devices]
@@ -152,6 +164,8 @@ async def drive(plan: Plan, conn: Connection) -> None:
         done = asyncio.Event()
         pushers = [asyncio.create_task(d.pusher(done)) for d in devices]
         await asyncio.sleep(max(0.0, start - time.time()))
+        lags: list[float] = []
+        lag_watch = asyncio.create_task(loop_lag(lags))
 
         async def edits(device: Device) -> None:
             guid = plan.guids[device.number % docs]
@@ -179,10 +193,11 @@ async def drive(plan: Plan, conn: Connection) -> None:
 
         while not finished() and time.time() < deadline:
             await asyncio.sleep(0.005)
-        for task in pushers:
+        for task in (*pushers, lag_watch):
             task.cancel()
         conn.send(("result", {
-            "made_at": made_at, "made": made, "seen": seen,
+            "made_at": made_at, "made": made, "seen": seen, "loop_lag_ms": lags,
+            "sent": {uid: t for d in devices for uid, t in d.sent.items()},
             "acked": {uid: t for d in devices for uid, t in d.acked.items()},
             "refused": [r.update_id for d in devices for r in d.refused]}))
     finally:
