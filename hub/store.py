@@ -262,10 +262,18 @@ class HubStore:
         (after the tenant lock), so concurrent writers to one document never overwrite each other;
         a change the gate judged on exactly that state brings its result along and is not
         applied twice. Every statement is batched: a transaction costs a fixed number of round
-        trips. The batches are written under one savepoint; when PostgreSQL refuses a value, each
-        batch is written again under its own, and a failing batch change by change, so one
-        change never fails another's commit (`Unstorable`).
+        trips. When PostgreSQL refuses a value, the transaction is made again with each batch
+        under a savepoint of its own, and a failing batch change by change, so one change never
+        fails another's commit (`Unstorable`).
         """
+        try:
+            return await self._commit_groups(tenant_id, groups, per_batch=False)
+        except _STORE_REFUSALS:
+            return await self._commit_groups(tenant_id, groups, per_batch=True)
+
+    async def _commit_groups(
+        self, tenant_id: str, groups: Sequence[PushGroup], *, per_batch: bool
+    ) -> list[list[Committed | NotCommitted]]:
         flat = [(g, ch) for g, group in enumerate(groups) for ch in group.changes]
         results: list[Committed | NotCommitted | tuple[int, int] | None] = [None] * len(flat)
         taken: list[tuple[Version, int]] = []
@@ -294,13 +302,13 @@ class HubStore:
             if todo:
                 entries = [(i, flat[i][1], groups[flat[i][0]]) for i in todo]
                 appender = _Appender(conn, tenant_id, last)
-                try:
-                    written = await appender.isolated(entries)
-                except _STORE_REFUSALS:
+                if per_batch:
                     written = []
                     for g in range(len(groups)):
                         written += await appender.batch(
                             [e for e in entries if flat[e[0]][0] == g])
+                else:  # a value PostgreSQL refuses fails the transaction: see commit_groups
+                    written = await appender.write(entries)
                 for i, result in written:
                     results[i] = result
                 taken = appender.taken
@@ -516,19 +524,23 @@ class _Appender:
         self.taken: list[tuple[Version, int]] = []
         """Judged versions the written changes took, with their sequences (`write_changes`)."""
 
-    async def isolated(self, entries: Sequence[_Entry]
-                       ) -> list[tuple[int, Committed | NotCommitted]]:
-        """Append ``entries`` under a savepoint (a refused value rolls back only them);
-        (index, result) per entry."""
+    async def write(self, entries: Sequence[_Entry]
+                    ) -> list[tuple[int, Committed | NotCommitted]]:
+        """Append ``entries``; (index, result) per entry."""
         first = self.last + 1
         taken: list[tuple[Version, int]] = []
-        async with self.conn.transaction():
-            written = await write_changes(self.conn, self.tenant_id, [
-                _Pending(ch, first + n, group.user_id, group.device_id, group.principal)
-                for n, (_, ch, group) in enumerate(entries)], taken)
+        written = await write_changes(self.conn, self.tenant_id, [
+            _Pending(ch, first + n, group.user_id, group.device_id, group.principal)
+            for n, (_, ch, group) in enumerate(entries)], taken)
         self.last += len(entries)
         self.taken += taken
         return [(i, result) for (i, _, _), result in zip(entries, written, strict=True)]
+
+    async def isolated(self, entries: Sequence[_Entry]
+                       ) -> list[tuple[int, Committed | NotCommitted]]:
+        """`write` under a savepoint (a refused value rolls back only these entries)."""
+        async with self.conn.transaction():
+            return await self.write(entries)
 
     async def batch(self, entries: Sequence[_Entry]
                     ) -> list[tuple[int, Committed | NotCommitted]]:
