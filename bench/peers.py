@@ -127,6 +127,16 @@ class Outcome:
                 "server_cpu_s": self.cpu_s, "server_peak_rss_mb": self.peak_rss_mb,
                 "note": self.note}
 
+    def remarks(self) -> str:
+        """The report's note column: push → ACK and the devices' loop lag where measured, then
+        the note."""
+        s = self.summary()
+        parts = [f"ack p50 / p99 {s['ack_p50_ms']:.1f} / {s['ack_p99_ms']:.1f} ms"
+                 if self.ack_ms else "",
+                 f"devices' own loop lag p99 {s['device_lag_p99_ms']:.1f} ms"
+                 if self.device_lag_ms else "", self.note]
+        return "; ".join(p for p in parts if p)
+
 
 # --- servers ------------------------------------------------------------------------------------
 
@@ -453,14 +463,11 @@ async def hub_run(shape: Shape, database_url: str, folder: Path, timeout_s: floa
     lags = [lag for r in results for lag in r["loop_lag_ms"]]
     stored = await stored_update_ids(database_url, tenant)
     missing = len(set(acked) - stored - set(refused))
-    notes = [f"ack p50 / p99 {percentile(ack_ms, 0.5):.1f} / {percentile(ack_ms, 0.99):.1f} ms"
-             if ack_ms else "", f"devices' own loop lag p99 {percentile(lags, 0.99):.1f} ms"
-             if lags else "", f"{len(refused)} refused" if refused else ""]
     return Outcome("velocity hub", shape.name, len(made), made_at - start,
                    acked_at - start if acked_at else None,
                    delivered_at - start if delivered_at else None, latencies, missing,
                    len(acked), cpu, server.peak_rss / 2**20, ack_ms=ack_ms, device_lag_ms=lags,
-                   note="; ".join(n for n in notes if n))
+                   note=f"{len(refused)} refused" if refused else "")
 
 
 async def stored_update_ids(database_url: str, tenant: str) -> set[str]:
@@ -528,7 +535,7 @@ def report(outcomes: list[Outcome], shapes: list[Shape], versions: dict[str, str
         rate = f"{o.rate:,.0f}" if o.rate else "did not finish"
         lost = f"**{o.missing_after_kill} of {o.checked}**" if o.missing_after_kill else "0"
         lines.append(f"| {o.shape} | {o.system} | {rate} | {o.made_s:.2f} | {vis} | {lost} | "
-                     f"{o.cpu_s:.1f} | {o.peak_rss_mb:.0f} | {o.note} |")
+                     f"{o.cpu_s:.1f} | {o.peak_rss_mb:.0f} | {o.remarks()} |")
     if not versions:
         return "\n".join([*lines[2:], "", "Our hub alone (`--only hub`), acked after commit."])
     lines += ["", f"Hocuspocus {versions['hocuspocus']} (SQLite extension; defaults: 2 s "
