@@ -267,6 +267,9 @@ async def test_commits_a_device_may_not_read_send_it_nothing_until_one_it_may(
         other = await pair_device(server, "junior2@t1.test", "t1-junior2", 9002)
         for d in (junior, other):
             await d.connect()
+            # its bootstrap page and the "caught up" batch after it, before anything is written
+            # (else a record written meanwhile comes in the bootstrap and one more batch follows)
+            await d.wait_for(lambda d=d: d.batches == 2)
         await junior.write("people/p0", PERSON, "j-p0")  # people are the whole tenant's
         await other.wait_for(lambda: "people/p0" in other.docs)
         told = other.batches
